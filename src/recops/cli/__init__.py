@@ -1,0 +1,9 @@
+"""The ``recops`` command line. Each sub-command lives in a module of its own.
+
+Heavy libraries (torch, faiss, pandas) are imported inside the commands so that
+``recops --help`` stays instant.
+"""
+
+from recops.cli.app import app
+
+__all__ = ["app"]
