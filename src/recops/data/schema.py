@@ -93,9 +93,7 @@ class Dataset:
     def load(cls, directory: str | Path, name: str | None = None) -> Dataset:
         """Read a dataset written by :meth:`save`."""
         src = Path(directory)
-        missing = [
-            f for f in ("interactions.parquet", "items.parquet") if not (src / f).is_file()
-        ]
+        missing = [f for f in ("interactions.parquet", "items.parquet") if not (src / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{src} is not a recops dataset: missing {', '.join(missing)}")
         users_path = src / "users.parquet"
