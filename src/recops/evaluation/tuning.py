@@ -1,0 +1,124 @@
+"""Grid search of a model's parameters on the validation split.
+
+Tuning always happens on :func:`~recops.evaluation.splits.validation_split` of the
+training period, never on the test targets; the caller then refits the best
+parameters on the full training period and evaluates on test once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recops.evaluation.metrics import RANKING_METRICS
+from recops.evaluation.protocol import evaluate
+from recops.evaluation.splits import Split, validation_split
+from recops.models.base import Recommender
+
+Grid = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
+
+
+def expand_grid(grid: Grid) -> list[dict[str, Any]]:
+    """All parameter combinations of ``grid``.
+
+    Parameters
+    ----------
+    grid:
+        Either ``{"param": [values...]}`` (the Cartesian product is taken) or an
+        explicit list of parameter dicts.
+
+    Returns
+    -------
+    list of dict
+        At least one combination (``{}`` for an empty mapping: the defaults).
+    """
+    if isinstance(grid, Mapping):
+        for key, values in grid.items():
+            if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+                raise ValueError(
+                    f"grid[{key!r}] must be a non-empty list of values (got {values!r})"
+                )
+        keys = list(grid)
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    combos = [dict(c) for c in grid]
+    if not combos:
+        raise ValueError("`grid` must hold at least one parameter combination (got [])")
+    return combos
+
+
+def _parse_metric(metric: str) -> int:
+    name, _, k = metric.partition("@")
+    if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(
+            f"`metric` must look like '<name>@<k>' with name in {sorted(RANKING_METRICS)} "
+            f"(got {metric!r})"
+        )
+    return int(k)
+
+
+def tune(
+    make_model: Callable[..., Recommender],
+    grid: Grid,
+    split: Split,
+    metric: str = "ndcg@20",
+    *,
+    items: pd.DataFrame | None = None,
+    validation: Split | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Pick the parameters that maximise ``metric`` on the validation split.
+
+    Parameters
+    ----------
+    make_model:
+        Called as ``make_model(**params)`` to build an unfitted model (a class works).
+    grid:
+        Parameter grid, see :func:`expand_grid`.
+    split:
+        The train/test split; only its training period is used.
+    metric:
+        The selection metric, e.g. ``"ndcg@20"`` or ``"recall@10"``.
+    items:
+        The catalog, passed to ``fit`` for models that use it.
+    validation:
+        A precomputed ``validation_split(split)`` (saves recomputing it per model).
+    progress:
+        Show a progress bar.
+
+    Returns
+    -------
+    best_params : dict
+        The best combination (first one wins ties).
+    table : pandas.DataFrame
+        One row per combination: its parameters, ``metric`` and ``fit_seconds``,
+        best first.
+    """
+    k = _parse_metric(metric)
+    combos = expand_grid(grid)
+    val = validation if validation is not None else validation_split(split)
+    rows = []
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task(f"tuning {getattr(make_model, '__name__', 'model')}", total=len(combos))
+        for params in combos:
+            model = make_model(**params)
+            started = time.perf_counter()
+            if items is None:
+                model.fit(val.train)
+            else:
+                model.fit(val.train, items)
+            fit_seconds = time.perf_counter() - started
+            score = evaluate(model, val, ks=(k,)).mean(metric)
+            rows.append({**params, metric: score, "fit_seconds": fit_seconds})
+            bar.advance(task)
+    table = pd.DataFrame(rows)
+    order = np.argsort(-table[metric].to_numpy(dtype=np.float64), kind="stable")
+    table = table.iloc[order].reset_index(drop=True)
+    best = combos[int(order[0])]
+    return dict(best), table
