@@ -4,6 +4,7 @@ Heavy libraries (torch, faiss, pandas) are imported inside the commands so that
 ``recops --help`` stays instant.
 """
 
+from recops.cli import world  # noqa: F401  (registers `recops world`)
 from recops.cli.app import app
 
 __all__ = ["app"]

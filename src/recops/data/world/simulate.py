@@ -1,0 +1,208 @@
+"""Running the site: traffic meets the logging policy, the truth draws the clicks.
+
+The simulation steps one hour at a time. Within an hour every request is handled
+in one vectorised batch; the logging policy's popularity counts are refreshed
+between hours (as a production popularity job would be), from the clicks of the
+last ``ceil(popularity_window_hours)`` whole hours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from rich.progress import track
+
+from recops.data.schema import EVENT, ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from recops.data.world.config import SECONDS_PER_HOUR
+from recops.data.world.logging_policy import PopularityExplorationPolicy
+
+if TYPE_CHECKING:
+    from recops.data.world.truth import World
+
+REQUEST_ID = "request_id"
+POSITION = "position"
+PROPENSITY = "propensity"
+SLATE_PROPENSITY = "slate_propensity"
+
+# A click follows its impression by 1 to this many seconds.
+MAX_CLICK_DELAY_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class SimulationLog:
+    """Everything that happened, per request, as arrays (``R`` requests, ``K`` slots).
+
+    Parameters
+    ----------
+    time:
+        ``(R,)`` int64 unix second of each request, non-decreasing.
+    user:
+        ``(R,)`` int64 user index.
+    slates:
+        ``(R, K)`` int64 shown item indices, ``-1`` in empty slots.
+    clicks:
+        ``(R, K)`` bool, drawn from the truth.
+    click_time:
+        ``(R, K)`` int64 unix second of each click (meaningless where no click).
+    click_probability:
+        ``(R, K)`` the true click probability of each shown slot.
+    propensity:
+        ``(R, K)`` logging probability of that item in that slot.
+    slate_propensity:
+        ``(R,)`` logging probability of the whole ordered slate.
+    n_candidates:
+        ``(R,)`` items available to the policy at request time.
+    """
+
+    time: np.ndarray
+    user: np.ndarray
+    slates: np.ndarray
+    clicks: np.ndarray
+    click_time: np.ndarray
+    click_probability: np.ndarray
+    propensity: np.ndarray
+    slate_propensity: np.ndarray
+    n_candidates: np.ndarray
+
+    @property
+    def n_requests(self) -> int:
+        """Number of served requests ``R``; the request id is the row index."""
+        return len(self.time)
+
+    def to_interactions(self, user_ids: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
+        """The log as recops interactions: an ``impression`` per shown slot, a ``click`` per click.
+
+        Impressions have ``value`` 1.0 when clicked, else 0.0; clicks have 1.0. Both
+        carry the context columns ``request_id``, ``position`` (0 = top),
+        ``propensity`` and ``slate_propensity``. Rows are sorted by timestamp, then
+        request, then impressions before clicks, then position.
+
+        Parameters
+        ----------
+        user_ids, item_ids:
+            Object arrays mapping user and item indices to ids.
+        """
+        req, pos = np.nonzero(self.slates >= 0)
+        clicked = self.clicks[req, pos]
+        creq, cpos = req[clicked], pos[clicked]
+        rows_req = np.concatenate([req, creq])
+        rows_pos = np.concatenate([pos, cpos])
+        is_click = np.concatenate([np.zeros(len(req), bool), np.ones(len(creq), bool)])
+        timestamp = np.concatenate([self.time[req], self.click_time[creq, cpos]])
+        order = np.lexsort((rows_pos, is_click, rows_req, timestamp))
+        rows_req, rows_pos, is_click = rows_req[order], rows_pos[order], is_click[order]
+        item = self.slates[rows_req, rows_pos]
+        value = np.where(is_click, True, self.clicks[rows_req, rows_pos]).astype(np.float64)
+        return pd.DataFrame(
+            {
+                USER_ID: pd.Series(user_ids[self.user[rows_req]], dtype=object),
+                ITEM_ID: pd.Series(item_ids[item], dtype=object),
+                EVENT: pd.Series(np.where(is_click, "click", "impression"), dtype=object),
+                VALUE: pd.Series(value, dtype=np.float64),
+                TIMESTAMP: pd.Series(timestamp[order], dtype=np.int64),
+                REQUEST_ID: pd.Series(rows_req, dtype=np.int64),
+                POSITION: pd.Series(rows_pos, dtype=np.int64),
+                PROPENSITY: pd.Series(self.propensity[rows_req, rows_pos], dtype=np.float64),
+                SLATE_PROPENSITY: pd.Series(self.slate_propensity[rows_req], dtype=np.float64),
+            }
+        )
+
+
+def default_policy(world: World) -> PopularityExplorationPolicy:
+    """The built-in logging policy with the world's ``slate_size``, exploration and window."""
+    cfg = world.config
+    return PopularityExplorationPolicy(
+        slate_size=cfg.slate_size,
+        exploration=cfg.exploration,
+        window_seconds=cfg.popularity_window_hours * SECONDS_PER_HOUR,
+    )
+
+
+def simulate_log(
+    world: World,
+    rng: np.random.Generator,
+    policy: PopularityExplorationPolicy | None = None,
+    *,
+    progress: bool = False,
+) -> SimulationLog:
+    """Simulate the whole period of ``world`` under ``policy``.
+
+    Parameters
+    ----------
+    world:
+        The ground truth.
+    rng:
+        Source of randomness for traffic, slates and clicks.
+    policy:
+        The logging policy; :func:`default_policy` when None.
+    progress:
+        Show a progress bar over the simulated hours.
+
+    Returns
+    -------
+    SimulationLog
+        One row per served request. Requests that find no available item are dropped.
+    """
+    policy = policy or default_policy(world)
+    cfg = world.config
+    times, users = world.sample_arrivals(rng, cfg.start_time, cfg.end_time)
+    edges = np.arange(cfg.start_time, cfg.end_time + 1, SECONDS_PER_HOUR)
+    bounds = np.searchsorted(times, edges)
+    window_hours = math.ceil(policy.window_seconds / SECONDS_PER_HOUR)
+    recent_clicks = np.zeros(world.n_items, dtype=np.int64)
+    recent: deque[np.ndarray] = deque()
+    parts: list[SimulationLog] = []
+    hours: Iterable[int] = range(len(edges) - 1)
+    if progress:
+        hours = track(hours, description="simulating hours", total=len(edges) - 1)
+    for hour in hours:
+        sl = slice(bounds[hour], bounds[hour + 1])
+        part = _serve(world, policy, rng, times[sl], users[sl], recent_clicks)
+        parts.append(part)
+        clicked_items = part.slates[part.clicks]
+        np.add.at(recent_clicks, clicked_items, 1)
+        recent.append(clicked_items)
+        if len(recent) > window_hours:
+            np.subtract.at(recent_clicks, recent.popleft(), 1)
+    return _concat(parts)
+
+
+def _serve(
+    world: World,
+    policy: PopularityExplorationPolicy,
+    rng: np.random.Generator,
+    t: np.ndarray,
+    users: np.ndarray,
+    recent_clicks: np.ndarray,
+) -> SimulationLog:
+    lo, hi = world.available_range(t)
+    served = hi > lo
+    t, users, lo, hi = t[served], users[served], lo[served], hi[served]
+    decision = policy.choose(rng, lo, hi, recent_clicks)
+    probs = world.slate_click_probability(users, decision.items, t)
+    clicks = rng.random(probs.shape) < probs
+    delay = rng.integers(1, MAX_CLICK_DELAY_SECONDS + 1, size=probs.shape)
+    # Clicks never spill past the period, so every timestamp stays inside it.
+    click_time = np.minimum(t[:, None] + delay, world.config.end_time - 1)
+    return SimulationLog(
+        time=t,
+        user=users,
+        slates=decision.items,
+        clicks=clicks,
+        click_time=np.maximum(click_time, t[:, None]),
+        click_probability=probs,
+        propensity=decision.propensity,
+        slate_propensity=decision.slate_propensity,
+        n_candidates=hi - lo,
+    )
+
+
+def _concat(parts: list[SimulationLog]) -> SimulationLog:
+    fields = SimulationLog.__dataclass_fields__
+    return SimulationLog(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
