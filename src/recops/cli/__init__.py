@@ -4,7 +4,10 @@ Heavy libraries (torch, faiss, pandas) are imported inside the commands so that
 ``recops --help`` stays instant.
 """
 
-from recops.cli import world  # noqa: F401  (registers `recops world`)
+from recops.cli import (
+    data,  # noqa: F401  (registers `recops data`)
+    world,  # noqa: F401  (registers `recops world`)
+)
 from recops.cli.app import app
 
 __all__ = ["app"]
