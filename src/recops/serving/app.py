@@ -1,0 +1,527 @@
+"""The HTTP server: :func:`create_app` wires settings, model, state and log into FastAPI.
+
+Endpoints (OpenAPI at ``/docs``): ``/v1/recommend`` (GET and POST), ``/v1/similar``,
+``/v1/search``, ``/v1/category``, ``POST /v1/events``, ``GET /v1/models``, the admin
+API under ``/v1/admin/models/`` (bearer token), ``/healthz``, ``/readyz`` and
+``/metrics``.
+
+Recommendation handlers are ``async`` and compute inline: on a small machine the
+hop to a thread pool costs more than the millisecond of numpy work it would move.
+The two slow operations leave the event loop: durable event writes (a writer
+thread; the handler awaits its future) and model loads (a worker thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from recops.serving.batching import DynamicBatcher
+from recops.serving.eventlog import Event, EventLog, SQLiteEventLog
+from recops.serving.index import IndexParams
+from recops.serving.metrics import ServerMetrics
+from recops.serving.model_api import ModelLoader
+from recops.serving.repository import (
+    LoadedModel,
+    ModelLoadError,
+    ModelManager,
+    ModelNotFoundError,
+    ModelRepository,
+    NotReadyError,
+)
+from recops.serving.schemas import (
+    CategoryRequest,
+    EventsAccepted,
+    EventsRequest,
+    ModelRef,
+    ModelsResponse,
+    ModelVersion,
+    Recommendations,
+    RecommendRequest,
+    SearchRequest,
+    SimilarRequest,
+    Status,
+)
+from recops.serving.service import NotFoundError, RecommendService, UserRequest
+from recops.serving.settings import ServerSettings
+from recops.serving.state import POSITIVE_EVENTS, UserStateStore
+
+log = logging.getLogger("recops.serving")
+
+_JSON = "application/json"
+
+
+@dataclass
+class ServerContext:
+    """Everything the handlers share; one per app, created in the lifespan."""
+
+    settings: ServerSettings
+    manager: ModelManager
+    state: UserStateStore
+    event_log: EventLog
+    metrics: ServerMetrics
+    service: RecommendService
+    batcher: DynamicBatcher[UserRequest, Any] | None
+
+
+def configure_threads(n: int) -> None:
+    """Limit BLAS, OpenMP, FAISS and torch to ``n`` threads in this process.
+
+    A single query is fastest on one thread (exact top-100 over 100k x 64 takes about
+    1 ms on one thread and 8-16 ms on two on a 2-core machine); throughput comes
+    from processes.
+    """
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    faiss.omp_set_num_threads(n)
+    torch.set_num_threads(n)
+
+
+def index_params(settings: ServerSettings) -> IndexParams:
+    """The FAISS build parameters the settings ask for."""
+    return IndexParams(
+        exact_max_items=settings.exact_index_max_items,
+        ann_kind=settings.ann_kind,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+        hnsw_ef_search=settings.hnsw_ef_search,
+        ivf_nprobe=settings.ivf_nprobe,
+    )
+
+
+def warm_state(state: UserStateStore, event_log: EventLog, n_events: int) -> int:
+    """Replay the last ``n_events`` logged events into the online state."""
+    events = event_log.tail(n_events)
+    state.record_many(
+        (e.user_id, e.item_id, e.timestamp) for e in events if e.event in POSITIVE_EVENTS
+    )
+    return len(events)
+
+
+class RequestGuard:
+    """ASGI middleware: 413 for oversized bodies, and request metrics for every route.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``, which costs a task and a stream
+    per request. The endpoint label is the route template (``/v1/recommend``), or
+    ``unmatched`` so random paths cannot blow up the label set.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        declared = _content_length(scope)
+        try:
+            if declared is None:
+                await self._reply(send, 400, "invalid Content-Length header")
+                status[0] = 400
+            elif declared > self.max_body_bytes:
+                await self._reply(send, 413, self._too_large())
+                status[0] = 413
+            else:
+                await self.app(scope, self._bounded(receive), send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            version = scope.get("state", {}).get("model_version", "none")
+            self.metrics.observe_request(endpoint, version, status[0], time.perf_counter() - start)
+
+    def _too_large(self) -> str:
+        return f"request body larger than {self.max_body_bytes} bytes"
+
+    def _bounded(self, receive: Receive) -> Receive:
+        # Chunked bodies carry no Content-Length: count bytes as they arrive.
+        seen = [0]
+
+        async def bounded() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > self.max_body_bytes:
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        return bounded
+
+    @staticmethod
+    async def _reply(send: Send, status: int, detail: str) -> None:
+        body = JSONResponse({"detail": detail}).body
+        headers = [(b"content-type", _JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body size (0 if absent), or ``None`` when the header is invalid."""
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+            return length if length >= 0 else None
+    return 0
+
+
+def _json(reply: Recommendations, ctx: ServerContext) -> Response:
+    start = time.perf_counter()
+    body = reply.model_dump_json()
+    ctx.service.observe("serialize", time.perf_counter() - start)
+    return Response(content=body, media_type=_JSON)
+
+
+def _version_info(ctx: ServerContext, name: str, version: str) -> ModelVersion:
+    loaded = {(b.name, b.version): b for b in ctx.manager.loaded()}
+    bundle = loaded.get((name, version))
+    serving = ctx.manager.serving
+    return ModelVersion(
+        name=name,
+        version=version,
+        loaded=bundle is not None,
+        serving=serving is not None and (serving.name, serving.version) == (name, version),
+        n_items=None if bundle is None else bundle.index.n_items,
+        index=None if bundle is None else bundle.index.kind,
+        load_seconds=None if bundle is None else round(bundle.load_seconds, 4),
+    )
+
+
+def _models(ctx: ServerContext) -> ModelsResponse:
+    on_disk = ctx.manager.repository.models()
+    keys = {(n, v) for n, vs in on_disk.items() for v in vs}
+    keys |= {(b.name, b.version) for b in ctx.manager.loaded()}
+    serving = ctx.manager.serving
+    return ModelsResponse(
+        version_policy=ctx.settings.version_policy,
+        serving=None if serving is None else _version_info(ctx, serving.name, serving.version),
+        versions=[_version_info(ctx, n, v) for n, v in sorted(keys)],
+    )
+
+
+def create_app(
+    settings: ServerSettings,
+    *,
+    loader: ModelLoader | None = None,
+    event_log: EventLog | None = None,
+) -> FastAPI:
+    """Build the server.
+
+    Parameters
+    ----------
+    settings:
+        Server configuration.
+    loader:
+        Loads a model directory; ``TwoTower.load`` by default.
+    event_log:
+        Event storage; a :class:`SQLiteEventLog` at ``settings.event_log_path`` by
+        default. The app closes it on shutdown.
+
+    Returns
+    -------
+    fastapi.FastAPI
+        The application; the model loads in its lifespan (``/readyz`` says when).
+    """
+    metrics = ServerMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_threads(settings.threads)
+        log_store = event_log or SQLiteEventLog(settings.event_log_path)
+        state = UserStateStore(settings.history_size, settings.max_users)
+        await run_in_threadpool(warm_state, state, log_store, settings.warm_start_events)
+        manager = ModelManager(
+            ModelRepository(settings.model_repository), index_params(settings), loader
+        )
+        service = RecommendService(
+            state,
+            rerank_candidates=settings.rerank_candidates,
+            observer=_stage_observer(metrics),
+        )
+        batcher: DynamicBatcher[UserRequest, Any] | None = None
+        if settings.batching:
+            batcher = DynamicBatcher(
+                service.encode,
+                max_batch_size=settings.batch_max_size,
+                max_delay_s=settings.batch_max_delay_ms / 1000.0,
+                observer=metrics.observe_batch,
+            )
+        app.state.ctx = ServerContext(
+            settings, manager, state, log_store, metrics, service, batcher
+        )
+        try:
+            bundle = await run_in_threadpool(
+                manager.apply_policy,
+                settings.model_name,
+                settings.version_policy,
+                settings.pinned_version,
+            )
+            metrics.set_serving(bundle.name, bundle.version)
+        except (ModelNotFoundError, ModelLoadError, ValueError) as exc:
+            # Start anyway: /readyz says why, and the admin API can load a version.
+            log.error("no model served at start-up: %s", exc)
+        try:
+            yield
+        finally:
+            if batcher is not None:
+                await batcher.close()
+            await run_in_threadpool(log_store.close)
+
+    app = FastAPI(
+        title="recops inference server",
+        version="1",
+        summary="Real-time recommendations from a two-tower model: user, item, text, category.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+    _install_routes(app, settings)
+    return app
+
+
+def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:
+    children: dict[str, Any] = {}
+
+    def observe(stage: str, seconds: float) -> None:
+        child = children.get(stage)
+        if child is None:
+            child = children[stage] = metrics.stage.labels(stage)
+        child.observe(seconds)
+
+    return observe
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handle(request: Request, exc: Exception) -> Response:
+            content: dict[str, Any] = {"detail": str(exc)}
+            if isinstance(exc, NotFoundError):
+                content.update(
+                    kind=exc.kind, id=exc.value, detail=f"unknown {exc.kind} {exc.value!r}"
+                )
+            return JSONResponse(content, status_code=status)
+
+        return handle
+
+    app.add_exception_handler(NotFoundError, handler(404))
+    app.add_exception_handler(ModelNotFoundError, handler(404))
+    app.add_exception_handler(NotReadyError, handler(503))
+    app.add_exception_handler(ModelLoadError, handler(409))
+
+
+def _ctx(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ServerContext, Depends(_ctx)]
+_bearer = HTTPBearer(auto_error=False, description="The admin token (RECOPS_ADMIN_TOKEN).")
+
+
+def _admin(
+    ctx: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    token = ctx.settings.admin_token
+    if not token:
+        raise HTTPException(403, "the admin API is disabled: set RECOPS_ADMIN_TOKEN to enable it")
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401, "missing or wrong admin bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def _bundle(ctx: ServerContext, request: Request) -> LoadedModel:
+    bundle = ctx.manager.current()
+    request.state.model_version = f"{bundle.name}/{bundle.version}"
+    return bundle
+
+
+def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
+    reco: dict[str, Any] = {"response_model": Recommendations, "tags": ["recommendations"]}
+    missing: dict[int | str, dict[str, Any]] = {
+        404: {"description": "Unknown item or category (the reply names it)."}
+    }
+
+    async def recommend(body: RecommendRequest, request: Request, ctx: ServerContext) -> Response:
+        bundle = _bundle(ctx, request)
+        user = ctx.service.prepare(bundle, body)
+        if ctx.batcher is not None:
+            vector = await ctx.batcher.submit(user)
+        else:
+            vector = ctx.service.encode([user])[0]
+        return _json(ctx.service.rank_user(user, vector, body), ctx)
+
+    @app.post("/v1/recommend", summary="User → items", responses=missing, **reco)
+    async def recommend_post(body: RecommendRequest, request: Request, ctx: Context) -> Response:
+        return await recommend(body, request, ctx)
+
+    @app.get("/v1/recommend", summary="User → items (query parameters)", responses=missing, **reco)
+    async def recommend_get(
+        params: Annotated[RecommendRequest, Query()], request: Request, ctx: Context
+    ) -> Response:
+        return await recommend(params, request, ctx)
+
+    @app.post("/v1/similar", summary="Item → similar items", responses=missing, **reco)
+    async def similar(body: SimilarRequest, request: Request, ctx: Context) -> Response:
+        return _json(ctx.service.similar(body, _bundle(ctx, request)), ctx)
+
+    @app.post("/v1/search", summary="Text → items", responses=missing, **reco)
+    async def search(body: SearchRequest, request: Request, ctx: Context) -> Response:
+        return _json(ctx.service.search(body, _bundle(ctx, request)), ctx)
+
+    @app.post("/v1/category", summary="Category → items", responses=missing, **reco)
+    async def category(body: CategoryRequest, request: Request, ctx: Context) -> Response:
+        return _json(ctx.service.category(body, _bundle(ctx, request)), ctx)
+
+    @app.post("/v1/events", response_model=EventsAccepted, tags=["events"])
+    async def events(body: EventsRequest, ctx: Context) -> EventsAccepted:
+        """Log feedback durably, then update the users' online state.
+
+        The reply is sent only after the events are on disk; the very next
+        ``/v1/recommend`` of the same user sees them.
+        """
+        start = time.perf_counter()
+        now = int(time.time())
+        batch = [
+            Event(
+                e.user_id,
+                e.item_id,
+                e.event,
+                e.value,
+                e.timestamp if e.timestamp is not None else now,
+                {
+                    k: v
+                    for k, v in (
+                        ("position", e.position),
+                        ("propensity", e.propensity),
+                        ("request_id", e.request_id),
+                    )
+                    if v is not None
+                }
+                or None,
+            )
+            for e in body.events
+        ]
+        try:
+            written = await asyncio.wrap_future(ctx.event_log.submit(batch))
+        except Exception as exc:
+            log.exception("event log write failed")
+            raise HTTPException(503, f"the event log could not store the events: {exc}") from exc
+        ctx.state.record_many(
+            (e.user_id, e.item_id, e.timestamp) for e in batch if e.event in POSITIVE_EVENTS
+        )
+        for e in batch:
+            ctx.metrics.events.labels(e.event).inc()
+        ctx.service.observe("event_log", time.perf_counter() - start)
+        return EventsAccepted(accepted=written)
+
+    @app.get("/v1/models", response_model=ModelsResponse, tags=["models"])
+    async def models(ctx: Context) -> ModelsResponse:
+        """Versions in the repository, those in memory, and the one served."""
+        return _models(ctx)
+
+    admin: dict[str, Any] = {
+        "response_model": ModelsResponse,
+        "tags": ["admin"],
+        "dependencies": [Depends(_admin)],
+    }
+    admin_errors: dict[int | str, dict[str, Any]] = {
+        401: {"description": "Missing or wrong token."},
+        403: {"description": "Admin API disabled."},
+        404: {"description": "No such model or version."},
+        409: {"description": "The version failed to load; the old one keeps serving."},
+    }
+
+    def _name(ctx: ServerContext, ref: ModelRef) -> str:
+        if ref.name is not None:
+            return ref.name
+        serving = ctx.manager.serving
+        return serving.name if serving is not None else ctx.manager.repository.default_name(None)
+
+    @app.post("/v1/admin/models/load", responses=admin_errors, **admin)
+    async def load(ref: ModelRef, ctx: Context) -> ModelsResponse:
+        """Load a version into memory without serving it."""
+        await run_in_threadpool(ctx.manager.load, _name(ctx, ref), ref.version)
+        return _models(ctx)
+
+    @app.post("/v1/admin/models/switch", responses=admin_errors, **admin)
+    async def switch(ref: ModelRef, ctx: Context) -> ModelsResponse:
+        """Serve a version (loaded first if needed); the swap is atomic."""
+        bundle = await run_in_threadpool(ctx.manager.switch, _name(ctx, ref), ref.version)
+        ctx.metrics.set_serving(bundle.name, bundle.version)
+        return _models(ctx)
+
+    @app.post("/v1/admin/models/unload", responses=admin_errors, **admin)
+    async def unload(ref: ModelRef, ctx: Context) -> ModelsResponse:
+        """Free a loaded version that is not being served."""
+        try:
+            ctx.manager.unload(_name(ctx, ref), ref.version)
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return _models(ctx)
+
+    @app.get("/healthz", response_model=Status, tags=["operations"])
+    async def healthz() -> Status:
+        """The process is up."""
+        return Status(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Status,
+        tags=["operations"],
+        responses={503: {"model": Status, "description": "No model loaded yet."}},
+    )
+    async def readyz(ctx: Context) -> Response:
+        """Ready once a model is being served."""
+        bundle = ctx.manager.serving
+        if bundle is None:
+            status = Status(status="not ready", detail="no model is loaded yet")
+            return Response(status.model_dump_json(), status_code=503, media_type=_JSON)
+        ready = Status(status="ready", model=bundle.name, version=bundle.version)
+        return Response(ready.model_dump_json(), media_type=_JSON)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def prometheus(ctx: Context) -> Response:
+        """Prometheus text exposition."""
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    if settings.benchmark_routes:
+
+        @app.get("/v1/ceiling", include_in_schema=False)
+        async def ceiling(k: Annotated[int, Query(ge=1, le=1000)] = 10) -> Response:
+            # The framework's ceiling: same reply shape and serialisation, no model.
+            reply = Recommendations(
+                items=[f"item{i}" for i in range(k)],
+                scores=[1.0 / (i + 1) for i in range(k)],
+                model="ceiling",
+                version="0",
+                strategy="personalized",
+            )
+            return Response(reply.model_dump_json(), media_type=_JSON)

@@ -1,0 +1,335 @@
+"""The model repository and the atomically swapped "loaded model" the server reads.
+
+Layout on disk, like an inference server's::
+
+    <root>/<name>/<version>/     a model artifact directory (TwoTower.save)
+    <root>/<name>/<version>/items.parquet   optional catalog for category/age filters
+
+A :class:`LoadedModel` is immutable once built: the model, its FAISS index and its
+item facts. :class:`ModelManager` serves exactly one of them through a single
+reference; a switch builds the new bundle completely first and then replaces the
+reference in one assignment, so a request holds either the old bundle or the new
+one, never a mix. A version that fails to load raises and leaves the serving one
+untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
+from recops.serving.index import IndexParams, VectorIndex
+from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
+
+#: Names and versions are path components: no separators, no dot-dot.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CATALOG_FILE = "items.parquet"
+
+
+class ModelNotFoundError(LookupError):
+    """A model or version that the repository (or memory) does not have."""
+
+
+class ModelLoadError(RuntimeError):
+    """A version exists but could not be loaded; the message says why."""
+
+
+class NotReadyError(RuntimeError):
+    """No model is being served yet."""
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is a safe model name/version, else raise ValueError."""
+    if not isinstance(value, str) or not _SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{kind} must be 1-128 characters of letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit (got {value!r})"
+        )
+    return value
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural sort key: ``"10" > "9"``, ``"1.10" > "1.9"``; digits before letters."""
+    parts = re.split(r"(\d+)", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
+
+
+class _PriorCache:
+    """The item prior and its best items at the latest ``now`` asked for.
+
+    ``item_prior`` is O(n_items); requests in the same second share it. The lock
+    only guards the single slot, the computation runs outside it.
+    """
+
+    def __init__(self, top_n: int = 1000) -> None:
+        self.top_n = top_n
+        self._lock = threading.Lock()
+        self._slot: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def get(self, model: ServableModel, now: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            slot = self._slot
+        if slot is not None and slot[0] == now:
+            return slot[1], slot[2]
+        prior = np.asarray(model.item_prior(now), dtype=np.float32)
+        if len(prior) == 0 or prior.max() == prior.min():
+            top = np.array([], dtype=np.int64)  # a flat prior favours nothing
+        else:
+            n = min(self.top_n, len(prior))
+            part = np.argpartition(-prior, n - 1)[:n]
+            top = part[np.argsort(-prior[part], kind="stable")].astype(np.int64)
+        with self._lock:
+            self._slot = (now, prior, top)
+        return prior, top
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One servable version: model, index and item facts, built together.
+
+    Parameters
+    ----------
+    name, version:
+        Where it came from in the repository.
+    path:
+        Its artifact directory.
+    model:
+        The loaded model.
+    index:
+        FAISS index over ``model.item_vectors()``.
+    catalog:
+        Category masks and publish times for the filters.
+    load_seconds:
+        Time to load the artifact and build the index.
+    known_users:
+        Users the model has an id embedding for (``user_ids_``), if it has any.
+    """
+
+    name: str
+    version: str
+    path: Path
+    model: ServableModel
+    index: VectorIndex
+    catalog: ItemCatalog
+    load_seconds: float
+    known_users: frozenset[str] = frozenset()
+    loaded_at: float = field(default_factory=time.time)
+    _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
+
+    def item_prior(self, now: int) -> np.ndarray:
+        """The model's additive item prior at ``now`` (shared within a second)."""
+        return self._prior.get(self.model, now)[0]
+
+    def prior_top(self, now: int, n: int) -> np.ndarray:
+        """Index rows of the ``n`` items with the highest prior (empty if it is flat)."""
+        return self._prior.get(self.model, now)[1][:n]
+
+
+def build_loaded_model(
+    name: str, version: str, path: Path, model: ServableModel, index_params: IndexParams
+) -> LoadedModel:
+    """Check the model against the interface, build its index and catalog."""
+    start = time.perf_counter()
+    vectors = np.asarray(model.item_vectors(), dtype=np.float32)
+    n_items = len(model.item_ids_)
+    if vectors.shape != (n_items, model.dim):
+        raise ModelLoadError(
+            f"{path}: item_vectors() has shape {vectors.shape}, expected ({n_items}, {model.dim})"
+        )
+    index = VectorIndex(vectors, index_params)
+    catalog_file = path / CATALOG_FILE
+    item_ids = [str(i) for i in model.item_ids_]
+    if catalog_file.is_file():
+        catalog = ItemCatalog.from_parquet(catalog_file, item_ids, model.categories_)
+    else:
+        catalog = catalog_from_model(model, item_ids)
+    known = frozenset(str(u) for u in getattr(model, "user_ids_", ()))
+    return LoadedModel(
+        name,
+        version,
+        path,
+        model,
+        index,
+        catalog,
+        load_seconds=time.perf_counter() - start,
+        known_users=known,
+    )
+
+
+def catalog_from_model(model: ServableModel, item_ids: list[str]) -> ItemCatalog:
+    """Item facts the model carries itself, if any.
+
+    A TwoTower keeps its catalog features as ``catalog_`` (padded category indices
+    ``1..n_categories`` per item, 0 = padding, and publish times, -1 = unknown). A
+    model without them still serves; category and age filters then match nothing.
+    """
+    features = getattr(model, "catalog_", None)
+    categories = list(model.categories_)
+    matrix = getattr(features, "categories", None)
+    published = getattr(features, "publish_time", None)
+    if matrix is None or published is None or len(published) != len(item_ids):
+        return ItemCatalog.empty(len(item_ids), categories)
+    matrix = np.asarray(matrix)
+    masks = {c: (matrix == j + 1).any(axis=1) for j, c in enumerate(categories)}
+    published = np.asarray(published, dtype=np.int64)
+    times = np.where(published >= 0, published, UNKNOWN_TIME)
+    return ItemCatalog(masks, times)
+
+
+class ModelRepository:
+    """Read-only view of ``<root>/<name>/<version>/`` directories.
+
+    Parameters
+    ----------
+    root:
+        The repository folder.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def models(self) -> dict[str, list[str]]:
+        """Model name → its versions, oldest first."""
+        if not self.root.is_dir():
+            return {}
+        out: dict[str, list[str]] = {}
+        for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if not _SAFE_NAME.match(model_dir.name):
+                continue
+            versions = [
+                v.name for v in model_dir.iterdir() if v.is_dir() and _SAFE_NAME.match(v.name)
+            ]
+            out[model_dir.name] = sorted(versions, key=version_key)
+        return out
+
+    def path(self, name: str, version: str) -> Path:
+        """The artifact directory of ``name``/``version``; ModelNotFoundError if absent."""
+        path = self.root / check_name("model name", name) / check_name("version", version)
+        if not path.is_dir():
+            raise ModelNotFoundError(f"no version {version!r} of model {name!r} in {self.root}")
+        return path
+
+    def default_name(self, name: str | None) -> str:
+        """``name`` if given, else the only model in the repository."""
+        if name is not None:
+            return check_name("model name", name)
+        names = list(self.models())
+        if len(names) != 1:
+            raise ModelNotFoundError(
+                f"{self.root} holds {len(names)} models ({', '.join(names) or 'none'}): "
+                "say which one to serve"
+            )
+        return names[0]
+
+    def latest(self, name: str) -> str:
+        """The highest version of ``name``."""
+        versions = self.models().get(check_name("model name", name), [])
+        if not versions:
+            raise ModelNotFoundError(f"model {name!r} has no versions in {self.root}")
+        return versions[-1]
+
+
+class ModelManager:
+    """Loads versions, serves one, and swaps it atomically.
+
+    Parameters
+    ----------
+    repository:
+        Where versions come from.
+    index_params:
+        How each version's FAISS index is built.
+    loader:
+        Loads an artifact directory; ``TwoTower.load`` by default.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        index_params: IndexParams | None = None,
+        loader: ModelLoader | None = None,
+    ) -> None:
+        self.repository = repository
+        self.index_params = index_params or IndexParams()
+        self.loader: ModelLoader = loader or load_two_tower
+        # Serialises loads/switches/unloads; requests never take it.
+        self._admin_lock = threading.RLock()
+        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+        # The one reference requests read. Replaced by a single assignment.
+        self._serving: LoadedModel | None = None
+
+    @property
+    def serving(self) -> LoadedModel | None:
+        """The bundle requests use now, or ``None`` before the first load."""
+        return self._serving
+
+    def current(self) -> LoadedModel:
+        """The serving bundle; NotReadyError when none is loaded."""
+        bundle = self._serving
+        if bundle is None:
+            raise NotReadyError("no model is loaded yet")
+        return bundle
+
+    def loaded(self) -> list[LoadedModel]:
+        """Bundles in memory (the serving one included)."""
+        with self._admin_lock:
+            return list(self._loaded.values())
+
+    def load(self, name: str, version: str) -> LoadedModel:
+        """Load ``name``/``version`` into memory without serving it (idempotent)."""
+        with self._admin_lock:
+            key = (name, version)
+            if key in self._loaded:
+                return self._loaded[key]
+            path = self.repository.path(name, version)
+            try:
+                model = self.loader(path)
+                bundle = build_loaded_model(name, version, path, model, self.index_params)
+            except (ModelNotFoundError, ModelLoadError):
+                raise
+            except Exception as exc:  # any failure of a version becomes one error type
+                raise ModelLoadError(
+                    f"could not load model {name!r} version {version!r} from {path}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self._loaded[key] = bundle
+            return bundle
+
+    def switch(self, name: str, version: str) -> LoadedModel:
+        """Serve ``name``/``version``, loading it first; the old one stays on failure."""
+        with self._admin_lock:
+            bundle = self.load(name, version)
+            self._serving = bundle  # the atomic swap
+            return bundle
+
+    def unload(self, name: str, version: str) -> None:
+        """Drop a loaded version; the serving one cannot be unloaded."""
+        with self._admin_lock:
+            key = (name, version)
+            if key not in self._loaded:
+                raise ModelNotFoundError(f"model {name!r} version {version!r} is not loaded")
+            serving = self._serving
+            if serving is not None and (serving.name, serving.version) == key:
+                raise ValueError(
+                    f"model {name!r} version {version!r} is being served: switch to another "
+                    "version before unloading it"
+                )
+            del self._loaded[key]
+
+    def apply_policy(self, name: str | None, policy: str, pinned: str | None) -> LoadedModel:
+        """Serve the version the policy names (``latest`` or ``pinned``)."""
+        model_name = self.repository.default_name(name)
+        if policy == "pinned":
+            if not pinned:
+                raise ValueError("version policy 'pinned' needs a version (got none)")
+            version = pinned
+        elif policy == "latest":
+            version = self.repository.latest(model_name)
+        else:
+            raise ValueError(f"version policy must be 'latest' or 'pinned' (got {policy!r})")
+        return self.switch(model_name, version)

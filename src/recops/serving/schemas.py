@@ -1,0 +1,163 @@
+"""Request and response bodies of the HTTP API; they are its documentation (OpenAPI).
+
+Bounds live here so that bad input is refused with 422 naming the field before any
+model code runs: ``k`` in 1..1000, ids of 1..256 characters, at most 1,000 history
+items or exclusions per request, at most 10,000 events per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recops.data.schema import EVENT_TYPES
+
+MAX_K = 1000
+MAX_LIST = 1000
+MAX_EVENTS = 10_000
+#: Latest unix time accepted (year ~36812): keeps arithmetic on it far from overflow.
+MAX_TIME = 2**40
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
+Strategy = Literal["personalized", "cold_start", "similar", "search", "category"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Filters(_Request):
+    """Options shared by every recommendation endpoint."""
+
+    k: int = Field(default=10, ge=1, le=MAX_K, description="Number of items to return.")
+    exclude_items: list[Id] = Field(
+        default_factory=list, max_length=MAX_LIST, description="Items never returned."
+    )
+    categories: list[Id] | None = Field(
+        default=None,
+        max_length=100,
+        description="Only return items in at least one of these categories.",
+    )
+    max_age_s: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TIME,
+        description="Only return items published at most this many seconds before `now`.",
+    )
+    now: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TIME,
+        description="Unix time of the request (default: the server's clock); for replays.",
+    )
+
+
+class RecommendRequest(Filters):
+    """User → items. A known user, or an anonymous one who sends recent item ids."""
+
+    user_id: Id | None = Field(default=None, description="The user; may be new or absent.")
+    history: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="Recent item ids, oldest first, added after the user's online history.",
+    )
+    exclude_seen: bool = Field(default=True, description="Drop items in the user's history.")
+
+
+class SimilarRequest(Filters):
+    """Item → items."""
+
+    item_id: Id = Field(description="The item to find neighbours of; it is never returned.")
+
+
+class SearchRequest(Filters):
+    """Query text → items."""
+
+    query: str = Field(min_length=1, max_length=1000, description="Free text.")
+
+
+class CategoryRequest(Filters):
+    """Category → items."""
+
+    category: Id = Field(description="A category the model knows.")
+
+
+class Recommendations(BaseModel):
+    """Ranked items, best first, with the model version that produced them."""
+
+    items: list[str]
+    scores: list[float]
+    model: str
+    version: str
+    strategy: Strategy = Field(
+        description=(
+            "How the list was made: `personalized` (from the user's history), "
+            "`cold_start` (no usable history: popularity/freshness prior with the "
+            "cold-start user vector), or the endpoint's task."
+        )
+    )
+
+
+class EventIn(_Request):
+    """One piece of feedback."""
+
+    user_id: Id
+    item_id: Id
+    event: EventType = Field(description="Event type, as in the interaction schema.")  # type: ignore[valid-type]
+    value: float = Field(default=1.0, allow_inf_nan=False, ge=-1e9, le=1e9)
+    timestamp: int | None = Field(
+        default=None, ge=0, le=MAX_TIME, description="Unix seconds; default: now."
+    )
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    propensity: float | None = Field(default=None, gt=0.0, le=1.0)
+    request_id: Id | None = None
+
+
+class EventsRequest(_Request):
+    """A batch of events; it is written atomically."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsAccepted(BaseModel):
+    """Sent only after the events are durable in the event log."""
+
+    accepted: int
+
+
+class ModelVersion(BaseModel):
+    """A version in the repository."""
+
+    name: str
+    version: str
+    loaded: bool
+    serving: bool
+    n_items: int | None = None
+    index: str | None = None
+    load_seconds: float | None = None
+
+
+class ModelsResponse(BaseModel):
+    """The repository, what is in memory and what is served."""
+
+    version_policy: str
+    serving: ModelVersion | None
+    versions: list[ModelVersion]
+
+
+class ModelRef(_Request):
+    """Names a version for the admin API."""
+
+    name: Id | None = Field(default=None, description="Model name; default: the served one.")
+    version: Id
+
+
+class Status(BaseModel):
+    """Health and readiness."""
+
+    status: str
+    model: str | None = None
+    version: str | None = None
+    detail: str | None = None

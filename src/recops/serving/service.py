@@ -1,0 +1,283 @@
+"""The recommendation pipeline, free of HTTP: state → user tower → ANN → filter → re-rank.
+
+Each request captures one :class:`~recops.serving.repository.LoadedModel` at its
+start and uses only that bundle, so a model switch in the middle of a request cannot
+mix two versions. Every stage is timed and reported to an observer (the Prometheus
+stage histogram in the server, a plain dict in the benchmark).
+
+Re-ranking: the index retrieves by inner product only; the user→item score adds the
+model's time-aware ``item_prior(now)``. Items the prior favours but the ANN missed
+are added from a per-second cache of the prior's top items, and every candidate is
+re-scored exactly, so the ranking is that of the full score over the candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recops.models.base import Queries
+from recops.serving.repository import LoadedModel
+from recops.serving.schemas import (
+    CategoryRequest,
+    Filters,
+    Recommendations,
+    RecommendRequest,
+    SearchRequest,
+    SimilarRequest,
+)
+from recops.serving.state import UserStateStore
+
+StageObserver = Callable[[str, float], None]
+
+#: Items taken from the prior's top list as extra re-ranking candidates.
+_PRIOR_CANDIDATES = 100
+
+
+class NotFoundError(LookupError):
+    """An id the served model does not know; the server answers 404 naming it."""
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"unknown {kind} {value!r}")
+        self.kind = kind
+        self.value = value
+
+
+@dataclass(frozen=True)
+class UserRequest:
+    """What the user tower needs, resolved from the online state and the request.
+
+    Parameters
+    ----------
+    bundle:
+        The model version this request is served by.
+    query:
+        A one-row :class:`Queries` with the user's combined history.
+    seen:
+        Index rows of the history's known items (to exclude when asked).
+    strategy:
+        ``personalized`` when the history holds a known item (or the model knows
+        the user), else ``cold_start``.
+    now:
+        Unix time of the request.
+    """
+
+    bundle: LoadedModel
+    query: Queries
+    seen: np.ndarray
+    strategy: str
+    now: int
+
+
+def _no_observer(stage: str, seconds: float) -> None:
+    return None
+
+
+class RecommendService:
+    """Serves the four recommendation tasks from the served model and the user state.
+
+    Parameters
+    ----------
+    state:
+        Online user state (recent history per user).
+    rerank_candidates:
+        Candidates fetched from the index before re-ranking (``k`` at least).
+    observer:
+        Receives ``(stage, seconds)`` for each stage of each request.
+    """
+
+    def __init__(
+        self,
+        state: UserStateStore,
+        *,
+        rerank_candidates: int = 200,
+        observer: StageObserver | None = None,
+    ) -> None:
+        if isinstance(rerank_candidates, bool) or not isinstance(rerank_candidates, int):
+            raise ValueError(
+                f"`rerank_candidates` must be a positive int (got {rerank_candidates!r})"
+            )
+        if rerank_candidates < 1:
+            raise ValueError(
+                f"`rerank_candidates` must be a positive int (got {rerank_candidates!r})"
+            )
+        self.state = state
+        self.rerank_candidates = rerank_candidates
+        self.observe = observer or _no_observer
+
+    # -- user → items -------------------------------------------------------------
+
+    def prepare(self, bundle: LoadedModel, request: RecommendRequest) -> UserRequest:
+        """Stage 1: the user's history from the online state plus the request."""
+        start = time.perf_counter()
+        now = request.now if request.now is not None else int(time.time())
+        stored = self.state.history(request.user_id) if request.user_id else None
+        items = stored.item_ids if stored is not None else np.array([], dtype=object)
+        times = stored.timestamps if stored is not None else np.array([], dtype=np.int64)
+        if request.history:
+            items = np.concatenate([items, np.array(request.history, dtype=object)])
+            times = np.concatenate([times, np.full(len(request.history), now, dtype=np.int64)])
+        index = bundle.model.item_index
+        seen = np.fromiter((index[i] for i in items if i in index), dtype=np.int64, count=-1)
+        known_user = request.user_id is not None and request.user_id in bundle.known_users
+        query = Queries(
+            user_ids=[request.user_id or ""],
+            histories=[items],
+            history_times=[times],
+            now=np.array([now], dtype=np.int64),
+        )
+        strategy = "personalized" if len(seen) or known_user else "cold_start"
+        self.observe("state", time.perf_counter() - start)
+        return UserRequest(bundle, query, seen, strategy, now)
+
+    def encode(self, requests: Sequence[UserRequest]) -> list[np.ndarray]:
+        """Stage 2: user vectors, one model call per model version in the batch."""
+        start = time.perf_counter()
+        out: list[np.ndarray | None] = [None] * len(requests)
+        by_bundle: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_bundle.setdefault(id(r.bundle), []).append(i)
+        for rows in by_bundle.values():
+            bundle = requests[rows[0]].bundle
+            queries = [requests[i].query for i in rows]
+            merged = Queries(
+                user_ids=[q.user_ids[0] for q in queries],
+                histories=[q.histories[0] for q in queries],
+                history_times=[q.history_times[0] for q in queries],
+                now=np.concatenate([q.now for q in queries]),
+            )
+            vectors = np.asarray(bundle.model.encode_users(merged), dtype=np.float32)
+            for row, i in enumerate(rows):
+                out[i] = vectors[row]
+        self.observe("user_tower", time.perf_counter() - start)
+        return [v for v in out if v is not None]
+
+    def rank_user(
+        self, user: UserRequest, vector: np.ndarray, request: RecommendRequest
+    ) -> Recommendations:
+        """Stages 3-5: ANN with filters, re-rank with the item prior, build the reply."""
+        bundle = user.bundle
+        excluded = self._excluded(bundle, request, user.seen if request.exclude_seen else None)
+        ids, scores = self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True)
+        return self._reply(bundle, ids, scores, user.strategy)
+
+    def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
+        """The whole user → items pipeline without batching."""
+        user = self.prepare(bundle, request)
+        return self.rank_user(user, self.encode([user])[0], request)
+
+    # -- item / text / category → items ------------------------------------------
+
+    def similar(self, request: SimilarRequest, bundle: LoadedModel) -> Recommendations:
+        """Items similar to ``request.item_id`` (never the item itself)."""
+        if request.item_id not in bundle.model.item_index:
+            raise NotFoundError("item", request.item_id)
+        vector = self._encode_timed(bundle.model.encode_similar, [request.item_id])
+        own = np.array([bundle.model.item_index[request.item_id]], dtype=np.int64)
+        excluded = self._excluded(bundle, request, own)
+        now = request.now if request.now is not None else int(time.time())
+        ids, scores = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+        return self._reply(bundle, ids, scores, "similar")
+
+    def search(self, request: SearchRequest, bundle: LoadedModel) -> Recommendations:
+        """Items matching a free-text query."""
+        vector = self._encode_timed(bundle.model.encode_texts, [request.query])
+        excluded = self._excluded(bundle, request, None)
+        now = request.now if request.now is not None else int(time.time())
+        ids, scores = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+        return self._reply(bundle, ids, scores, "search")
+
+    def category(self, request: CategoryRequest, bundle: LoadedModel) -> Recommendations:
+        """Items of a category, ranked by the category tower."""
+        if request.category not in bundle.catalog.category_masks:
+            raise NotFoundError("category", request.category)
+        vector = self._encode_timed(bundle.model.encode_categories, [request.category])
+        excluded = self._excluded(bundle, request, None)
+        now = request.now if request.now is not None else int(time.time())
+        # When the catalog knows the category's items, only they are eligible.
+        own = bundle.catalog.category_masks[request.category]
+        restrict = own if own.any() else None
+        ids, scores = self._retrieve(
+            bundle, vector, request, now, excluded, use_prior=False, restrict=restrict
+        )
+        return self._reply(bundle, ids, scores, "category")
+
+    # -- shared stages -----------------------------------------------------------
+
+    def _encode_timed(
+        self, encode: Callable[[list[str]], np.ndarray], args: list[str]
+    ) -> np.ndarray:
+        start = time.perf_counter()
+        vector = np.asarray(encode(args), dtype=np.float32)[0]
+        self.observe("user_tower", time.perf_counter() - start)
+        return vector
+
+    @staticmethod
+    def _excluded(bundle: LoadedModel, request: Filters, extra: np.ndarray | None) -> np.ndarray:
+        index = bundle.model.item_index
+        explicit = [index[i] for i in request.exclude_items if i in index]
+        parts = [np.asarray(explicit, dtype=np.int64)]
+        if extra is not None:
+            parts.append(extra)
+        return np.unique(np.concatenate(parts))
+
+    def _retrieve(
+        self,
+        bundle: LoadedModel,
+        vector: np.ndarray,
+        request: Filters,
+        now: int,
+        excluded: np.ndarray,
+        *,
+        use_prior: bool,
+        restrict: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        published_after = None if request.max_age_s is None else now - request.max_age_s
+        try:
+            eligible = bundle.catalog.eligible(request.categories, published_after)
+        except KeyError as exc:
+            raise NotFoundError("category", str(exc.args[0])) from exc
+        if restrict is not None:
+            eligible = restrict if eligible is None else eligible & restrict
+        self.observe("filter", time.perf_counter() - start)
+
+        start = time.perf_counter()
+        fetch = max(request.k, self.rerank_candidates)
+        ids, _ = bundle.index.search(vector[None, :], fetch, eligible=eligible, exclude=excluded)
+        candidates = ids[0][ids[0] >= 0]
+        self.observe("ann", time.perf_counter() - start)
+
+        start = time.perf_counter()
+        prior = bundle.item_prior(now) if use_prior else None
+        if prior is not None:
+            extra = bundle.prior_top(now, _PRIOR_CANDIDATES)
+            if len(extra):
+                keep = np.ones(len(extra), dtype=np.bool_)
+                if eligible is not None:
+                    keep &= eligible[extra]
+                if len(excluded):
+                    keep &= ~np.isin(extra, excluded)
+                candidates = np.union1d(candidates, extra[keep])
+        vectors = bundle.index.vectors[candidates]
+        scores = bundle.model.score_scale * (vectors @ vector)
+        if prior is not None:
+            scores = scores + prior[candidates]
+        k = min(request.k, len(candidates))
+        order = np.argsort(-scores, kind="stable")[:k]
+        self.observe("rerank", time.perf_counter() - start)
+        return candidates[order], scores[order]
+
+    def _reply(
+        self, bundle: LoadedModel, ids: np.ndarray, scores: np.ndarray, strategy: str
+    ) -> Recommendations:
+        return Recommendations(
+            items=bundle.model.item_ids_[ids].tolist(),
+            scores=[float(s) for s in scores],
+            model=bundle.name,
+            version=bundle.version,
+            strategy=strategy,  # type: ignore[arg-type]
+        )
