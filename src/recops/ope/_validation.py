@@ -18,7 +18,7 @@ def as_1d_float(name: str, values: object, n: int | None = None) -> np.ndarray:
         raise ValueError(f"`{name}` must have length {n} like `reward` (got {arr.shape[0]})")
     if not np.all(np.isfinite(arr)):
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValueError(f"`{name}` must be finite (got {arr[bad]!r} at index {bad})")
+        raise ValueError(f"`{name}` must be finite (got {float(arr[bad])!r} at index {bad})")
     return arr
 
 
@@ -46,7 +46,9 @@ def check_propensity(name: str, values: np.ndarray, *, allow_zero: bool) -> None
     if not np.all(ok):
         bad = int(np.flatnonzero(~ok)[0])
         interval = "[0, 1]" if allow_zero else "(0, 1]"
-        raise ValueError(f"`{name}` must be in {interval} (got {values[bad]!r} at index {bad})")
+        raise ValueError(
+            f"`{name}` must be in {interval} (got {float(values[bad])!r} at index {bad})"
+        )
 
 
 def check_action_dist(

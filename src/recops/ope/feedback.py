@@ -12,6 +12,7 @@ policy's action distribution has shape ``(n_rows, n_actions, len_list)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -142,3 +143,40 @@ class LoggedFeedback:
             slate_id=None if self.slate_id is None else self.slate_id[rows],
             action_ids=self.action_ids,
         )
+
+
+def read_obd(
+    path_or_data_dir: str | Path, behavior_policy: str = "random", campaign: str = "all"
+) -> LoggedFeedback:
+    """Read an Open Bandit Dataset log with obp's conventions.
+
+    ``action`` is the raw ``item_id``, ``position`` the CSV's ``position`` minus one and
+    ``pscore`` the logged ``propensity_score``; rows are in time order.
+
+    Parameters
+    ----------
+    path_or_data_dir:
+        A folder holding ``obd/``, the ``obd`` folder, or a campaign CSV file.
+    behavior_policy:
+        ``"random"`` or ``"bts"``.
+    campaign:
+        ``"all"``, ``"men"`` or ``"women"``.
+
+    Returns
+    -------
+    LoggedFeedback
+    """
+    from recops.data.loaders.obd import load_obd_bandit_feedback
+
+    raw = load_obd_bandit_feedback(path_or_data_dir, behavior_policy, campaign)
+    feedback = LoggedFeedback.from_bandit_feedback(raw)
+    return LoggedFeedback(
+        action=feedback.action,
+        reward=feedback.reward,
+        pscore=feedback.pscore,
+        n_actions=feedback.n_actions,
+        position=feedback.position,
+        len_list=feedback.len_list,
+        context=feedback.context,
+        action_ids=np.arange(feedback.n_actions),
+    )

@@ -152,6 +152,9 @@ def main() -> None:
         "len_list": int(len_list),
         "checks": {
             "action_sum": int(feedback["action"].sum()),
+            # Row order matters for the context-dependent target below.
+            "action_head": feedback["action"][:50].tolist(),
+            "position_head": feedback["position"][:50].tolist(),
             "position_counts": np.bincount(feedback["position"]).tolist(),
             "reward_sum": float(feedback["reward"].sum()),
             "pscore_sum": float(feedback["pscore"].sum()),
