@@ -113,7 +113,7 @@ class ValidationReport:
             return head
         lines = [f"{head}, skipped {self.n_skipped:,}:"]
         for reason, count in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  {reason}: {count:,} rows, e.g.")
+            lines.append(f"  {reason}: {count:,} row{'' if count == 1 else 's'}, e.g.")
             lines.extend(f"    {p}" for p in self.examples.get(reason, ()))
         return "\n".join(lines)
 

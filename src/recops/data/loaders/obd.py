@@ -179,10 +179,21 @@ def _positions(table: RawTable) -> np.ndarray:
 
 def _pseudo_user_ids(features: pd.DataFrame) -> pd.Series:
     """A 12-hex-digit id per distinct combination of user features."""
-    joined = features.fillna("").astype(str).agg("|".join, axis=1)
+    joined = features.iloc[:, 0].fillna("").astype(str)
+    for column in features.columns[1:]:
+        joined = joined + "|" + features[column].fillna("").astype(str)
     # Few distinct profiles: hash those, not every row.
     ids = {p: hashlib.sha1(p.encode()).hexdigest()[:12] for p in joined.unique()}
     return joined.map(ids)
+
+
+def _floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric text columns as float64; an unreadable cell becomes NaN."""
+    try:
+        # One vectorised cast for the common case of a clean file.
+        return frame.astype(np.float64)
+    except (ValueError, TypeError):
+        return frame.apply(pd.to_numeric, errors="coerce").astype(np.float64)
 
 
 def load_obd(path: str | Path, behavior_policy: str = "random", campaign: str = "all") -> Dataset:
@@ -219,9 +230,9 @@ def load_obd(path: str | Path, behavior_policy: str = "random", campaign: str = 
             "position": _positions(table),
             "propensity": pd.to_numeric(raw["propensity_score"], errors="coerce"),
             **{c: raw[c] for c in USER_FEATURES},
-            **{c: pd.to_numeric(raw[c], errors="coerce") for c in affinity},
         }
     )
+    events = pd.concat([events, _floats(raw[affinity])], axis=1)
     interactions, _ = validate_interactions(
         events, source=table.source, lines=table.lines, catalog=items, duplicates=False
     )
