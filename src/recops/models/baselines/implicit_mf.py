@@ -2,7 +2,8 @@
 
 Both are fitted on the binary user–item matrix on the CPU. Users that were in the
 training data are scored with their learned factors; users the model never saw
-(cold users) get factors solved from their query history by least squares, so both
+(cold users) get factors computed from their query history (ALS: its own
+least-squares user step; BPR: the mean of the history items' factors), so both
 models serve a new user from the first events, like the history-based models.
 """
 
@@ -74,8 +75,8 @@ class _ImplicitFactorModel(Recommender):
     def score(self, queries: Queries) -> np.ndarray:
         """Dot products of user and item factors, ``(len(queries), n_items)``.
 
-        Known users use their trained factors; cold users' factors are solved from
-        ``queries.histories``.
+        Known users use their trained factors; cold users' factors are computed
+        from ``queries.histories``.
         """
         rows = positions(self._users, list(queries.user_ids))
         factors = np.empty((len(queries), self.user_factors_.shape[1]), dtype=np.float64)
@@ -152,10 +153,14 @@ class BPR(_ImplicitFactorModel):
 
     Maximises :math:`\\sum \\ln \\sigma(x_u^\\top y_i - x_u^\\top y_j)` over observed
     items :math:`i` and sampled unobserved :math:`j` by SGD. ``implicit`` appends an
-    item-bias column to the item factors (and a constant 1 to user factors). BPR
-    has no closed-form fold-in, so a cold user's factors are the ridge regression
-    of the history indicator on the item factors (bias column included):
-    :math:`x_u = (Y^\\top Y + \\lambda I)^{-1} Y^\\top h_u`.
+    item-bias column to the item factors (and a constant 1 to user factors).
+
+    BPR has no closed-form fold-in. A cold user's factors are the mean of their
+    history items' factors, :math:`x_u = |H_u|^{-1} \\sum_{i \\in H_u} y_i` (bias entry
+    kept at 1), so item :math:`j` scores its mean affinity to the history plus its
+    bias. A ridge regression of the 0/1 history on the item factors (the ALS-style
+    fold-in) fits BPR's pairwise geometry badly: on ML-100K's temporal split it gave
+    cold users NDCG@20 ≈ 0.23 against ≈ 0.35 for the mean.
 
     Parameters
     ----------
@@ -164,7 +169,7 @@ class BPR(_ImplicitFactorModel):
     learning_rate:
         SGD step size (> 0).
     regularization:
-        L2 weight :math:`\\lambda \\ge 0` (also used in the cold-user solve).
+        L2 weight :math:`\\lambda \\ge 0`.
     iterations:
         Passes over the data (1..10000).
     num_threads:
@@ -202,7 +207,7 @@ class BPR(_ImplicitFactorModel):
         )
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        items = self.item_factors_
-        # A small floor keeps the solve well-posed when regularization is 0.
-        ridge = items.T @ items + max(self.regularization, 1e-6) * np.eye(items.shape[1])
-        return np.linalg.solve(ridge, (history @ items).T).T
+        sizes = np.maximum(np.asarray(history.sum(axis=1)).ravel(), 1.0)
+        factors = np.asarray(history @ self.item_factors_) / sizes[:, None]
+        factors[:, -1] = 1.0  # the user side of implicit's item-bias column
+        return factors

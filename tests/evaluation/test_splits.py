@@ -1,0 +1,143 @@
+"""Invariants of the splits: no leakage, cold users, targets, validation windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.evaluation.conftest import random_interactions
+
+from recops.evaluation.splits import (
+    implicit_only,
+    leave_last_n_out,
+    temporal_split,
+    validation_split,
+)
+
+
+def _frame(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "value", "timestamp"])
+    df["event"] = "rating"
+    return df.astype({"user_id": object, "item_id": object})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_temporal_split_invariants(seed: int) -> None:
+    events = random_interactions(seed)
+    split = temporal_split(events, 0.7, n_cold_history=2)
+    cutoff = split.params["cutoff"]
+    assert (split.train["timestamp"] < cutoff).all()
+    assert len(split.train) == (events["timestamp"] < cutoff).sum()
+    train_users = set(split.train["user_id"])
+    train_items = set(split.train["item_id"])
+    q = split.queries
+    for i, user in enumerate(q.user_ids):
+        history, times, targets = q.histories[i], q.history_times[i], split.targets[i]
+        assert len(targets) > 0
+        assert not set(targets) & set(history), "targets must exclude the history"
+        assert set(targets) <= train_items, "targets must be recommendable"
+        assert (times <= q.now[i]).all()
+        assert split.is_cold[i] == (user not in train_users)
+        if split.is_cold[i]:
+            assert len(history) == 2
+            assert (times >= cutoff).all()
+            assert q.now[i] == times.max()
+        else:
+            assert q.now[i] == cutoff
+            assert (times < cutoff).all()
+
+
+def test_temporal_split_by_hand() -> None:
+    events = _frame(
+        [
+            ("u1", "a", 5, 10),
+            ("u1", "b", 5, 20),
+            ("u2", "a", 5, 30),
+            ("u2", "c", 5, 40),
+            ("u1", "c", 5, 100),  # warm target
+            ("u1", "a", 5, 110),  # already in u1's history: dropped
+            ("u3", "a", 5, 120),  # cold user: first event becomes the history
+            ("u3", "b", 5, 130),  # cold target
+            ("u3", "z", 5, 140),  # item never in training: dropped
+            ("u2", "c", 5, 150),  # in u2's history: dropped, u2 has no target left
+        ]
+    )
+    split = temporal_split(events, cutoff=100, n_cold_history=1)
+    assert list(split.queries.user_ids) == ["u1", "u3"]
+    assert [list(t) for t in split.targets] == [["c"], ["b"]]
+    assert split.is_cold.tolist() == [False, True]
+    assert split.queries.now.tolist() == [100, 120]
+    assert [list(h) for h in split.queries.histories] == [["a", "b"], ["a"]]
+    assert (split.n_dropped_seen, split.n_dropped_unknown) == (2, 1)
+    assert split.n_users_without_targets == 1
+
+
+def test_leave_last_n_out_invariants(interactions: pd.DataFrame) -> None:
+    split = leave_last_n_out(interactions, n=3)
+    assert not split.is_cold.any()
+    by_user = interactions.sort_values("timestamp", kind="stable").groupby("user_id")
+    q = split.queries
+    for i, user in enumerate(q.user_ids):
+        events = by_user.get_group(user)
+        held = events.iloc[-3:]
+        assert q.now[i] == held["timestamp"].min()
+        assert (q.history_times[i] <= q.now[i]).all()
+        assert len(q.histories[i]) == len(events) - 3
+        assert set(split.targets[i]) <= set(held["item_id"])
+        assert not set(split.targets[i]) & set(q.histories[i])
+    assert len(split.train) == len(interactions) - 3 * interactions["user_id"].nunique()
+
+
+def test_leave_last_n_out_keeps_later_events_of_other_users() -> None:
+    events = _frame(
+        [("u1", "a", 5, 10), ("u1", "b", 5, 20), ("u2", "b", 5, 30), ("u2", "a", 5, 40)]
+    )
+    split = leave_last_n_out(events, n=1)
+    assert split.queries.now.tolist() == [20, 40]
+    assert [list(t) for t in split.targets] == [["b"], ["a"]]
+    # The documented leak: u2's event at t=30 is in training although u1's query is at t=20.
+    assert sorted(split.train["timestamp"]) == [10, 30]
+
+
+def test_leave_last_n_out_skips_short_users() -> None:
+    events = _frame([("u1", "a", 5, 10), ("u1", "b", 5, 20), ("u2", "b", 5, 5)])
+    split = leave_last_n_out(events, n=1, min_history=1)
+    assert list(split.queries.user_ids) == ["u1"]
+    assert 5 in split.train["timestamp"].tolist(), "a short user's events stay in training"
+
+
+def test_validation_split_stays_inside_training(interactions: pd.DataFrame) -> None:
+    split = temporal_split(interactions)
+    val = validation_split(split)
+    assert val.protocol == split.protocol
+    assert val.params["cutoff"] < split.params["cutoff"]
+    assert val.train["timestamp"].max() < val.params["cutoff"]
+    assert len(val.train) + sum(len(t) for t in val.targets) <= len(split.train)
+    lno = leave_last_n_out(interactions, n=2)
+    val = validation_split(lno)
+    assert val.params == lno.params
+    assert len(val.train) < len(lno.train)
+
+
+def test_implicit_only_variants() -> None:
+    events = _frame([("u1", "a", 5, 10), ("u1", "a", 2, 20), ("u1", "b", 3, 30), ("u2", "b", 4, 5)])
+    everything = implicit_only(events)
+    assert len(everything) == 3 and (everything["value"] == 1.0).all()
+    liked = implicit_only(events, min_rating=4)
+    assert sorted(zip(liked["user_id"], liked["item_id"], strict=True)) == [
+        ("u1", "a"),
+        ("u2", "b"),
+    ]
+    assert liked["timestamp"].is_monotonic_increasing
+
+
+def test_errors_name_the_problem(interactions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="lack column"):
+        temporal_split(interactions.drop(columns="timestamp"))
+    with pytest.raises(ValueError, match="`quantile`"):
+        temporal_split(interactions, quantile=1.5)
+    with pytest.raises(ValueError, match="`n`"):
+        leave_last_n_out(interactions, n=0)
+    with pytest.raises(ValueError, match="both must be non-empty"):
+        temporal_split(interactions, cutoff=-1)
+    assert np.isfinite(temporal_split(interactions).params["quantile"])
