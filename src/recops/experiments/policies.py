@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recops.models.base import validate_k
-
 
 @dataclass(frozen=True)
 class SlateSample:
@@ -52,6 +50,11 @@ class SlateSample:
     def slate_propensity(self) -> float:
         """Probability of the whole slate."""
         return float(self.prefix_propensity[-1])
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
+        raise ValueError(f"`{name}` must be a positive int (got {value!r})")
 
 
 def _check_scores(scores: object, slate_size: int) -> np.ndarray:
@@ -137,7 +140,7 @@ class GreedyPolicy(RankingPolicy):
     slate_size: int = 1
 
     def __post_init__(self) -> None:
-        validate_k(self.slate_size)
+        _check_count("slate_size", self.slate_size)
 
     def _draw(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return _ranking(scores)[: self.slate_size]
@@ -182,7 +185,7 @@ class EpsilonGreedyPolicy(RankingPolicy):
     explore_top: int | None = None
 
     def __post_init__(self) -> None:
-        validate_k(self.slate_size)
+        _check_count("slate_size", self.slate_size)
         if isinstance(self.epsilon, bool) or not 0.0 <= float(self.epsilon) <= 1.0:
             raise ValueError(f"`epsilon` must be a float in [0, 1] (got {self.epsilon!r})")
         if self.explore_top is not None and (
@@ -263,12 +266,12 @@ class PlackettLucePolicy(RankingPolicy):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        validate_k(self.slate_size)
+        _check_count("slate_size", self.slate_size)
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, int | float) or not (0 < t < math.inf):
             raise ValueError(f"`temperature` must be a positive finite float (got {t!r})")
-        validate_k(self.n_samples)
-        validate_k(self.max_exact_cells)
+        _check_count("n_samples", self.n_samples)
+        _check_count("max_exact_cells", self.max_exact_cells)
 
     def _weights(self, scores: np.ndarray) -> np.ndarray:
         z = scores / self.temperature

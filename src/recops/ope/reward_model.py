@@ -167,7 +167,7 @@ class LogisticRewardModel:
     def _design(self, data: RewardData, action: np.ndarray, position: np.ndarray) -> np.ndarray:
         """Rows of ``[1, f(x_i, a_i), onehot(a_i), onehot(k_i)]`` for the given pairs."""
         n = action.shape[0]
-        blocks = [np.ones((n, 1))]
+        blocks = [np.ones((*action.shape, 1))]
         if data.features is not None:
             assert self.mean_ is not None and self.scale_ is not None
             rows = np.arange(n) if action.ndim == 1 else np.arange(n)[:, None]
