@@ -56,6 +56,9 @@ Logging (:mod:`~recops.data.world.logging_policy`, :mod:`~recops.data.world.simu
     else a uniformly random ordered slate; each impression logs the exact
     probability of its item in its slot (``propensity``) and of the whole slate
     (``slate_propensity``). Each click is logged 1–120 s after its impression.
+    :class:`OraclePolicy` (true attractiveness, best first) is the ceiling; any
+    :class:`SlatePolicy` can be run on the same traffic with
+    :meth:`World.simulate_log` to get its true value.
 
 Use
 ===
@@ -67,14 +70,23 @@ Use
 
 from recops.data.world.config import WorldConfig, WorldConfigError
 from recops.data.world.generate import generate_catalog, generate_world
-from recops.data.world.logging_policy import PopularityExplorationPolicy, SlateDecision
+from recops.data.world.logging_policy import (
+    PopularityExplorationPolicy,
+    RequestBatch,
+    SlateDecision,
+    SlatePolicy,
+)
+from recops.data.world.oracle import OraclePolicy
 from recops.data.world.simulate import SimulationLog
 from recops.data.world.truth import World
 
 __all__ = [
+    "OraclePolicy",
     "PopularityExplorationPolicy",
+    "RequestBatch",
     "SimulationLog",
     "SlateDecision",
+    "SlatePolicy",
     "World",
     "WorldConfig",
     "WorldConfigError",

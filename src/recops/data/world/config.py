@@ -136,7 +136,7 @@ class WorldConfig(BaseModel):
         default=0.2, ge=0, le=1, description="Chance that the logging policy shows a random slate."
     )
     popularity_window_hours: float = Field(
-        default=24.0, gt=0, description="Clicks counted by the logging policy's popularity ranking."
+        default=6.0, gt=0, description="Clicks counted by the logging policy's popularity ranking."
     )
 
     @model_validator(mode="after")

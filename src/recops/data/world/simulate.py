@@ -1,9 +1,10 @@
 """Running the site: traffic meets the logging policy, the truth draws the clicks.
 
 The simulation steps one hour at a time. Within an hour every request is handled
-in one vectorised batch; the logging policy's popularity counts are refreshed
-between hours (as a production popularity job would be), from the clicks of the
-last ``ceil(popularity_window_hours)`` whole hours.
+in one vectorised batch; the per-item click counts that policies see
+(``RequestBatch.recent_clicks``) are refreshed between hours (as a production
+popularity job would be), from the clicks of the last
+``ceil(popularity_window_hours)`` whole hours.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from rich.progress import track
 
 from recops.data.schema import EVENT, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from recops.data.world.config import SECONDS_PER_HOUR
-from recops.data.world.logging_policy import PopularityExplorationPolicy
+from recops.data.world.logging_policy import (
+    PopularityExplorationPolicy,
+    RequestBatch,
+    SlatePolicy,
+)
 
 if TYPE_CHECKING:
     from recops.data.world.truth import World
@@ -56,8 +61,9 @@ class SimulationLog:
         ``(R, K)`` logging probability of that item in that slot.
     slate_propensity:
         ``(R,)`` logging probability of the whole ordered slate.
-    n_candidates:
-        ``(R,)`` items available to the policy at request time.
+    candidate_lo, candidate_hi:
+        ``(R,)`` the items available to the policy for request ``r`` were
+        ``candidate_lo[r] .. candidate_hi[r] - 1``.
     """
 
     time: np.ndarray
@@ -68,12 +74,18 @@ class SimulationLog:
     click_probability: np.ndarray
     propensity: np.ndarray
     slate_propensity: np.ndarray
-    n_candidates: np.ndarray
+    candidate_lo: np.ndarray
+    candidate_hi: np.ndarray
 
     @property
     def n_requests(self) -> int:
         """Number of served requests ``R``; the request id is the row index."""
         return len(self.time)
+
+    @property
+    def expected_clicks(self) -> np.ndarray:
+        """``(R,)`` true expected clicks of each shown slate; its mean is the policy's value."""
+        return self.click_probability.sum(axis=1)
 
     def to_interactions(self, user_ids: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
         """The log as recops interactions: an ``impression`` per shown slot, a ``click`` per click.
@@ -115,23 +127,25 @@ class SimulationLog:
 
 
 def default_policy(world: World) -> PopularityExplorationPolicy:
-    """The built-in logging policy with the world's ``slate_size``, exploration and window."""
-    cfg = world.config
+    """The built-in logging policy with the world's ``slate_size`` and ``exploration``."""
     return PopularityExplorationPolicy(
-        slate_size=cfg.slate_size,
-        exploration=cfg.exploration,
-        window_seconds=cfg.popularity_window_hours * SECONDS_PER_HOUR,
+        slate_size=world.config.slate_size, exploration=world.config.exploration
     )
 
 
 def simulate_log(
     world: World,
     rng: np.random.Generator,
-    policy: PopularityExplorationPolicy | None = None,
+    policy: SlatePolicy | None = None,
     *,
     progress: bool = False,
 ) -> SimulationLog:
     """Simulate the whole period of ``world`` under ``policy``.
+
+    The traffic (request times and users) depends only on ``rng``, not on the
+    policy, so two policies run with equal seeds meet the same requests. The mean of
+    ``expected_clicks`` of the result estimates the policy's true value per request
+    (exact given the requests and slates; Monte Carlo over them).
 
     Parameters
     ----------
@@ -152,9 +166,11 @@ def simulate_log(
     policy = policy or default_policy(world)
     cfg = world.config
     times, users = world.sample_arrivals(rng, cfg.start_time, cfg.end_time)
+    # Slates and clicks get their own stream so that traffic is policy-independent.
+    rng = np.random.default_rng(rng.integers(2**63))
     edges = np.arange(cfg.start_time, cfg.end_time + 1, SECONDS_PER_HOUR)
     bounds = np.searchsorted(times, edges)
-    window_hours = math.ceil(policy.window_seconds / SECONDS_PER_HOUR)
+    window_hours = math.ceil(cfg.popularity_window_hours)
     recent_clicks = np.zeros(world.n_items, dtype=np.int64)
     recent: deque[np.ndarray] = deque()
     parts: list[SimulationLog] = []
@@ -175,7 +191,7 @@ def simulate_log(
 
 def _serve(
     world: World,
-    policy: PopularityExplorationPolicy,
+    policy: SlatePolicy,
     rng: np.random.Generator,
     t: np.ndarray,
     users: np.ndarray,
@@ -184,7 +200,13 @@ def _serve(
     lo, hi = world.available_range(t)
     served = hi > lo
     t, users, lo, hi = t[served], users[served], lo[served], hi[served]
-    decision = policy.choose(rng, lo, hi, recent_clicks)
+    requests = RequestBatch(time=t, user=users, lo=lo, hi=hi, recent_clicks=recent_clicks)
+    decision = policy.choose(rng, requests)
+    if decision.items.shape != (len(t), policy.slate_size):
+        raise ValueError(
+            f"policy returned slates of shape {decision.items.shape}; expected "
+            f"({len(t)}, {policy.slate_size})"
+        )
     probs = world.slate_click_probability(users, decision.items, t)
     clicks = rng.random(probs.shape) < probs
     delay = rng.integers(1, MAX_CLICK_DELAY_SECONDS + 1, size=probs.shape)
@@ -199,7 +221,8 @@ def _serve(
         click_probability=probs,
         propensity=decision.propensity,
         slate_propensity=decision.slate_propensity,
-        n_candidates=hi - lo,
+        candidate_lo=lo,
+        candidate_hi=hi,
     )
 
 

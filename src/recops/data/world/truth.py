@@ -18,7 +18,7 @@ from recops.data.schema import Dataset
 from recops.data.world.catalog import SECONDARY_WEIGHT, ItemTable, generate_items, item_id_array
 from recops.data.world.click_model import examination, freshness_logit, sigmoid
 from recops.data.world.config import SECONDS_PER_DAY, SECONDS_PER_HOUR, WorldConfig
-from recops.data.world.logging_policy import PopularityExplorationPolicy
+from recops.data.world.logging_policy import SlatePolicy
 from recops.data.world.simulate import SimulationLog, simulate_log
 from recops.data.world.users import UserTable, generate_users, user_id_array
 
@@ -283,7 +283,7 @@ class World:
     def simulate_log(
         self,
         rng: np.random.Generator | None = None,
-        policy: PopularityExplorationPolicy | None = None,
+        policy: SlatePolicy | None = None,
         *,
         progress: bool = False,
     ) -> SimulationLog:
