@@ -187,7 +187,10 @@ def read_interactions(
     for required in (USER_ID, ITEM_ID, TIMESTAMP):
         if required not in table.frame.columns:
             found = ", ".join(repr(str(c)) for c in table.frame.columns)
-            hint = "; map it with --map NAME=" + required if columns is None else ""
+            hint = (
+                f"; say which column holds it with columns={{'NAME': '{required}'}} "
+                f"(CLI: --map NAME={required})"
+            )
             raise DataValidationError(
                 [
                     Problem(
