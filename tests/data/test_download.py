@@ -18,7 +18,6 @@ from recops.data.download import (
     download_file,
     extract,
     fetch,
-    fetch_archive,
     resolve_data_dir,
 )
 
@@ -53,7 +52,7 @@ def toy_zip(tmp_path) -> tuple[Path, str]:
 
 def test_fetch_verifies_and_unpacks_from_a_file_url(tmp_path, toy_zip):
     path, digest = toy_zip
-    folder = fetch_archive(_archive(path.as_uri(), digest), tmp_path / "data", progress=False)
+    folder = fetch(_archive(path.as_uri(), digest), tmp_path / "data", progress=False)
     assert folder == tmp_path / "data" / "toy"
     assert (folder / "ratings.csv").read_text().endswith("1,2,3\n")
     # The archive itself is removed once unpacked.
@@ -66,7 +65,7 @@ def test_checksum_mismatch_is_refused_and_nothing_is_kept(tmp_path, toy_zip):
     with pytest.raises(
         ChecksumError, match=r"toy.zip from file:.*sha256 is [0-9a-f]{64}, expected"
     ):
-        fetch_archive(_archive(path.as_uri(), wrong), tmp_path / "data", progress=False)
+        fetch(_archive(path.as_uri(), wrong), tmp_path / "data", progress=False)
     assert not (tmp_path / "data" / "toy").exists()
     assert not list((tmp_path / "data" / ".downloads").iterdir())
 
@@ -95,10 +94,10 @@ def test_unpinned_archive_needs_explicit_consent(tmp_path, toy_zip):
     path, digest = toy_zip
     archive = _archive(path.as_uri(), None)
     with pytest.raises(ValueError, match=r"no pinned checksum .*--sha256 HEX.*--allow-unpinned"):
-        fetch_archive(archive, tmp_path / "a", progress=False)
+        fetch(archive, tmp_path / "a", progress=False)
     assert not (tmp_path / "a").exists()
-    assert (fetch_archive(archive, tmp_path / "b", sha256=digest, progress=False)).is_dir()
-    assert fetch_archive(archive, tmp_path / "c", allow_unpinned=True, progress=False).is_dir()
+    assert (fetch(archive, tmp_path / "b", sha256=digest, progress=False)).is_dir()
+    assert fetch(archive, tmp_path / "c", allow_unpinned=True, progress=False).is_dir()
 
 
 def test_fetch_by_name_uses_the_pinned_obd_archive_through_the_opener(tmp_path):

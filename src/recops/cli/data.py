@@ -69,13 +69,14 @@ def fetch(
     force: Annotated[bool, typer.Option("--force", help="Download again if present.")] = False,
 ) -> None:
     """Download, verify and unpack a public dataset."""
-    from recops.data.download import archive_for, fetch_archive
+    from recops.data.download import archive_for
+    from recops.data.download import fetch as fetch_dataset
 
     console = Console()
     with _user_errors(_err_console()):
         archive = archive_for(name)
         console.print(f"{archive.name}: {archive.url}\nterms: {archive.terms}", highlight=False)
-        folder = fetch_archive(
+        folder = fetch_dataset(
             archive, data_dir, sha256=sha256, allow_unpinned=allow_unpinned, force=force
         )
     console.print(f"[green]ready:[/] {folder}", highlight=False)

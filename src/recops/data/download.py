@@ -353,7 +353,7 @@ def _write_member(path: Path, stream: IO[bytes]) -> None:
 
 
 def fetch(
-    name: str,
+    dataset: str | Archive,
     data_dir: str | Path | None = None,
     *,
     sha256: str | None = None,
@@ -366,9 +366,9 @@ def fetch(
 
     Parameters
     ----------
-    name:
+    dataset:
         A name in :data:`ARCHIVES` (``ml-100k``, ``ml-latest-small``, ``mind-small``,
-        ``obd``).
+        ``obd``), or an :class:`Archive` describing another source (e.g. a mirror).
     data_dir:
         See :func:`resolve_data_dir`.
     sha256:
@@ -395,41 +395,7 @@ def fetch(
     ChecksumError
         When the archive does not match its digest.
     """
-    return fetch_archive(
-        archive_for(name),
-        data_dir,
-        sha256=sha256,
-        allow_unpinned=allow_unpinned,
-        force=force,
-        opener=opener,
-        progress=progress,
-    )
-
-
-def fetch_archive(
-    archive: Archive,
-    data_dir: str | Path | None = None,
-    *,
-    sha256: str | None = None,
-    allow_unpinned: bool = False,
-    force: bool = False,
-    opener: Opener = _open_url,
-    progress: bool = True,
-) -> Path:
-    """:func:`fetch` for an :class:`Archive` description (e.g. a mirror).
-
-    Parameters
-    ----------
-    archive:
-        What to download and how to verify and unpack it.
-    data_dir, sha256, allow_unpinned, force, opener, progress:
-        As in :func:`fetch`.
-
-    Returns
-    -------
-    pathlib.Path
-        The dataset folder.
-    """
+    archive = dataset if isinstance(dataset, Archive) else archive_for(dataset)
     root = resolve_data_dir(data_dir)
     target = root / archive.name
     if (target / archive.marker).is_file() and not force:
