@@ -200,3 +200,14 @@ def test_fit_rejects_bad_frames() -> None:
         MostPopular().fit(_events([]))
     with pytest.raises(ValueError, match="categories"):
         CategoryPopular().fit(_events([("1", "a", 0)]))
+
+
+def test_ease_min_item_users_leaves_rare_items_out_of_the_model(clusters: pd.DataFrame) -> None:
+    rare = pd.concat([clusters, _events([("u0", "rare", 1)])])
+    model = EASE(l2=1.0, min_item_users=2).fit(rare)
+    assert "rare" in model.item_ids_
+    assert model.weights_.shape == (4, 4)
+    ids, _ = model.recommend_queries(_query(["a", "rare"]), k=1)
+    assert ids[0, 0] == "b"
+    with pytest.raises(ValueError, match="min_item_users=100"):
+        EASE(min_item_users=100).fit(clusters)
