@@ -163,7 +163,7 @@ def simulate_log(
     SimulationLog
         One row per served request. Requests that find no available item are dropped.
     """
-    policy = policy or default_policy(world)
+    policy = default_policy(world) if policy is None else policy
     cfg = world.config
     times, users = world.sample_arrivals(rng, cfg.start_time, cfg.end_time)
     # Slates and clicks get their own stream so that traffic is policy-independent.
@@ -172,6 +172,9 @@ def simulate_log(
     bounds = np.searchsorted(times, edges)
     window_hours = math.ceil(cfg.popularity_window_hours)
     recent_clicks = np.zeros(world.n_items, dtype=np.int64)
+    # Policies get a read-only view: the counts are the site's, not theirs to change.
+    visible_clicks = recent_clicks.view()
+    visible_clicks.flags.writeable = False
     recent: deque[np.ndarray] = deque()
     parts: list[SimulationLog] = []
     hours: Iterable[int] = range(len(edges) - 1)
@@ -179,7 +182,7 @@ def simulate_log(
         hours = track(hours, description="simulating hours", total=len(edges) - 1)
     for hour in hours:
         sl = slice(bounds[hour], bounds[hour + 1])
-        part = _serve(world, policy, rng, times[sl], users[sl], recent_clicks)
+        part = _serve(world, policy, rng, times[sl], users[sl], visible_clicks)
         parts.append(part)
         clicked_items = part.slates[part.clicks]
         np.add.at(recent_clicks, clicked_items, 1)

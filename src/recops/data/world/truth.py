@@ -361,7 +361,7 @@ def _show(values: np.ndarray) -> str:
 def _parse_ids(ids: Sequence[str] | np.ndarray, prefix: str, n: int, kind: str) -> np.ndarray:
     values = pd.Series(np.asarray(ids, dtype=object), dtype=object)
     digits = values.str.removeprefix(prefix)
-    ok = values.str.startswith(prefix) & digits.str.fullmatch(r"\d+")
+    ok = values.str.startswith(prefix) & digits.str.fullmatch(r"0|[1-9][0-9]*")
     ok = ok.fillna(False).astype(bool)
     idx = np.where(ok, pd.to_numeric(digits.where(ok, "0")), -1).astype(np.int64)
     bad = ~ok.to_numpy() | (idx >= n)
