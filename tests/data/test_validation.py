@@ -267,3 +267,23 @@ def test_report_counts_unparsed_lines():
 def test_max_problems_is_validated():
     with pytest.raises(ValueError, match=r"`max_problems` must be a positive int \(got 0\)"):
         validate_users(pd.DataFrame({"user_id": ["a"]}), max_problems=0)
+
+
+def test_datetime_columns_convert_with_their_zone_and_missing_times_are_reported():
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b"],
+            "item_id": ["x", "y"],
+            "event": "click",
+            "value": [True, False],
+            "timestamp": pd.to_datetime(["2020-01-01", None]).tz_localize("Europe/Paris"),
+        }
+    )
+    clean, report = validate_interactions(frame, skip_invalid=True)
+    assert clean["timestamp"].tolist() == [1_577_833_200]  # midnight in Paris is 23:00 UTC
+    assert clean["value"].tolist() == [1.0]
+    (problem,) = report.examples["bad_timestamp"]
+    assert str(problem) == (
+        "<DataFrame>, row 1, field 'timestamp': "
+        "expected an integer unix time or ISO date, got an empty value"
+    )

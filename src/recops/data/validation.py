@@ -162,9 +162,16 @@ class _Locator:
         )
 
 
+def _is_missing(value: object) -> bool:
+    """None, NaN, NA or NaT (a scalar; lists are never missing)."""
+    if value is None or not pd.api.types.is_scalar(value):
+        return value is None
+    return bool(pd.isna(value))  # type: ignore[call-overload]
+
+
 def _shown(value: object) -> str:
     """A cell as the user wrote it, for messages; long text is cut."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    if _is_missing(value):
         return "an empty value"
     text = repr(str(value))
     return text if len(text) <= 60 else text[:57] + "...'"
@@ -253,8 +260,8 @@ def coerce_unix_seconds(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _timestamp_problem(raw: pd.Series) -> Callable[[int], str]:
     def describe(i: int) -> str:
         got = raw.iloc[i]
-        number = pd.to_numeric(pd.Series([got]), errors="coerce").iloc[0]
-        if pd.notna(number) and abs(float(number)) >= _MAX_UNIX_SECONDS:
+        number = np.nan if _is_missing(got) else pd.to_numeric(got, errors="coerce")
+        if np.isfinite(number) and abs(float(number)) >= _MAX_UNIX_SECONDS:
             return (
                 f"expected unix time in seconds, got {_shown(got)} "
                 "(that looks like milliseconds: divide by 1000)"
