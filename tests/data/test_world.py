@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from recops.cli import app
@@ -195,6 +197,29 @@ def test_click_probabilities_are_probabilities(small: tuple[World, Dataset]) -> 
     assert np.all((p >= 0) & (p <= 1)) and p.max() > 0
 
 
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    users=st.lists(st.integers(0, 299), min_size=1, max_size=4),
+    items=st.lists(st.integers(-1, 799), min_size=1, max_size=3),
+    hour=st.integers(-48, 24 * 5),
+)
+def test_broadcasting_matches_one_call_per_element(
+    static_world: World, users: list[int], items: list[int], hour: int
+) -> None:
+    t = static_world.config.start_time + 3600 * hour
+    u, i = np.array(users)[:, None, None], np.array(items)[None, :, None]
+    positions = np.arange(3)[None, None, :]
+    batch = static_world.click_probability(u, i, positions, t)
+    assert batch.shape == (len(users), len(items), 3)
+    for a, user in enumerate(users):
+        for b, item in enumerate(items):
+            for p in range(3):
+                single = static_world.click_probability(user, item, p, t)
+                assert batch[a, b, p] == pytest.approx(float(single), rel=1e-12, abs=0)
+
+
 def test_click_probability_decreases_with_position(small: tuple[World, Dataset]) -> None:
     world, _ = small
     t = world.config.start_time + 3600
@@ -260,6 +285,17 @@ def test_interests_drift_over_time(small: tuple[World, Dataset], static_world: W
         users, cfg.end_time
     )
     np.testing.assert_allclose(still, 0.0, atol=1e-6)
+
+
+def test_a_shock_moves_everyone_towards_one_category() -> None:
+    cfg = WorldConfig(n_users=200, n_items=50, days=6, shock_day=3, shock_category=2, seed=1)
+    world = World.from_config(cfg)
+    users = np.arange(world.n_users)
+    share = [world.interests(users, cfg.start_time + d * 86_400)[:, 2].mean() for d in range(7)]
+    calm = World.from_config(cfg.model_copy(update={"shock_day": None}))
+    calm_share = [calm.interests(users, cfg.start_time + d * 86_400)[:, 2].mean() for d in range(7)]
+    np.testing.assert_allclose(share[:3], calm_share[:3])
+    assert share[3] - share[2] > 0.1 + abs(calm_share[3] - calm_share[2])
 
 
 def test_interests_move_continuously_between_days(small: tuple[World, Dataset]) -> None:
@@ -467,6 +503,8 @@ def test_config_errors_name_the_field_and_the_value() -> None:
         WorldConfig.from_dict({"title_min_words": 9, "title_max_words": 4})
     with pytest.raises(WorldConfigError, match="did you mean `slate_size`"):
         WorldConfig.from_dict({"slate_sise": 5})
+    with pytest.raises(WorldConfigError, match=r"shock_day \(9\) must be within the period"):
+        WorldConfig.from_dict({"days": 5, "shock_day": 9})
     with pytest.raises(WorldConfigError, match="lower n_users, days or n_categories"):
         WorldConfig.from_dict({"n_users": 10_000_000, "days": 365, "n_categories": 200})
 

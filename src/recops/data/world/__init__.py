@@ -31,6 +31,8 @@ Users (:mod:`~recops.data.world.users`)
     Interest logits ``log θ_u`` follow a daily Gaussian random walk with std
     ``drift_rate``; with daily probability ``interest_shift_probability`` a random
     category jumps to the current top logit ``+ ln 2`` (a new main interest).
+    Optionally, a shock on ``shock_day`` adds ``shock_strength`` to every user's
+    ``shock_category`` logit (a population-wide drift for monitoring to detect).
     Interests between daily knots are the softmax of the linearly interpolated
     logits. Activity ``a_u ~ LogNormal(-σ²/2, σ)`` (mean 1; heavy and light users);
     latent ``z_u ~ N(0, I)``. Users are indexed in signup order: ``"u{k}"``.

@@ -106,6 +106,16 @@ class WorldConfig(BaseModel):
     interest_shift_probability: float = Field(
         default=0.02, ge=0, le=1, description="Daily chance that a user adopts a new main interest."
     )
+    shock_day: int | None = Field(
+        default=None,
+        ge=1,
+        description="Day on whose start every user's interest in `shock_category` jumps "
+        "(a population-wide drift event for monitoring tests); None: no shock.",
+    )
+    shock_category: int = Field(default=0, ge=0, description="Category boosted by the shock.")
+    shock_strength: float = Field(
+        default=2.0, description="Logit added to `shock_category` by the shock."
+    )
     time_of_day_amplitude: float = Field(
         default=0.5, ge=0, lt=1, description="Relative swing of traffic over the day (0: flat)."
     )
@@ -145,6 +155,15 @@ class WorldConfig(BaseModel):
             raise ValueError(
                 f"title_min_words ({self.title_min_words}) must not exceed "
                 f"title_max_words ({self.title_max_words})"
+            )
+        if self.shock_day is not None and self.shock_day > self.days:
+            raise ValueError(
+                f"shock_day ({self.shock_day}) must be within the period: 1..days ({self.days})"
+            )
+        if self.shock_category >= self.n_categories:
+            raise ValueError(
+                f"shock_category ({self.shock_category}) must be a category index in "
+                f"0..n_categories - 1 ({self.n_categories - 1})"
             )
         knots = self.n_users * (self.days + 1) * self.n_categories
         if knots > MAX_INTEREST_KNOTS:

@@ -155,6 +155,8 @@ def _drift(initial: np.ndarray, config: WorldConfig, rng: np.random.Generator) -
 
     On a jump a user adopts a random category as the new main interest: its logit
     becomes the current maximum plus ``ln 2`` (twice as likely as the old favourite).
+    A configured shock adds ``shock_strength`` to every user's ``shock_category``
+    logit at the knot of ``shock_day``, so interests move there during the day before.
     """
     n, c = initial.shape
     knots = np.empty((n, config.days + 1, c), dtype=np.float32)
@@ -166,6 +168,8 @@ def _drift(initial: np.ndarray, config: WorldConfig, rng: np.random.Generator) -
         jumps = rng.random(n) < config.interest_shift_probability
         target = rng.integers(0, c, size=(n,))
         current[rows[jumps], target[jumps]] = current[jumps].max(axis=1) + np.log(2.0)
+        if config.shock_day == day + 1:
+            current[:, config.shock_category] += config.shock_strength
         # Softmax is shift-invariant, so re-centring keeps values small over long periods.
         current = current - current.max(axis=1, keepdims=True)
         knots[:, day + 1] = current
