@@ -309,13 +309,13 @@ def _duplicate_finding(
         rows = frame[list(subset)]
         # Taking rows copies every string column; skip it when all rows take part.
         rows = rows if len(positions) == len(frame) else rows.iloc[positions]
-        keys = pd.util.hash_pandas_object(rows, index=False)
-        hashes = keys.to_numpy()
-        dup = keys.duplicated(keep="first").to_numpy()
+        # Exact grouping (not hashing), so that no two different rows can collide.
+        group = rows.groupby(list(subset), sort=False, dropna=False).ngroup().to_numpy()
+        _, first_index = np.unique(group, return_index=True)
+        dup = first_index[group] != np.arange(len(group))
         mask[positions[dup]] = True
-        firsts = pd.Series(positions, index=hashes).groupby(level=0).first()
         first_of = dict(
-            zip(positions[dup].tolist(), firsts.reindex(hashes[dup]).tolist(), strict=True)
+            zip(positions[dup].tolist(), positions[first_index[group[dup]]].tolist(), strict=True)
         )
     return _Finding(reason, field_name, mask, lambda i: describe_first(first_of[i]))
 
