@@ -34,6 +34,7 @@ from recops.serving.index import IndexParams
 from recops.serving.metrics import ServerMetrics
 from recops.serving.model_api import ModelLoader
 from recops.serving.repository import (
+    InvalidNameError,
     LoadedModel,
     ModelLoadError,
     ModelManager,
@@ -333,6 +334,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelNotFoundError, handler(404))
     app.add_exception_handler(NotReadyError, handler(503))
     app.add_exception_handler(ModelLoadError, handler(409))
+    app.add_exception_handler(InvalidNameError, handler(422))
 
 
 def _ctx(request: Request) -> ServerContext:

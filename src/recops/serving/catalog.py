@@ -100,9 +100,19 @@ class ItemCatalog:
         )
 
     def eligible(
-        self, categories: Sequence[str] | None, published_after: int | None
+        self,
+        categories: Sequence[str] | None,
+        published_after: int | None,
+        published_before: int | None = None,
     ) -> np.ndarray | None:
         """Mask of items passing the filters, or ``None`` when nothing is filtered.
+
+        Parameters
+        ----------
+        categories:
+            Keep items in at least one of these categories.
+        published_after, published_before:
+            Keep items published in this closed time range (unknown times never pass).
 
         Raises
         ------
@@ -116,7 +126,11 @@ class ItemCatalog:
                 if category not in self.category_masks:
                     raise KeyError(category)
                 mask |= self.category_masks[category]
-        if published_after is not None:
-            fresh = self.publish_time >= published_after
+        if published_after is not None or published_before is not None:
+            fresh = self.publish_time != UNKNOWN_TIME
+            if published_after is not None:
+                fresh &= self.publish_time >= published_after
+            if published_before is not None:
+                fresh &= self.publish_time <= published_before
             mask = fresh if mask is None else mask & fresh
         return mask

@@ -40,14 +40,18 @@ class ModelLoadError(RuntimeError):
     """A version exists but could not be loaded; the message says why."""
 
 
+class InvalidNameError(ValueError):
+    """A model name or version that is not a safe path component."""
+
+
 class NotReadyError(RuntimeError):
     """No model is being served yet."""
 
 
 def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it is a safe model name/version, else raise ValueError."""
+    """Return ``value`` if it is a safe model name/version, else raise InvalidNameError."""
     if not isinstance(value, str) or not _SAFE_NAME.match(value) or ".." in value:
-        raise ValueError(
+        raise InvalidNameError(
             f"{kind} must be 1-128 characters of letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit (got {value!r})"
         )

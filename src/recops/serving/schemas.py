@@ -44,7 +44,9 @@ class Filters(_Request):
         default=None,
         ge=0,
         le=MAX_TIME,
-        description="Only return items published at most this many seconds before `now`.",
+        description=(
+            "Only return items published at most this many seconds before `now` (and not after it)."
+        ),
     )
     now: int | None = Field(
         default=None,

@@ -236,9 +236,11 @@ class RecommendService:
         restrict: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         start = time.perf_counter()
-        published_after = None if request.max_age_s is None else now - request.max_age_s
+        # An age window is [now - max_age, now]: an item published after `now` (a
+        # replay of the past, or an embargo) is not fresh, it is not out yet.
+        window = (None, None) if request.max_age_s is None else (now - request.max_age_s, now)
         try:
-            eligible = bundle.catalog.eligible(request.categories, published_after)
+            eligible = bundle.catalog.eligible(request.categories, *window)
         except KeyError as exc:
             raise NotFoundError("category", str(exc.args[0])) from exc
         if restrict is not None:

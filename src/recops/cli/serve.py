@@ -1,0 +1,173 @@
+"""``recops serve`` (the inference server) and ``recops loadtest`` (its load generator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from recops.cli.app import app
+
+if TYPE_CHECKING:
+    from recops.sim.loadtest import Traffic
+
+
+@app.command()
+def serve(
+    models: Annotated[
+        Path, typer.Option("--models", help="Model repository: <dir>/<name>/<version>/.")
+    ] = Path("models"),
+    name: Annotated[
+        str | None, typer.Option(help="Model to serve (default: the only one).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Pin this version (default: serve the latest).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    event_log: Annotated[
+        Path | None, typer.Option(help="SQLite event log (default: recops-events.sqlite3).")
+    ] = None,
+    batching: Annotated[
+        bool | None,
+        typer.Option("--batching/--no-batching", help="Dynamic batching of user-tower calls."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="BLAS/torch/FAISS threads (default 1).")
+    ] = None,
+    benchmark_routes: Annotated[
+        bool, typer.Option(help="Expose GET /v1/ceiling (framework ceiling for benchmarks).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve a model repository over HTTP (OpenAPI docs at /docs).
+
+    Settings not given here come from RECOPS_* environment variables (e.g.
+    RECOPS_ADMIN_TOKEN for the admin API), then from the embedded defaults.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from recops.serving.app import create_app
+    from recops.serving.settings import ServerSettings
+
+    try:
+        settings = ServerSettings.from_env(
+            model_repository=models,
+            model_name=name,
+            version_policy="pinned" if version else None,
+            pinned_version=version,
+            event_log_path=event_log,
+            batching=batching,
+            threads=threads,
+            benchmark_routes=benchmark_routes or None,
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not settings.model_repository.is_dir():
+        raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _parse_mix(text: str) -> dict[str, float]:
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            mix[key.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--mix must look like recommend=0.7,events=0.3 (got {part!r})"
+            ) from None
+    return mix
+
+
+@app.command()
+def loadtest(
+    url: Annotated[str, typer.Option(help="Server base URL (loopback only).")] = (
+        "http://127.0.0.1:8000"
+    ),
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Dataset folder (interactions.parquet, items.parquet) to draw from."),
+    ] = None,
+    world_users: Annotated[
+        int, typer.Option(min=1, help="Without --dataset: users of the generated world.")
+    ] = 500,
+    world_items: Annotated[
+        int, typer.Option(min=1, help="Without --dataset: items of the generated world.")
+    ] = 2000,
+    mode: Annotated[str, typer.Option(help="'concurrency' (closed loop) or 'rate'.")] = (
+        "concurrency"
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, help="Workers / max connections.")] = 8,
+    rate: Annotated[float, typer.Option(help="Requests per second in rate mode.")] = 100.0,
+    duration: Annotated[float, typer.Option(help="Measured seconds.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Seconds before measuring.")] = 1.0,
+    mix: Annotated[str, typer.Option(help="Endpoint weights.")] = (
+        "recommend=0.7,similar=0.1,search=0.1,events=0.1"
+    ),
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Items per request.")] = 10,
+    events_per_request: Annotated[int, typer.Option(min=1, help="Events per POST.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Traffic seed.")] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Replay simulated traffic against a running server and report latency per endpoint."""
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from recops.sim.loadtest import LoadTestConfig, report_table, run_load_test
+
+    try:
+        config = LoadTestConfig(
+            url=url,
+            mode=mode,  # type: ignore[arg-type]
+            concurrency=concurrency,
+            rate=rate,
+            duration_s=duration,
+            warmup_s=warmup,
+            mix=_parse_mix(mix),
+            k=k,
+            events_per_request=events_per_request,
+            seed=seed,
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    traffic = _traffic(dataset, world_users, world_items, seed)
+    console = Console()
+    try:
+        report = run_load_test(config, traffic)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    console.print(report_table(report))
+    if json_out is not None:
+        console.print(f"report written to {report.save_json(json_out)}")
+
+
+def _traffic(dataset: Path | None, users: int, items: int, seed: int) -> Traffic:
+    from recops.sim.loadtest import Traffic
+
+    if dataset is not None:
+        from recops.data.schema import Dataset
+
+        try:
+            data = Dataset.load(dataset)
+        except FileNotFoundError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        return Traffic.from_frames(data.interactions, data.items)
+    from recops.data.world import WorldConfig, generate_world
+
+    _, data = generate_world(WorldConfig(n_users=users, n_items=items, days=2, seed=seed))
+    return Traffic.from_frames(data.interactions, data.items)

@@ -1,0 +1,105 @@
+"""The FAISS index: exact and approximate kinds, and filters that keep ``k``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recops.serving.index import IndexParams, VectorIndex, choose_index_kind
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    return _unit(np.random.default_rng(0), 3000)
+
+
+@pytest.fixture(scope="module")
+def indexes(vectors: np.ndarray) -> dict[str, VectorIndex]:
+    """One index of each kind, built once for the module."""
+    return {k: VectorIndex(vectors, IndexParams(kind=k)) for k in ("exact", "ivf", "hnsw")}
+
+
+def _exact_top(vectors: np.ndarray, query: np.ndarray, k: int, mask=None) -> np.ndarray:
+    sims = vectors @ query
+    if mask is not None:
+        sims = np.where(mask, sims, -np.inf)
+    return np.argsort(-sims, kind="stable")[:k]
+
+
+def test_choose_kind_by_size() -> None:
+    params = IndexParams(exact_max_items=100, ann_kind="hnsw")
+    assert choose_index_kind(100, params) == "exact"
+    assert choose_index_kind(101, params) == "hnsw"
+    assert choose_index_kind(10, IndexParams(kind="ivf")) == "ivf"
+
+
+def test_exact_matches_numpy(vectors: np.ndarray) -> None:
+    index = VectorIndex(vectors, IndexParams(kind="exact"))
+    query = vectors[:3]
+    ids, sims = index.search(query, 10)
+    for row in range(3):
+        np.testing.assert_array_equal(ids[row], _exact_top(vectors, query[row], 10))
+    np.testing.assert_allclose(sims[:, 0], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_recall(vectors: np.ndarray, indexes: dict, kind: str) -> None:
+    index = indexes[kind]
+    queries = _unit(np.random.default_rng(1), 20)
+    ids, _ = index.search(queries, 20)
+    recall = np.mean(
+        [len(set(ids[r]) & set(_exact_top(vectors, queries[r], 20))) / 20 for r in range(20)]
+    )
+    assert recall >= 0.8, f"{kind} recall@20 {recall:.2f}"
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+@pytest.mark.parametrize("share", [0.5, 0.02, 0.002])
+def test_filters_still_return_k(
+    vectors: np.ndarray, indexes: dict, kind: str, share: float
+) -> None:
+    rng = np.random.default_rng(2)
+    mask = rng.random(len(vectors)) < share
+    mask[:20] = True  # at least 20 eligible items
+    index = indexes[kind]
+    query = _unit(rng, 1)
+    ids, sims = index.search(query, 20, eligible=mask)
+    assert (ids >= 0).all(), "a filter returned fewer than k with enough eligible items"
+    assert mask[ids[0]].all()
+    assert np.all(np.diff(sims[0]) <= 1e-6), "results must be best first"
+    if kind == "exact" or share < 0.05:  # exact path: identical to numpy
+        np.testing.assert_array_equal(ids[0], _exact_top(vectors, query[0], 20, mask))
+
+
+def test_exclusions_and_padding(vectors: np.ndarray, indexes: dict) -> None:
+    index = indexes["exact"]
+    query = vectors[5:6]
+    ids, _ = index.search(query, 5, exclude=np.array([5]))
+    assert 5 not in ids[0]
+    mask = np.zeros(len(vectors), dtype=bool)
+    mask[[1, 2, 3]] = True
+    ids, sims = index.search(query, 5, eligible=mask)
+    assert sorted(ids[0][:3]) == [1, 2, 3]
+    assert (ids[0][3:] == -1).all() and np.isneginf(sims[0][3:]).all()
+    ids, _ = index.search(query, 5, eligible=np.zeros(len(vectors), dtype=bool))
+    assert (ids == -1).all()
+
+
+def test_bad_input_is_explained(vectors: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="non-empty 2-d"):
+        VectorIndex(np.zeros((0, 4)))
+    index = VectorIndex(vectors, IndexParams(kind="exact"))
+    with pytest.raises(ValueError, match="16 columns"):
+        index.search(np.zeros((1, 3), dtype=np.float32), 5)
+    with pytest.raises(ValueError, match="boolean mask"):
+        index.search(vectors[:1], 5, eligible=np.ones(3, dtype=bool))
+    with pytest.raises(ValueError, match="positive int"):
+        index.search(vectors[:1], 0)

@@ -1,0 +1,77 @@
+"""Model repository: versions, policies, load/unload/switch, failed loads keep serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recops.serving.repository import (
+    ModelLoadError,
+    ModelManager,
+    ModelNotFoundError,
+    ModelRepository,
+    NotReadyError,
+    check_name,
+    version_key,
+)
+
+from .fakes import load_fake, write_fake
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> ModelRepository:
+    for version, seed in (("1", 1), ("2", 2), ("10", 10)):
+        write_fake(tmp_path / "news" / version, seed=seed)
+    write_fake(tmp_path / "news" / "11", broken=True)
+    return ModelRepository(tmp_path)
+
+
+def test_versions_sort_naturally(repo: ModelRepository) -> None:
+    assert repo.models() == {"news": ["1", "2", "10", "11"]}
+    assert repo.latest("news") == "11"
+    assert version_key("1.10") > version_key("1.9")
+    assert repo.default_name(None) == "news"
+
+
+def test_names_are_path_safe(repo: ModelRepository) -> None:
+    for bad in ("..", "../x", "a/b", "", ".hidden"):
+        with pytest.raises(ValueError, match="model name"):
+            check_name("model name", bad)
+    with pytest.raises(ModelNotFoundError, match="no version '3'"):
+        repo.path("news", "3")
+
+
+def test_policies_and_failed_latest(repo: ModelRepository) -> None:
+    manager = ModelManager(repo, loader=load_fake)
+    with pytest.raises(NotReadyError):
+        manager.current()
+    bundle = manager.apply_policy(None, "pinned", "2")
+    assert (bundle.name, bundle.version) == ("news", "2")
+    # "latest" is version 11, which is broken: the error says why, version 2 keeps serving.
+    with pytest.raises(ModelLoadError, match="corrupted artifact"):
+        manager.apply_policy("news", "latest", None)
+    assert manager.current() is bundle
+    with pytest.raises(ValueError, match="pinned"):
+        manager.apply_policy("news", "pinned", None)
+
+
+def test_load_switch_unload(repo: ModelRepository) -> None:
+    manager = ModelManager(repo, loader=load_fake)
+    first = manager.switch("news", "1")
+    second = manager.load("news", "2")
+    assert manager.current() is first, "load alone must not change what is served"
+    assert manager.load("news", "2") is second, "loading twice reuses the bundle"
+    assert manager.switch("news", "2") is second and manager.current() is second
+    with pytest.raises(ValueError, match="being served"):
+        manager.unload("news", "2")
+    manager.unload("news", "1")
+    assert [b.version for b in manager.loaded()] == ["2"]
+    with pytest.raises(ModelNotFoundError, match="not loaded"):
+        manager.unload("news", "1")
+
+
+def test_empty_repository_names_the_problem(tmp_path: Path) -> None:
+    repo = ModelRepository(tmp_path / "nothing")
+    with pytest.raises(ModelNotFoundError, match="0 models"):
+        repo.default_name(None)
