@@ -323,6 +323,11 @@ def test_ids_and_indices_convert_both_ways(small: tuple[World, Dataset]) -> None
         world.item_index(["i800"])
     with pytest.raises(KeyError, match="'x1'"):
         world.user_index(["u1", "x1"])
+    with pytest.raises(KeyError, match="'u01'"):
+        world.user_index(["u01"])
+    np.testing.assert_array_equal(world.item_ids([2, 0]), ["i2", "i0"])
+    with pytest.raises(ValueError, match="empty slot"):
+        world.item_ids([-1])
 
 
 # ---------------------------------------------------------------------- truth vs logs
@@ -560,7 +565,10 @@ def test_cli_reports_invalid_values(tmp_path: Path) -> None:
     assert "`days`" in result.output and "got 0" in result.output
 
 
-def test_cli_prints_the_default_config() -> None:
+def test_cli_prints_the_default_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["world", "config"])
     assert result.exit_code == 0
     assert WorldConfig.model_validate_json(result.output) == WorldConfig()
+    written = CliRunner().invoke(app, ["world", "config", "--out", str(tmp_path / "c.json")])
+    assert written.exit_code == 0
+    assert WorldConfig.from_json(tmp_path / "c.json") == WorldConfig()
