@@ -287,3 +287,9 @@ def test_datetime_columns_convert_with_their_zone_and_missing_times_are_reported
         "<DataFrame>, row 1, field 'timestamp': "
         "expected an integer unix time or ISO date, got an empty value"
     )
+
+
+def test_empty_file_is_reported(tmp_path):
+    path = _write(tmp_path, "")
+    with pytest.raises(DataValidationError, match=r"^ratings.csv: the file is empty"):
+        read_interactions(path)

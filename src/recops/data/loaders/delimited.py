@@ -10,7 +10,6 @@ number is no longer its position plus the header).
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from recops.data.errors import DataValidationError, Problem
+
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -88,26 +89,6 @@ def read_delimited(
     """
     path = Path(path)
     source = path.name
-    raw = path.read_bytes()
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataValidationError(
-            [
-                Problem(
-                    source,
-                    line,
-                    None,
-                    "bad_encoding",
-                    f"not valid {encoding} text (byte {err.start}); pass the file's encoding",
-                )
-            ]
-        ) from err
-    if not text.strip():
-        raise DataValidationError(
-            [Problem(source, None, None, "empty_file", "the file is empty: expected a header")]
-        )
     header_lines = 0 if names is not None else 1
     options: dict[str, Any] = {
         "sep": sep,
@@ -118,20 +99,48 @@ def read_delimited(
         "na_values": [""],
         "skip_blank_lines": False,
         "quoting": csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+        "encoding": encoding,
     }
+    unparsed: list[Problem] = []
     try:
-        frame = pd.read_csv(io.StringIO(text), engine="c", **options)
-        unparsed: list[Problem] = []
-        record_lines = _record_lines(text, sep, quoted, len(frame), header_lines)
+        # The fast path reads the file itself, so a large file is not held twice.
+        frame = pd.read_csv(path, engine="c", **options)
+        record_lines = _record_lines(path, options, len(frame), header_lines)
+    except UnicodeDecodeError:
+        raise _encoding_error(path, encoding) from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(
+            [Problem(source, None, None, "empty_file", "the file is empty: expected a header")]
+        ) from None
     except pd.errors.ParserError:
-        frame, record_lines, unparsed = _read_around_bad_lines(
-            text, source, sep, quoted, names, options
-        )
+        frame, record_lines, unparsed = _read_around_bad_lines(path, names, options)
         if not skip_invalid:
             raise DataValidationError(unparsed) from None
     blank = frame.isna().all(axis=1).to_numpy()
     frame = frame.loc[~blank].reset_index(drop=True)
     return RawTable(frame, record_lines[~blank], source, tuple(unparsed))
+
+
+def _encoding_error(path: Path, encoding: str) -> DataValidationError:
+    """Locate the first byte that is not ``encoding`` text (an error path only)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        start = err.start
+    else:  # pandas failed on something the codec accepts as a whole: name no byte.
+        start = len(raw)
+    return DataValidationError(
+        [
+            Problem(
+                path.name,
+                raw[:start].count(b"\n") + 1,
+                None,
+                "bad_encoding",
+                f"not valid {encoding} text (byte {start}); pass the file's encoding",
+            )
+        ]
+    )
 
 
 def require_columns(table: RawTable, columns: Sequence[str]) -> None:
@@ -155,44 +164,46 @@ def require_columns(table: RawTable, columns: Sequence[str]) -> None:
         )
 
 
-def _physical_lines(text: str) -> int:
-    return text.count("\n") + (0 if text.endswith("\n") else 1)
+def _physical_lines(path: Path, encoding: str) -> int:
+    """Lines in the file, counted in chunks (a last line without a newline counts)."""
+    count, last = 0, "\n"
+    with path.open(encoding=encoding, newline="") as handle:
+        while chunk := handle.read(_CHUNK):
+            count += chunk.count("\n")
+            last = chunk[-1]
+    return count + (0 if last == "\n" else 1)
 
 
-def _record_lines(text: str, sep: str, quoted: bool, n_rows: int, header_lines: int) -> np.ndarray:
+def _record_lines(
+    path: Path, options: dict[str, Any], n_rows: int, header_lines: int
+) -> np.ndarray:
     """The first line of each data record."""
-    if _physical_lines(text) == n_rows + header_lines:
+    if _physical_lines(path, options["encoding"]) == n_rows + header_lines:
         return np.arange(n_rows, dtype=np.int64) + header_lines + 1
     # Quoted fields with line breaks: only a real CSV scan knows where records start.
-    starts, _ = _scan(text, sep, quoted)
+    starts, _ = _scan(path, options)
     return np.asarray(starts[header_lines:], dtype=np.int64)
 
 
-def _scan(text: str, sep: str, quoted: bool) -> tuple[list[int], list[int]]:
+def _scan(path: Path, options: dict[str, Any]) -> tuple[list[int], list[int]]:
     """Per record, its first line and its number of fields (0 for a blank line)."""
-    reader = csv.reader(
-        io.StringIO(text), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
-    )
     starts: list[int] = []
     widths: list[int] = []
-    previous_end = 0
-    for record in reader:
-        starts.append(previous_end + 1)
-        widths.append(len(record))
-        previous_end = reader.line_num
+    with path.open(encoding=options["encoding"], newline="") as handle:
+        reader = csv.reader(handle, delimiter=options["sep"], quoting=options["quoting"])
+        previous_end = 0
+        for record in reader:
+            starts.append(previous_end + 1)
+            widths.append(len(record))
+            previous_end = reader.line_num
     return starts, widths
 
 
 def _read_around_bad_lines(
-    text: str,
-    source: str,
-    sep: str,
-    quoted: bool,
-    names: Sequence[str] | None,
-    options: dict[str, Any],
+    path: Path, names: Sequence[str] | None, options: dict[str, Any]
 ) -> tuple[pd.DataFrame, np.ndarray, list[Problem]]:
     """Parse the good records of a file that has lines with too many fields."""
-    starts, widths = _scan(text, sep, quoted)
+    starts, widths = _scan(path, options)
     if names is not None:
         expected, first = len(names), 0
     else:
@@ -200,16 +211,16 @@ def _read_around_bad_lines(
     bad = [i for i in range(first, len(widths)) if widths[i] > expected]
     problems = [
         Problem(
-            source,
+            path.name,
             starts[i],
             None,
             "malformed_line",
-            f"expected {expected} fields, got {widths[i]} (is the separator {sep!r} "
-            "inside an unquoted value?)",
+            f"expected {expected} fields, got {widths[i]} (is the separator "
+            f"{options['sep']!r} inside an unquoted value?)",
         )
         for i in bad
     ]
-    frame = pd.read_csv(io.StringIO(text), engine="c", on_bad_lines="skip", **options)
+    frame = pd.read_csv(path, engine="c", on_bad_lines="skip", **options)
     bad_set = set(bad)
     good = [starts[i] for i in range(first, len(widths)) if i not in bad_set]
     return frame, np.asarray(good, dtype=np.int64), problems
