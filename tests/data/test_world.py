@@ -23,6 +23,7 @@ from recops.data.schema import (
     USER_ID,
     Dataset,
 )
+from recops.data.validation import validate_interactions, validate_items
 from recops.data.world import (
     OraclePolicy,
     PopularityExplorationPolicy,
@@ -99,6 +100,14 @@ def test_tables_follow_the_schema(small: tuple[World, Dataset]) -> None:
     assert users[USER_ID].is_unique and len(users) == world.n_users
     assert items[CATEGORIES].map(lambda c: 1 <= len(c) <= 2 and len(set(c)) == len(c)).all()
     assert items["title"].str.split().map(len).between(4, 9).all()
+
+
+def test_tables_pass_the_shared_validation(small: tuple[World, Dataset]) -> None:
+    _, data = small
+    items, item_report = validate_items(data.items, source="world items")
+    ix, report = validate_interactions(data.interactions, source="world", catalog=items)
+    assert item_report.clean and report.clean, (str(item_report), str(report))
+    assert len(ix) == len(data.interactions)
 
 
 def test_ids_reference_the_catalog_and_users(small: tuple[World, Dataset]) -> None:
