@@ -293,3 +293,14 @@ def test_empty_file_is_reported(tmp_path):
     path = _write(tmp_path, "")
     with pytest.raises(DataValidationError, match=r"^ratings.csv: the file is empty"):
         read_interactions(path)
+
+
+def test_unparsable_lines_and_invalid_rows_are_reported_together(tmp_path):
+    path = _write(tmp_path, HEADER + "u1,i1,x,4\nu2,i2,200,3,extra\nu3,,300,2\n")
+    with pytest.raises(DataValidationError) as err:
+        read_interactions(path)
+    assert [(p.line, p.reason) for p in err.value.problems] == [
+        (2, "bad_timestamp"),
+        (3, "malformed_line"),
+        (4, "empty_id"),
+    ]

@@ -9,6 +9,7 @@ from recops.data.loaders.tabular import (
     parse_column_map,
     read_catalog,
     read_interactions,
+    read_users,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "parse_column_map",
     "read_catalog",
     "read_interactions",
+    "read_users",
 ]

@@ -17,17 +17,28 @@ A catalog needs ``item_id``; ``title``, ``categories`` (``|``-separated) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recops.data.errors import DataValidationError, Problem
 from recops.data.loaders.delimited import read_delimited
-from recops.data.schema import EVENT, ITEM_ID, TIMESTAMP, USER_ID, VALUE, Dataset, empty_users
+from recops.data.schema import (
+    EVENT,
+    ITEM_ID,
+    TIMESTAMP,
+    USER_ID,
+    VALUE,
+    Dataset,
+    empty_items,
+    empty_users,
+)
 from recops.data.validation import (
+    DEFAULT_MAX_PROBLEMS,
     ValidationReport,
     validate_interactions,
     validate_items,
@@ -84,11 +95,7 @@ def parse_column_map(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 def read_table(
-    path: str | Path,
-    *,
-    columns: Mapping[str, str] | None = None,
-    skip_invalid: bool = False,
-    encoding: str = "utf-8",
+    path: str | Path, *, columns: Mapping[str, str] | None = None, encoding: str = "utf-8"
 ) -> Table:
     """Read a CSV, TSV or Parquet file and rename its columns.
 
@@ -100,15 +107,14 @@ def read_table(
     columns:
         ``{name in the file: name in recops}``; names absent from the file are
         ignored, so one mapping can serve the interactions and the catalog.
-    skip_invalid:
-        Skip unparsable lines of a text file instead of raising.
     encoding:
         The text encoding of a text file.
 
     Returns
     -------
     Table
-        The renamed cells.
+        The renamed cells. Unparsable lines are not raised here but listed in
+        ``unparsed``, so that validation can report them with the other problems.
     """
     path = Path(path)
     if not path.is_file():
@@ -117,9 +123,7 @@ def read_table(
     if suffix in _PARQUET_SUFFIXES:
         table = Table(pd.read_parquet(path), path.name, None)
     elif suffix in _TEXT_SUFFIXES:
-        raw = read_delimited(
-            path, sep=_TEXT_SUFFIXES[suffix], encoding=encoding, skip_invalid=skip_invalid
-        )
+        raw = read_delimited(path, sep=_TEXT_SUFFIXES[suffix], encoding=encoding, skip_invalid=True)
         table = Table(raw.frame, raw.source, raw.lines, raw.unparsed)
     else:
         known = ", ".join([*_TEXT_SUFFIXES, *_PARQUET_SUFFIXES])
@@ -142,6 +146,35 @@ def read_table(
             )
         table = Table(renamed, table.source, table.lines, table.unparsed)
     return table
+
+
+def _validated(
+    table: Table,
+    validate: Callable[..., tuple[pd.DataFrame, ValidationReport]],
+    frame: pd.DataFrame,
+    skip_invalid: bool,
+    **options: Any,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate ``frame`` (cells of ``table``) and fold in the table's unparsed lines.
+
+    Without ``skip_invalid``, unparsable lines and invalid rows are raised together,
+    in line order, so that one run shows everything to fix.
+    """
+    unparsed = list(table.unparsed)
+    try:
+        clean, report = validate(
+            frame, source=table.source, lines=table.lines, skip_invalid=skip_invalid, **options
+        )
+    except DataValidationError as err:
+        if not unparsed:
+            raise
+        problems = sorted([*unparsed, *err.problems], key=lambda p: p.line or 0)
+        raise DataValidationError(
+            problems[:DEFAULT_MAX_PROBLEMS], n_total=len(unparsed) + err.n_total
+        ) from None
+    if unparsed and not skip_invalid:
+        raise DataValidationError(unparsed)
+    return clean, report.with_unparsed(unparsed)
 
 
 def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +216,7 @@ def read_interactions(
     interactions, report:
         Events in the schema, sorted by time, and what was skipped.
     """
-    table = read_table(path, columns=columns, skip_invalid=skip_invalid, encoding=encoding)
+    table = read_table(path, columns=columns, encoding=encoding)
     for required in (USER_ID, ITEM_ID, TIMESTAMP):
         if required not in table.frame.columns:
             found = ", ".join(repr(str(c)) for c in table.frame.columns)
@@ -202,15 +235,10 @@ def read_interactions(
                     )
                 ]
             )
-    clean, report = validate_interactions(
-        _with_defaults(table.frame),
-        source=table.source,
-        lines=table.lines,
-        catalog=catalog,
-        skip_invalid=skip_invalid,
+    clean, report = _validated(
+        table, validate_interactions, _with_defaults(table.frame), skip_invalid, catalog=catalog
     )
-    clean = clean.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
-    return clean, report.with_unparsed(table.unparsed)
+    return clean.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True), report
 
 
 def read_catalog(
@@ -238,11 +266,37 @@ def read_catalog(
     items, report:
         The catalog in the schema and what was skipped.
     """
-    table = read_table(path, columns=columns, skip_invalid=skip_invalid, encoding=encoding)
-    items, report = validate_items(
-        table.frame, source=table.source, lines=table.lines, skip_invalid=skip_invalid
-    )
-    return items, report.with_unparsed(table.unparsed)
+    table = read_table(path, columns=columns, encoding=encoding)
+    return _validated(table, validate_items, table.frame, skip_invalid)
+
+
+def read_users(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    skip_invalid: bool = False,
+    encoding: str = "utf-8",
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read and validate a users file (``user_id`` plus features).
+
+    Parameters
+    ----------
+    path:
+        A CSV, TSV or Parquet file.
+    columns:
+        ``{name in the file: name in recops}``.
+    skip_invalid:
+        Drop bad rows and report them instead of raising.
+    encoding:
+        The text encoding of a text file.
+
+    Returns
+    -------
+    users, report:
+        The users in the schema and what was skipped.
+    """
+    table = read_table(path, columns=columns, encoding=encoding)
+    return _validated(table, validate_users, table.frame, skip_invalid)
 
 
 def load_tabular(
@@ -279,25 +333,23 @@ def load_tabular(
     dataset, reports:
         The dataset and one report per file read.
     """
+    options: dict[str, Any] = {
+        "columns": columns,
+        "skip_invalid": skip_invalid,
+        "encoding": encoding,
+    }
     reports: list[ValidationReport] = []
-    items = None
+    items = empty_items()
     if catalog is not None:
-        items, report = read_catalog(
-            catalog, columns=columns, skip_invalid=skip_invalid, encoding=encoding
-        )
+        items, report = read_catalog(catalog, **options)
         reports.append(report)
     events, report = read_interactions(
-        interactions, columns=columns, catalog=items, skip_invalid=skip_invalid, encoding=encoding
+        interactions, catalog=items if catalog is not None else None, **options
     )
     reports.append(report)
     user_table = empty_users()
     if users is not None:
-        table = read_table(users, columns=columns, skip_invalid=skip_invalid, encoding=encoding)
-        user_table, report = validate_users(
-            table.frame, source=table.source, lines=table.lines, skip_invalid=skip_invalid
-        )
-        reports.append(report.with_unparsed(table.unparsed))
-    dataset = Dataset(events, name=name or Path(interactions).stem, users=user_table)
-    if items is not None:
-        dataset.items = items
+        user_table, report = read_users(users, **options)
+        reports.append(report)
+    dataset = Dataset(events, items, user_table, name=name or Path(interactions).stem)
     return dataset, reports
