@@ -223,7 +223,8 @@ def load_mind_behaviors(path: str | Path) -> pd.DataFrame:
     position[columns["history"]] = pd.NA
     lines = columns.pop("_line")
     events = pd.DataFrame(columns).assign(position=position)
-    events = events[[*events.columns[:6], "position", "history"]]
+    order_of_columns = [USER_ID, ITEM_ID, EVENT, VALUE, TIMESTAMP, "impression_id"]
+    events = events[[*order_of_columns, "position", "history"]]
     interactions, _ = validate_interactions(events, source=table.source, lines=lines)
     return interactions
 
