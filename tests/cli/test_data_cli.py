@@ -78,7 +78,7 @@ def test_convert_missing_column_suggests_the_map(tmp_path):
     assert "--map NAME=user_id" in result.output
 
 
-def test_info_on_a_folder_and_on_a_name(tmp_path, shared_data):
+def test_info_on_a_folder(tmp_path):
     frame = pd.DataFrame(
         {
             "user_id": ["a", "b"],
@@ -92,6 +92,9 @@ def test_info_on_a_folder_and_on_a_name(tmp_path, shared_data):
     result = runner.invoke(app, ["data", "info", str(tmp_path / "tiny")])
     assert result.exit_code == 0, result.output
     assert "1970-01-02 00:00:00" in result.output
+
+
+def test_info_on_a_public_dataset_name(shared_data):
     result = runner.invoke(app, ["data", "info", "obd", "--data-dir", str(shared_data)])
     assert result.exit_code == 0, result.output
     assert "10,000" in result.output
