@@ -124,3 +124,24 @@ def test_scores_and_slates_are_validated() -> None:
         policy.marginals(np.array([1.0, np.inf, 0.0]))
     with pytest.raises(ValueError, match="distinct indices"):
         policy.prefix_probabilities(SCORES, np.array([0, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [PlackettLucePolicy(slate_size=3, temperature=0.7), EpsilonGreedyPolicy(slate_size=2)],
+    ids=repr,
+)
+def test_batch_methods_agree_with_single_requests(policy: RankingPolicy) -> None:
+    scores = np.random.default_rng(1).normal(size=(7, 6))
+    batch = policy.marginals_batch(scores)
+    for r in range(7):
+        np.testing.assert_allclose(batch[r], policy.marginals(scores[r])[0], atol=1e-12)
+    items, propensity, prefix = policy.sample_batch(scores, np.random.default_rng(2))
+    assert items.shape == propensity.shape == prefix.shape == (7, policy.slate_size)
+    for r in range(7):
+        np.testing.assert_allclose(
+            propensity[r], batch[r][items[r], np.arange(policy.slate_size)], atol=1e-12
+        )
+        np.testing.assert_allclose(
+            prefix[r], policy.prefix_probabilities(scores[r], items[r]), atol=1e-12
+        )

@@ -115,7 +115,7 @@ def ope(
         batch = OPEBatch.from_action_dist(feedback, dist, q_hat)
         report = evaluate_policy(
             batch,
-            interval=interval.value,  # type: ignore[arg-type]
+            interval=interval.value,
             alpha=alpha,
             n_bootstrap=n_bootstrap,
             random_state=seed,

@@ -70,6 +70,19 @@ def _check_scores(scores: object, slate_size: int) -> np.ndarray:
     return s
 
 
+def _check_batch(scores: object, slate_size: int) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"`scores` must have shape (n_requests, n_candidates) (got {s.shape})")
+    if s.shape[1] < slate_size:
+        raise ValueError(
+            f"`scores` must have at least slate_size={slate_size} candidates (got {s.shape[1]})"
+        )
+    if not np.all(np.isfinite(s)):
+        raise ValueError("`scores` must be finite (mask ineligible candidates out before)")
+    return s
+
+
 def _check_slate(slate: object, n: int, slate_size: int) -> np.ndarray:
     items = np.asarray(slate, dtype=np.int64)
     if items.shape != (slate_size,):
@@ -100,6 +113,24 @@ class RankingPolicy(ABC):
     @abstractmethod
     def _draw(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One slate of candidate indices."""
+
+    def marginals_batch(self, scores: np.ndarray) -> np.ndarray:
+        """:meth:`marginals` of many requests, ``(n_requests, n, slate_size)``.
+
+        Monte Carlo errors are not returned here; use :meth:`marginals` for them.
+        """
+        return np.stack([self.marginals(row)[0] for row in _check_batch(scores, self.slate_size)])
+
+    def sample_batch(
+        self, scores: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slates for many requests: ``(items, propensity, prefix_propensity)``, each ``(R, K)``."""
+        samples = [self.sample(row, rng) for row in _check_batch(scores, self.slate_size)]
+        return (
+            np.stack([x.items for x in samples]),
+            np.stack([x.propensity for x in samples]),
+            np.stack([x.prefix_propensity for x in samples]),
+        )
 
     def sample(self, scores: np.ndarray, rng: np.random.Generator) -> SlateSample:
         """Draw a slate for one request and report its propensities.
@@ -275,21 +306,23 @@ class PlackettLucePolicy(RankingPolicy):
 
     def _weights(self, scores: np.ndarray) -> np.ndarray:
         z = scores / self.temperature
-        return np.exp(z - z.max())
+        return np.exp(z - z.max(axis=-1, keepdims=True))
 
     def _draw(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # Gumbel-top-k draws an exact Plackett–Luce slate in one vectorised step.
-        keys = scores / self.temperature + rng.gumbel(size=scores.shape[0])
-        return np.argsort(-keys, kind="stable")[: self.slate_size]
+        keys = scores / self.temperature + rng.gumbel(size=scores.shape)
+        return np.argsort(-keys, kind="stable", axis=-1)[..., : self.slate_size]
+
+    def _prefix_batch(self, w: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        shown = np.take_along_axis(w, slates, axis=-1)
+        before = np.cumsum(shown, axis=-1) - shown
+        return np.cumprod(shown / (w.sum(axis=-1, keepdims=True) - before), axis=-1)
 
     def prefix_probabilities(self, scores: np.ndarray, slate: np.ndarray) -> np.ndarray:
         """Exact ``Π_{t≤k} w(slate[t]) / (W - Σ_{u<t} w(slate[u]))``."""
         s = _check_scores(scores, self.slate_size)
         items = _check_slate(slate, s.shape[0], self.slate_size)
-        w = self._weights(s)
-        shown = w[items]
-        remaining = w.sum() - np.concatenate(([0.0], np.cumsum(shown)[:-1]))
-        return np.cumprod(shown / remaining)
+        return self._prefix_batch(self._weights(s), items)
 
     def exact_cost(self, n_candidates: int) -> int:
         """Operations the exact marginals would take for ``n_candidates``."""
@@ -299,33 +332,54 @@ class PlackettLucePolicy(RankingPolicy):
         """``P(item i at position k)``, exact when affordable, else Monte Carlo."""
         s = _check_scores(scores, self.slate_size)
         if self.exact_cost(s.shape[0]) <= self.max_exact_cells:
-            marg = self._exact_marginals(self._weights(s))
+            marg = self._exact_marginals(self._weights(s)[None, :])[0]
             return marg, np.zeros_like(marg)
         return self._monte_carlo_marginals(s)
 
+    def marginals_batch(self, scores: np.ndarray) -> np.ndarray:
+        """Exact marginals of many requests at once (Monte Carlo per request otherwise)."""
+        s = _check_batch(scores, self.slate_size)
+        cost = self.exact_cost(s.shape[1])
+        if cost > self.max_exact_cells:
+            return super().marginals_batch(s)
+        w = self._weights(s)
+        chunk = max(1, self.max_exact_cells // cost)
+        return np.concatenate(
+            [self._exact_marginals(w[i : i + chunk]) for i in range(0, s.shape[0], chunk)]
+        )
+
+    def sample_batch(
+        self, scores: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorised Gumbel-top-k slates with exact propensities."""
+        s = _check_batch(scores, self.slate_size)
+        items = self._draw(s, rng)
+        marg = self.marginals_batch(s)
+        rows = np.arange(s.shape[0])[:, None]
+        propensity = marg[rows, items, np.arange(self.slate_size)[None, :]]
+        return items, propensity, self._prefix_batch(self._weights(s), items)
+
     def _exact_marginals(self, w: np.ndarray) -> np.ndarray:
-        n = w.shape[0]
-        marg = np.zeros((n, self.slate_size))
+        """Exact marginals for weights ``w`` of shape ``(R, n)`` by prefix enumeration."""
+        n_req, n = w.shape
+        marg = np.zeros((n_req, n, self.slate_size))
+        # Prefixes (ordered item tuples) are the same for every request; only their
+        # probabilities differ, so they are enumerated once.
         prefixes = np.zeros((1, 0), dtype=np.int64)
-        prob = np.ones(1)
-        remaining = np.array([w.sum()])
+        prob = np.ones((n_req, 1))
+        remaining = w.sum(axis=1, keepdims=True)
         for k in range(self.slate_size):
             # P(i at k) = Σ_prefixes P(prefix) w_i / rem(prefix), for i not in the prefix.
             scale = prob / remaining
-            in_prefix = np.bincount(
-                prefixes.ravel(), weights=np.repeat(scale, prefixes.shape[1]), minlength=n
-            )
-            marg[:, k] = w * (scale.sum() - in_prefix)
+            member = np.zeros((prefixes.shape[0], n))
+            member[np.arange(prefixes.shape[0])[:, None], prefixes] = 1.0
+            marg[:, :, k] = w * (scale.sum(axis=1, keepdims=True) - scale @ member)
             if k + 1 == self.slate_size:
                 break
-            # Extend every prefix by every item not in it.
-            step = scale[:, None] * w[None, :]
-            valid = np.ones((prefixes.shape[0], n), dtype=bool)
-            valid[np.arange(prefixes.shape[0])[:, None], prefixes] = False
-            rows, items = np.nonzero(valid)
+            rows, items = np.nonzero(member == 0)
             prefixes = np.concatenate([prefixes[rows], items[:, None]], axis=1)
-            prob = step[rows, items]
-            remaining = remaining[rows] - w[items]
+            prob = scale[:, rows] * w[:, items]
+            remaining = remaining[:, rows] - w[:, items]
         return marg
 
     def _monte_carlo_marginals(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
