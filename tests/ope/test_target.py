@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from recops.experiments.policies import EpsilonGreedyPolicy, GreedyPolicy, PlackettLucePolicy
+from recops.models.base import Queries, Recommender
 from recops.ope.batch import OPEBatch
 from recops.ope.feedback import LoggedFeedback
 from recops.ope.importance import InverseProbabilityWeighting
-from recops.ope.target import batch_from_ranking_policy
+from recops.ope.target import batch_from_ranking_policy, model_candidate_scores
 
 
 def test_matches_the_action_distribution_path() -> None:
@@ -60,3 +61,33 @@ def test_shapes_are_checked() -> None:
         batch_from_ranking_policy(fb, [np.array([0, 1])], [], GreedyPolicy())
     with pytest.raises(ValueError, match="one score per candidate"):
         batch_from_ranking_policy(fb, [np.array([0, 1])], [np.array([1.0])], GreedyPolicy())
+
+
+class _FixedScores(Recommender):
+    """A minimal recommender whose scores are a fixed per-user table."""
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+        self.item_ids_ = np.array(["a", "b", "c"], dtype=object)
+
+    def fit(self, interactions, items=None):  # type: ignore[no-untyped-def]
+        return self
+
+    def score(self, queries: Queries) -> np.ndarray:
+        return np.array([self.table[u] for u in queries.user_ids], dtype=float)
+
+
+def test_model_candidate_scores_picks_the_candidates_columns() -> None:
+    model = _FixedScores({"u1": [0.1, 0.5, -np.inf], "u2": [2.0, 1.0, 0.0]})
+    queries = Queries(
+        user_ids=["u1", "u2"],
+        histories=[np.array([]), np.array([])],
+        history_times=[np.array([]), np.array([])],
+        now=np.array([0, 0]),
+    )
+    scores = model_candidate_scores(model, queries, [np.array(["c", "b"]), np.array(["a"])])
+    # -inf (e.g. an excluded item) becomes the row's lowest finite score minus one.
+    np.testing.assert_allclose(scores[0], [-0.5, 0.5])
+    np.testing.assert_allclose(scores[1], [2.0])
+    with pytest.raises(ValueError, match="candidate 'z' is unknown to the model"):
+        model_candidate_scores(model, queries, [np.array(["z"]), np.array(["a"])])

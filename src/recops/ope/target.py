@@ -143,7 +143,7 @@ def model_candidate_scores(
     for r, ids in enumerate(candidate_ids):
         missing = [i for i in ids if i not in column]
         if missing:
-            raise ValueError(f"request {r}: candidate {missing[0]!r} is unknown to the model")
+            raise ValueError(f"request {r}: candidate {str(missing[0])!r} is unknown to the model")
         row = all_scores[r, [column[i] for i in ids]]
         finite = np.isfinite(row)
         floor = row[finite].min() - 1.0 if finite.any() else 0.0
