@@ -23,7 +23,7 @@ def test_ope_on_the_open_bandit_dataset(shared_data: Path, tmp_path: Path) -> No
         app,
         [
             *("ope", "--logs", str(shared_data / "obd"), "--policy", str(policy)),
-            *("--format", "obd", "--out-dir", str(out), "--json"),
+            *("--format", "obd", "--out-dir", str(out), "--json", "--truth", "0.0038"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -32,6 +32,7 @@ def test_ope_on_the_open_bandit_dataset(shared_data: Path, tmp_path: Path) -> No
     assert estimates["ips"]["value"] == np.float64(38 / 10000)
     assert estimates["ips"]["ess"] == 10000
     assert (out / "report.json").is_file() and (out / "report.html").is_file()
+    assert json.loads((out / "report.json").read_text())["truth"] == 0.0038
 
 
 def test_ope_on_an_exposure_log_prints_a_table(tmp_path: Path) -> None:

@@ -83,6 +83,9 @@ def ope(
     alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="1 - confidence level."),
     n_bootstrap: int = typer.Option(1000, min=2, help="Bootstrap resamples."),
     seed: int = typer.Option(0, help="Seed for folds and bootstrap."),
+    truth: float | None = typer.Option(
+        None, help="Known true value (e.g. an on-policy CTR), drawn in the plot."
+    ),
     out_dir: Path = typer.Option(Path("ope_report"), help="Where report.json/html go."),
     as_json: bool = typer.Option(False, "--json", help="Print the estimates as one JSON object."),
 ) -> None:
@@ -119,6 +122,7 @@ def ope(
             alpha=alpha,
             n_bootstrap=n_bootstrap,
             random_state=seed,
+            truth=truth,
             title=f"OPE of {action_dist.name} on {logs.name}",
         )
     except (ValueError, FileNotFoundError) as exc:
