@@ -43,9 +43,7 @@ def tiny_world(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return interactions, items
 
 
-@pytest.fixture(scope="session")
-def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TwoTower fitted for a couple of epochs on :func:`tiny_world`, saved once."""
+def _train(out: Path, seed: int, epochs: int) -> Path:
     import torch
 
     from recops.models.two_tower import TwoTower
@@ -55,16 +53,27 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = TwoTower(
         dim=16,
         hidden=32,
-        epochs=2,
         batch_size=64,
         uniform_negatives=16,
         num_threads=1,
         text_buckets=256,
-        seed=0,
+        seed=seed,
+        epochs=epochs,
     ).fit(interactions, items)
-    out = tmp_path_factory.mktemp("artifact") / "model"
     model.save(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TwoTower fitted for a couple of epochs on :func:`tiny_world`, saved once."""
+    return _train(tmp_path_factory.mktemp("artifact") / "model", seed=0, epochs=2)
+
+
+@pytest.fixture(scope="session")
+def second_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another version: a different seed, so its recommendations differ."""
+    return _train(tmp_path_factory.mktemp("artifact") / "model", seed=1, epochs=1)
 
 
 def make_repository(root: Path, artifact: Path, versions: tuple[str, ...] = ("1",)) -> Path:

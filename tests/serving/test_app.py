@@ -12,7 +12,7 @@ from recops.serving.app import create_app
 from recops.serving.eventlog import SQLiteEventLog
 from recops.serving.settings import ServerSettings
 
-from .conftest import ADMIN_TOKEN, CATEGORIES, START, make_repository
+from .conftest import ADMIN_TOKEN, CATEGORIES, START, make_repository, tiny_world
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 NOW = START + 30 * 86400
@@ -264,3 +264,11 @@ def test_ceiling_route_only_when_asked(client: TestClient, settings: ServerSetti
     plain = settings.model_copy(update={"benchmark_routes": False})
     with TestClient(create_app(plain)) as other:
         assert other.get("/v1/ceiling").status_code == 404
+
+
+def test_known_user_history_comes_from_training(client: TestClient) -> None:
+    interactions, _ = tiny_world()
+    trained = set(interactions.loc[interactions["user_id"] == "u0", "item_id"])
+    reply = client.post("/v1/recommend", json={"user_id": "u0", "k": 10}).json()
+    assert reply["strategy"] == "personalized"
+    assert not trained & set(reply["items"]), "training items count as seen"

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
+from recops.serving.state import UserHistory
 
 #: Names and versions are path components: no separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -113,6 +115,10 @@ class LoadedModel:
         Time to load the artifact and build the index.
     known_users:
         Users the model has an id embedding for (``user_ids_``), if it has any.
+    histories:
+        Each training user's most recent items, from the training interactions the
+        model keeps (``_train``, see :class:`~recops.models.base.Recommender`): a
+        known user's history before any event reaches the online state.
     """
 
     name: str
@@ -123,6 +129,7 @@ class LoadedModel:
     catalog: ItemCatalog
     load_seconds: float
     known_users: frozenset[str] = frozenset()
+    histories: dict[str, UserHistory] = field(default_factory=dict, repr=False)
     loaded_at: float = field(default_factory=time.time)
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
 
@@ -136,7 +143,12 @@ class LoadedModel:
 
 
 def build_loaded_model(
-    name: str, version: str, path: Path, model: ServableModel, index_params: IndexParams
+    name: str,
+    version: str,
+    path: Path,
+    model: ServableModel,
+    index_params: IndexParams,
+    history_size: int = 50,
 ) -> LoadedModel:
     """Check the model against the interface, build its index and catalog."""
     start = time.perf_counter()
@@ -153,7 +165,8 @@ def build_loaded_model(
         catalog = ItemCatalog.from_parquet(catalog_file, item_ids, model.categories_)
     else:
         catalog = catalog_from_model(model, item_ids)
-    known = frozenset(str(u) for u in getattr(model, "user_ids_", ()))
+    histories = training_histories(getattr(model, "_train", None), history_size)
+    known = frozenset(str(u) for u in getattr(model, "user_ids_", ())) | histories.keys()
     return LoadedModel(
         name,
         version,
@@ -163,7 +176,33 @@ def build_loaded_model(
         catalog,
         load_seconds=time.perf_counter() - start,
         known_users=known,
+        histories=histories,
     )
+
+
+def training_histories(interactions: object, limit: int) -> dict[str, UserHistory]:
+    """The last ``limit`` items of each user in a frame with user_id, item_id, timestamp.
+
+    Vectorised (one sort, one split) so that a few million training events take
+    seconds at load time and nothing at request time.
+    """
+    import pandas as pd
+
+    if not isinstance(interactions, pd.DataFrame) or len(interactions) == 0:
+        return {}
+    if not {USER_ID, ITEM_ID, TIMESTAMP} <= set(interactions.columns):
+        return {}
+    codes, users = pd.factorize(interactions[USER_ID].astype(str))
+    times = interactions[TIMESTAMP].to_numpy(dtype=np.int64)
+    items = interactions[ITEM_ID].astype(str).to_numpy(dtype=object)
+    order = np.lexsort((times, codes))
+    starts = np.searchsorted(codes[order], np.arange(len(users)))
+    ends = np.append(starts[1:], len(order))
+    out: dict[str, UserHistory] = {}
+    for user, start, end in zip(users, starts, ends, strict=True):
+        rows = order[max(start, end - limit) : end]
+        out[str(user)] = UserHistory(items[rows], times[rows])
+    return out
 
 
 def catalog_from_model(model: ServableModel, item_ids: list[str]) -> ItemCatalog:
@@ -250,6 +289,8 @@ class ModelManager:
         How each version's FAISS index is built.
     loader:
         Loads an artifact directory; ``TwoTower.load`` by default.
+    history_size:
+        Training items kept per known user.
     """
 
     def __init__(
@@ -257,8 +298,10 @@ class ModelManager:
         repository: ModelRepository,
         index_params: IndexParams | None = None,
         loader: ModelLoader | None = None,
+        history_size: int = 50,
     ) -> None:
         self.repository = repository
+        self.history_size = history_size
         self.index_params = index_params or IndexParams()
         self.loader: ModelLoader = loader or load_two_tower
         # Serialises loads/switches/unloads; requests never take it.
@@ -293,7 +336,9 @@ class ModelManager:
             path = self.repository.path(name, version)
             try:
                 model = self.loader(path)
-                bundle = build_loaded_model(name, version, path, model, self.index_params)
+                bundle = build_loaded_model(
+                    name, version, path, model, self.index_params, self.history_size
+                )
             except (ModelNotFoundError, ModelLoadError):
                 raise
             except Exception as exc:  # any failure of a version becomes one error type

@@ -29,7 +29,7 @@ from recops.serving.schemas import (
     SearchRequest,
     SimilarRequest,
 )
-from recops.serving.state import UserStateStore
+from recops.serving.state import EMPTY_HISTORY, UserHistory, UserStateStore
 
 StageObserver = Callable[[str, float], None]
 
@@ -114,12 +114,29 @@ class RecommendService:
         """Stage 1: the user's history from the online state plus the request."""
         start = time.perf_counter()
         now = request.now if request.now is not None else int(time.time())
-        stored = self.state.history(request.user_id) if request.user_id else None
-        items = stored.item_ids if stored is not None else np.array([], dtype=object)
-        times = stored.timestamps if stored is not None else np.array([], dtype=np.int64)
+        # Oldest first: what the model saw in training, then live events, then the
+        # items the request itself carries.
+        parts: list[UserHistory] = []
+        if request.user_id:
+            trained = bundle.histories.get(request.user_id)
+            if trained is not None:
+                parts.append(trained)
+            parts.append(self.state.history(request.user_id))
         if request.history:
-            items = np.concatenate([items, np.array(request.history, dtype=object)])
-            times = np.concatenate([times, np.full(len(request.history), now, dtype=np.int64)])
+            parts.append(
+                UserHistory(
+                    np.array(request.history, dtype=object),
+                    np.full(len(request.history), now, dtype=np.int64),
+                )
+            )
+        parts = [p for p in parts if len(p)]
+        if len(parts) == 1:
+            items, times = parts[0].item_ids, parts[0].timestamps
+        elif parts:
+            items = np.concatenate([p.item_ids for p in parts])
+            times = np.concatenate([p.timestamps for p in parts])
+        else:
+            items, times = EMPTY_HISTORY.item_ids, EMPTY_HISTORY.timestamps
         index = bundle.model.item_index
         seen = np.fromiter((index[i] for i in items if i in index), dtype=np.int64, count=-1)
         known_user = request.user_id is not None and request.user_id in bundle.known_users
