@@ -57,26 +57,15 @@ def _check_count(name: str, value: object) -> None:
         raise ValueError(f"`{name}` must be a positive int (got {value!r})")
 
 
-def _check_scores(scores: object, slate_size: int) -> np.ndarray:
+def _check_scores(scores: object, slate_size: int, ndim: int = 1) -> np.ndarray:
+    """Scores of one request (``ndim=1``) or a batch ``(n_requests, n)`` (``ndim=2``)."""
     s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1:
-        raise ValueError(f"`scores` must be a 1-d array of candidate scores (got shape {s.shape})")
-    if s.shape[0] < slate_size:
+    if s.ndim != ndim:
+        expected = "(n_candidates,)" if ndim == 1 else "(n_requests, n_candidates)"
+        raise ValueError(f"`scores` must have shape {expected} (got {s.shape})")
+    if s.shape[-1] < slate_size:
         raise ValueError(
-            f"`scores` must have at least slate_size={slate_size} candidates (got {s.shape[0]})"
-        )
-    if not np.all(np.isfinite(s)):
-        raise ValueError("`scores` must be finite (mask ineligible candidates out before)")
-    return s
-
-
-def _check_batch(scores: object, slate_size: int) -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 2:
-        raise ValueError(f"`scores` must have shape (n_requests, n_candidates) (got {s.shape})")
-    if s.shape[1] < slate_size:
-        raise ValueError(
-            f"`scores` must have at least slate_size={slate_size} candidates (got {s.shape[1]})"
+            f"`scores` must have at least slate_size={slate_size} candidates (got {s.shape[-1]})"
         )
     if not np.all(np.isfinite(s)):
         raise ValueError("`scores` must be finite (mask ineligible candidates out before)")
@@ -119,13 +108,14 @@ class RankingPolicy(ABC):
 
         Monte Carlo errors are not returned here; use :meth:`marginals` for them.
         """
-        return np.stack([self.marginals(row)[0] for row in _check_batch(scores, self.slate_size)])
+        rows = _check_scores(scores, self.slate_size, ndim=2)
+        return np.stack([self.marginals(row)[0] for row in rows])
 
     def sample_batch(
         self, scores: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slates for many requests: ``(items, propensity, prefix_propensity)``, each ``(R, K)``."""
-        samples = [self.sample(row, rng) for row in _check_batch(scores, self.slate_size)]
+        samples = [self.sample(row, rng) for row in _check_scores(scores, self.slate_size, ndim=2)]
         return (
             np.stack([x.items for x in samples]),
             np.stack([x.propensity for x in samples]),
@@ -338,7 +328,7 @@ class PlackettLucePolicy(RankingPolicy):
 
     def marginals_batch(self, scores: np.ndarray) -> np.ndarray:
         """Exact marginals of many requests at once (Monte Carlo per request otherwise)."""
-        s = _check_batch(scores, self.slate_size)
+        s = _check_scores(scores, self.slate_size, ndim=2)
         cost = self.exact_cost(s.shape[1])
         if cost > self.max_exact_cells:
             return super().marginals_batch(s)
@@ -352,7 +342,7 @@ class PlackettLucePolicy(RankingPolicy):
         self, scores: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised Gumbel-top-k slates with exact propensities."""
-        s = _check_batch(scores, self.slate_size)
+        s = _check_scores(scores, self.slate_size, ndim=2)
         items = self._draw(s, rng)
         marg = self.marginals_batch(s)
         rows = np.arange(s.shape[0])[:, None]

@@ -11,7 +11,7 @@ policy's action distribution has shape ``(n_rows, n_actions, len_list)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,13 +170,5 @@ def read_obd(
 
     raw = load_obd_bandit_feedback(path_or_data_dir, behavior_policy, campaign)
     feedback = LoggedFeedback.from_bandit_feedback(raw)
-    return LoggedFeedback(
-        action=feedback.action,
-        reward=feedback.reward,
-        pscore=feedback.pscore,
-        n_actions=feedback.n_actions,
-        position=feedback.position,
-        len_list=feedback.len_list,
-        context=feedback.context,
-        action_ids=np.arange(feedback.n_actions),
-    )
+    # OBD's actions are the raw item ids 0..n_actions-1.
+    return replace(feedback, action_ids=np.arange(feedback.n_actions))
