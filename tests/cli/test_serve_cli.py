@@ -1,0 +1,79 @@
+"""``recops serve`` and ``recops loadtest`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from recops.cli import app
+from recops.data.schema import Dataset
+
+# Wide enough that rich does not wrap the error messages this file looks for.
+runner = CliRunner(env={"COLUMNS": "300"})
+
+
+def test_serve_refuses_a_missing_repository(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--models", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "is not a folder" in result.output
+
+
+def test_serve_validates_settings_from_the_environment(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["serve", "--models", str(tmp_path)],
+        env={"RECOPS_HISTORY_SIZE": "0", "COLUMNS": "300"},
+    )
+    assert result.exit_code != 0 and "history_size" in result.output
+
+
+def test_loadtest_reports_and_writes_json(tmp_path: Path) -> None:
+    interactions = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "item_id": ["a", "b"],
+            "event": ["click", "click"],
+            "value": [1.0, 1.0],
+            "timestamp": [1, 2],
+        }
+    )
+    Dataset(interactions).save(tmp_path / "data")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: every request is refused
+    out = tmp_path / "report.json"
+    args = [
+        "loadtest",
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "1",
+        "--json",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "load test" in result.output and "recommend" in result.output
+    report = json.loads(out.read_text())
+    assert report["endpoints"]["all"]["errors"] == report["endpoints"]["all"]["requests"] > 0
+
+
+def test_loadtest_explains_bad_options(tmp_path: Path) -> None:
+    bad_mix = runner.invoke(app, ["loadtest", "--mix", "recommend"])
+    assert bad_mix.exit_code != 0 and "--mix must look like" in bad_mix.output
+    remote = runner.invoke(
+        app, ["loadtest", "--url", "http://10.1.2.3:8000", "--dataset", str(tmp_path)]
+    )
+    assert remote.exit_code != 0
+    missing = runner.invoke(app, ["loadtest", "--dataset", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "not a recops dataset" in missing.output
