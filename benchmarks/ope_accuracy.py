@@ -160,7 +160,8 @@ def simulated_table(n_seeds: int, n_requests: int, n_truth: int) -> None:
         for case in cases:
             logs = simulate_logs(world, requests, logging_scores, case.logging, rng)
             marginals = target_marginals(target_scores, case.target)
-            batch = ope_batch(logs, marginals, cross_fitted_q_hat(logs, seed=seed))
+            q_hat = cross_fitted_q_hat(logs, target_scores, seed=seed)
+            batch = ope_batch(logs, marginals, q_hat)
             estimates = [e.estimate(batch) for e in default_estimators(True)]
             slates = slate_batch(logs, target_scores, case.target, marginals)
             # Slate estimators report clicks per slate; divide by K for CTR per slot.

@@ -24,7 +24,7 @@ from recops.ope._validation import check_positive_int
 from recops.ope.batch import OPEBatch
 from recops.ope.feedback import LoggedFeedback
 from recops.ope.report import OPEReport, evaluate_policy
-from recops.ope.reward_model import ActionPositionMeanModel, RewardData, cross_fit_predict
+from recops.ope.reward_model import LogisticRewardModel, RewardData, cross_fit_predict
 from recops.ope.slate import SlateBatch
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -258,10 +258,27 @@ def slate_batch(
     )
 
 
-def cross_fitted_q_hat(logs: SimulatedLogs, n_folds: int = 2, seed: int = 0) -> np.ndarray:
-    """Cross-fitted click rate per (candidate slot, position) for DM / DR."""
+def cross_fitted_q_hat(
+    logs: SimulatedLogs,
+    target_scores: np.ndarray | None = None,
+    n_folds: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
+    """Cross-fitted ``q̂(request, slot, position)`` for DM / DR.
+
+    A logistic regression on the logging model's score of each candidate (and the
+    target model's, when given) plus position effects: what a team would fit from its
+    exposure log's candidate scores.
+    """
+    rows = logs.feedback.slate_id
+    assert rows is not None
+    columns = [logs.scores[rows]]
+    if target_scores is not None:
+        columns.append(np.asarray(target_scores)[rows])
+    features = np.stack(columns, axis=-1)
+    data = RewardData.from_feedback(logs.feedback, features)
     return cross_fit_predict(
-        ActionPositionMeanModel, RewardData.from_feedback(logs.feedback), n_folds, seed
+        lambda: LogisticRewardModel(l2=1e-4, action_effects=False), data, n_folds, seed
     )
 
 
@@ -328,7 +345,7 @@ def run_ope_demo(
     challenger_scores = challenger(requests.user, requests.candidates, requests.t)
     logs = simulate_logs(world, requests, current_scores, logging_policy, rng)
     marginals = target_marginals(challenger_scores, target_policy)
-    batch = ope_batch(logs, marginals, cross_fitted_q_hat(logs, seed=seed))
+    batch = ope_batch(logs, marginals, cross_fitted_q_hat(logs, challenger_scores, seed=seed))
     truth = float(np.mean(true_value(world, requests, challenger_scores, target_policy)))
     report = evaluate_policy(batch, truth=truth, title="Challenger CTR: off-policy vs truth")
     return DemoResult(
