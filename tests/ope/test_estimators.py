@@ -163,3 +163,13 @@ def test_no_overlap_gives_zero_ess_and_snips_zero() -> None:
     est = SelfNormalizedIPW().estimate(batch)
     assert est.ess == 0.0
     assert est.value == 0.0
+
+
+def test_tuned_estimate_equals_the_fixed_parameter_estimate() -> None:
+    batch, _ = _synthetic(3)
+    switch = SwitchDoublyRobust().estimate(batch)
+    fixed = SwitchDoublyRobust(max_weight=switch.params["max_weight"]).estimate(batch)
+    assert (switch.value, switch.ci_low) == (fixed.value, fixed.ci_low)
+    dros = DoublyRobustWithShrinkage().estimate(batch)
+    fixed_dros = DoublyRobustWithShrinkage(shrinkage=dros.params["shrinkage"]).estimate(batch)
+    assert dros.value == fixed_dros.value

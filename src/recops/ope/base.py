@@ -87,6 +87,13 @@ class BaseEstimator(ABC, Generic[BatchT]):
         """Hyper-parameters used on ``batch`` (empty when there are none)."""
         return {}
 
+    def resolved(self, batch: BatchT) -> BaseEstimator[BatchT]:
+        """This estimator with any data-tuned hyper-parameter fixed to its value on ``batch``.
+
+        :meth:`estimate` tunes once through it instead of once per quantity.
+        """
+        return self
+
     def estimate_policy_value(self, batch: BatchT) -> float:
         """Point estimate of the target policy's value."""
         return self.terms(batch).value()
@@ -119,14 +126,15 @@ class BaseEstimator(ABC, Generic[BatchT]):
         -------
         Estimate
         """
-        terms = self.terms(batch)
+        fixed = self.resolved(batch)
+        terms = fixed.terms(batch)
         if interval == "normal":
             low, high, se = normal_interval(terms, alpha)
         elif interval == "bootstrap":
             low, high, se = bootstrap_interval(terms, alpha, n_bootstrap, random_state)
         else:
             raise ValueError(f"`interval` must be 'normal' or 'bootstrap' (got {interval!r})")
-        weights = self.importance_weights(batch)
+        weights = fixed.importance_weights(batch)
         return Estimate(
             estimator=self.name,
             value=terms.value(),
@@ -138,5 +146,5 @@ class BaseEstimator(ABC, Generic[BatchT]):
             ess=kish_ess(weights),
             n=terms.n_units,
             max_weight=float(np.max(weights)),
-            params=self.params(batch),
+            params=fixed.params(batch),
         )

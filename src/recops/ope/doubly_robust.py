@@ -10,7 +10,7 @@ computed on rows the model was trained on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import ClassVar
 
@@ -166,6 +166,12 @@ class SwitchDoublyRobust(BaseEstimator[OPEBatch]):
         """``{"max_weight": τ}``."""
         return {"max_weight": self.threshold(batch)}
 
+    def resolved(self, batch: OPEBatch) -> SwitchDoublyRobust:
+        """A copy with ``τ`` tuned on ``batch`` (itself when ``τ`` is fixed)."""
+        if self.max_weight is not None:
+            return self
+        return replace(self, max_weight=self.threshold(batch))
+
     def importance_weights(self, batch: OPEBatch) -> np.ndarray:
         """The raw weights ``w_i`` (the overlap diagnostic)."""
         return batch.weights
@@ -223,6 +229,12 @@ class DoublyRobustWithShrinkage(BaseEstimator[OPEBatch]):
     def params(self, batch: OPEBatch) -> dict[str, float]:
         """``{"shrinkage": λ}``."""
         return {"shrinkage": self.shrinkage_used(batch)}
+
+    def resolved(self, batch: OPEBatch) -> DoublyRobustWithShrinkage:
+        """A copy with ``λ`` tuned on ``batch`` (itself when ``λ`` is fixed)."""
+        if self.shrinkage is not None:
+            return self
+        return replace(self, shrinkage=self.shrinkage_used(batch))
 
     def importance_weights(self, batch: OPEBatch) -> np.ndarray:
         """The raw weights ``w_i`` (the overlap diagnostic)."""
