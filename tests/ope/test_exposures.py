@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recops.ope.exposures import read_exposures, write_exposures
+from recops.ope.exposures import exposures_from_interactions, read_exposures, write_exposures
 
 
 def _frame() -> pd.DataFrame:
@@ -69,3 +69,26 @@ def test_unknown_items_are_reported(tmp_path: Path) -> None:
     path = write_exposures(_frame(), tmp_path / "e.parquet")
     with pytest.raises(ValueError, match=r"row 2, field 'item_id': item 'c' is not in"):
         read_exposures(path, action_ids=np.array(["a", "b"]))
+
+
+def test_exposures_from_the_interaction_schema(tmp_path: Path) -> None:
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2", "u2"],
+            "item_id": ["a", "b", "b", "a", "c"],
+            "event": ["impression", "impression", "click", "impression", "click"],
+            "value": [1.0] * 5,
+            "timestamp": [10, 10, 15, 20, 25],
+            "position": [0, 1, None, 0, None],
+            "propensity": [0.5, 0.25, None, 0.5, None],
+            "request_id": ["r1", "r1", "r1", "r2", "r2"],
+        }
+    )
+    exposures = exposures_from_interactions(events)
+    assert exposures["reward"].tolist() == [0.0, 1.0, 0.0]  # u2's click was on 'c', not shown
+    log = read_exposures(write_exposures(exposures, tmp_path / "e.parquet"))
+    assert log.feedback.n_rows == 3
+    with pytest.raises(ValueError, match="lacks position, propensity or request_id"):
+        exposures_from_interactions(events.assign(propensity=None))
+    with pytest.raises(ValueError, match="missing column"):
+        exposures_from_interactions(events.drop(columns=["request_id"]))

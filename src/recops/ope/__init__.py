@@ -21,7 +21,12 @@ from recops.ope.doubly_robust import (
     SelfNormalizedDR,
     SwitchDoublyRobust,
 )
-from recops.ope.exposures import ExposureLog, read_exposures, write_exposures
+from recops.ope.exposures import (
+    ExposureLog,
+    exposures_from_interactions,
+    read_exposures,
+    write_exposures,
+)
 from recops.ope.feedback import LoggedFeedback, read_obd
 from recops.ope.importance import InverseProbabilityWeighting, SelfNormalizedIPW
 from recops.ope.intervals import bootstrap_interval, kish_ess, normal_interval
@@ -66,6 +71,7 @@ __all__ = [
     "bootstrap_interval",
     "cross_fit_predict",
     "evaluate_policy",
+    "exposures_from_interactions",
     "kish_ess",
     "model_candidate_scores",
     "normal_interval",

@@ -249,3 +249,60 @@ def write_exposures(frame: pd.DataFrame, path: str | Path) -> Path:
 def _plain(value: object) -> object:
     # numpy scalars are not JSON serialisable; lists of them come from pandas cells.
     return value.item() if isinstance(value, np.generic) else value
+
+
+def exposures_from_interactions(
+    interactions: pd.DataFrame, reward_event: str = "click"
+) -> pd.DataFrame:
+    """Turn events in the interaction schema (e.g. the serving event log) into exposures.
+
+    Each ``impression`` event that carries ``position``, ``propensity`` and
+    ``request_id`` context becomes one exposure; its reward is 1.0 when a
+    ``reward_event`` of the same ``request_id`` and ``item_id`` was logged, else 0.0.
+
+    Parameters
+    ----------
+    interactions:
+        Columns ``user_id, item_id, event, timestamp`` plus ``position``,
+        ``propensity`` and ``request_id``.
+    reward_event:
+        The event type that counts as a reward.
+
+    Returns
+    -------
+    pandas.DataFrame
+        An exposure table in this module's schema.
+    """
+    needed = ("user_id", "item_id", "event", "timestamp", POSITION, PROPENSITY, REQUEST_ID)
+    missing = [c for c in needed if c not in interactions.columns]
+    if missing:
+        raise ValueError(
+            f"interactions are missing column(s) {', '.join(missing)}: impressions must be "
+            "logged with position, propensity and request_id to be evaluated off-policy"
+        )
+    impressions = interactions[interactions["event"] == "impression"]
+    if impressions.empty:
+        raise ValueError("interactions hold no `impression` events: nothing was exposed")
+    incomplete = impressions[[POSITION, PROPENSITY, REQUEST_ID]].isna().any(axis=1)
+    if incomplete.any():
+        row = int(np.flatnonzero(incomplete.to_numpy())[0])
+        raise ValueError(
+            f"impression at row {impressions.index[row]} lacks position, propensity or "
+            "request_id: without them its exposure cannot be re-weighted"
+        )
+    rewards = interactions[interactions["event"] == reward_event]
+    rewarded = set(
+        zip(rewards[REQUEST_ID].astype(str), rewards["item_id"].astype(str), strict=True)
+    )
+    keys = zip(impressions[REQUEST_ID].astype(str), impressions["item_id"].astype(str), strict=True)
+    return pd.DataFrame(
+        {
+            TIMESTAMP: impressions["timestamp"].to_numpy(dtype=np.int64),
+            UNIT: impressions["user_id"].astype(str).to_numpy(dtype=object),
+            POSITION: impressions[POSITION].to_numpy(dtype=np.int64),
+            ITEM_ID: impressions["item_id"].astype(str).to_numpy(dtype=object),
+            PROPENSITY: impressions[PROPENSITY].to_numpy(dtype=np.float64),
+            REWARD: np.array([float(k in rewarded) for k in keys]),
+            REQUEST_ID: impressions[REQUEST_ID].astype(str).to_numpy(dtype=object),
+        }
+    )
