@@ -82,3 +82,48 @@ def test_ope_reports_bad_inputs(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "`action_dist` must have shape (2, 1)" in result.output
+
+
+def test_ope_with_a_ranking_policy_over_logged_candidates(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    for r in range(120):
+        scores = rng.normal(size=4).round(3).tolist()
+        shown = rng.permutation(4)[:2]
+        for k, j in enumerate(shown):
+            rows.append(
+                {
+                    "timestamp": r,
+                    "unit": f"u{r}",
+                    "position": k,
+                    "item_id": "abcd"[j],
+                    # A uniform ordered pair out of 4: each item has 1/4 at each slot.
+                    "propensity": 0.25,
+                    "reward": float(rng.random() < 0.3),
+                    "candidates": list("abcd"),
+                    "candidate_scores": scores,
+                }
+            )
+    logs = write_exposures(pd.DataFrame(rows), tmp_path / "exposures.jsonl")
+    common = ["ope", "--logs", str(logs), "--format", "exposures", "--json"]
+    result = runner.invoke(
+        app, [*common, "--ranking-policy", "greedy", "--out-dir", str(tmp_path / "a")]
+    )
+    assert result.exit_code == 0, result.output
+    estimates = json.loads(result.stdout)
+    # A greedy target on the logged scores: weight 4 where the log matches it, else 0.
+    assert estimates["ips"]["max_weight"] == 4.0
+    challenger = tmp_path / "scores.npy"
+    np.save(challenger, rng.normal(size=(120, 4)))
+    result = runner.invoke(
+        app,
+        [
+            *common,
+            *("--ranking-policy", "plackett-luce", "--temperature", "0.5"),
+            *("--target-scores", str(challenger), "--out-dir", str(tmp_path / "b")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["snips"]["n"] == 240
+    both = runner.invoke(app, [*common, "--ranking-policy", "greedy", "--policy", "x.npy"])
+    assert both.exit_code == 2 and "exactly one target" in both.output
