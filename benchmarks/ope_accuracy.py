@@ -44,7 +44,7 @@ from recops.ope.batch import OPEBatch
 from recops.ope.doubly_robust import DoublyRobust
 from recops.ope.feedback import read_obd
 from recops.ope.importance import InverseProbabilityWeighting, SelfNormalizedIPW
-from recops.ope.report import default_estimators
+from recops.ope.report import default_estimators, recommend
 from recops.ope.reward_model import ActionPositionMeanModel, RewardData, cross_fit_predict
 from recops.ope.simulation import (
     cross_fitted_q_hat,
@@ -152,6 +152,7 @@ def simulated_table(n_seeds: int, n_requests: int, n_truth: int) -> None:
     results: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {
         c.name: {} for c in cases
     }
+    verdicts: dict[str, list[str]] = {c.name: [] for c in cases}
     for seed in track(range(n_seeds), description="simulated OPE runs", console=console):
         rng = np.random.default_rng(seed)
         requests = sample_requests(world, current, n_requests, n_candidates, rng)
@@ -163,6 +164,7 @@ def simulated_table(n_seeds: int, n_requests: int, n_truth: int) -> None:
             q_hat = cross_fitted_q_hat(logs, target_scores, seed=seed)
             batch = ope_batch(logs, marginals, q_hat)
             estimates = [e.estimate(batch) for e in default_estimators(True)]
+            verdicts[case.name].append(recommend(estimates).estimator or "none")
             slates = slate_batch(logs, target_scores, case.target, marginals)
             # Slate estimators report clicks per slate; divide by K for CTR per slot.
             estimates += [_per_slot(e.estimate(slates), slate_size) for e in SLATE_ESTIMATORS]
@@ -194,6 +196,11 @@ def simulated_table(n_seeds: int, n_requests: int, n_truth: int) -> None:
                 f"{arr[:, 3].mean():.3f}",
             )
         console.print(table)
+        names, counts = np.unique(verdicts[case.name], return_counts=True)
+        console.print(
+            "Recommended estimator across seeds: "
+            + ", ".join(f"{n} {c}/{n_seeds}" for n, c in zip(names, counts, strict=True))
+        )
 
 
 def _per_slot(est, slate_size: int):  # type: ignore[no-untyped-def]
