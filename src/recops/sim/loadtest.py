@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -174,8 +174,14 @@ class Traffic:
         )
 
 
+class RequestSource(Protocol):
+    """Anything that yields requests: ``next() -> (endpoint label, method, path, body)``."""
+
+    def next(self) -> tuple[str, str, str, bytes]: ...
+
+
 class RequestFactory:
-    """Draws the next request of the mix: ``(endpoint, path, JSON body)``."""
+    """Draws the next request of the mix: ``(endpoint, method, path, JSON body)``."""
 
     def __init__(self, traffic: Traffic, config: LoadTestConfig) -> None:
         self.traffic = traffic
@@ -193,7 +199,7 @@ class RequestFactory:
     def _user(self) -> str:
         return str(self.traffic.user_ids[self.rng.integers(len(self.traffic.user_ids))])
 
-    def next(self) -> tuple[str, str, bytes]:
+    def next(self) -> tuple[str, str, str, bytes]:
         endpoint = self.endpoints[self.rng.choice(len(self.endpoints), p=self.weights)]
         k = self.config.k
         body: dict[str, object]
@@ -211,7 +217,8 @@ class RequestFactory:
                     for _ in range(self.config.events_per_request)
                 ]
             }
-        return endpoint, _PATHS[endpoint], json.dumps(body, separators=(",", ":")).encode()
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return endpoint, "POST", _PATHS[endpoint], payload
 
 
 class HttpConnection:
@@ -354,18 +361,20 @@ class _Recorder:
     def __init__(self, start: float, warmup_s: float, duration_s: float) -> None:
         self.measure_from = start + warmup_s
         self.deadline = self.measure_from + duration_s
-        self.stats = {name: EndpointStats() for name in ENDPOINTS}
+        self.stats: dict[str, EndpointStats] = {}
 
     def record(
         self, endpoint: str, sent: float, done: float, status: str, ok: bool, n: int
     ) -> None:
         if self.measure_from <= sent < self.deadline:
-            self.stats[endpoint].record(done - sent, status, ok, n)
+            self.stats.setdefault(endpoint, EndpointStats()).record(done - sent, status, ok, n)
 
 
-async def _send(conn: HttpConnection, path: str, body: bytes, timeout_s: float) -> tuple[str, bool]:
+async def _send(
+    conn: HttpConnection, method: str, path: str, body: bytes, timeout_s: float
+) -> tuple[str, bool]:
     try:
-        status, _ = await asyncio.wait_for(conn.request("POST", path, body), timeout_s)
+        status, _ = await asyncio.wait_for(conn.request(method, path, body), timeout_s)
     except TimeoutError:
         await conn.close()
         return "timeout", False
@@ -375,20 +384,22 @@ async def _send(conn: HttpConnection, path: str, body: bytes, timeout_s: float) 
     return str(status), 200 <= status < 300
 
 
-async def run_load_test_async(config: LoadTestConfig, traffic: Traffic) -> LoadTestReport:
+async def run_load_test_async(
+    config: LoadTestConfig, traffic: Traffic, source: RequestSource | None = None
+) -> LoadTestReport:
     """Run the load test in the current event loop; see :func:`run_load_test`."""
     if not config.allow_remote:
         check_loopback(config.url)
     parts = urlsplit(config.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    factory = RequestFactory(traffic, config)
+    factory: RequestSource = source or RequestFactory(traffic, config)
     n_events = config.events_per_request
     start = time.perf_counter()
     recorder = _Recorder(start, config.warmup_s, config.duration_s)
 
     async def one(conn: HttpConnection, sent: float) -> None:
-        endpoint, path, body = factory.next()
-        status, ok = await _send(conn, path, body, config.timeout_s)
+        endpoint, method, path, body = factory.next()
+        status, ok = await _send(conn, method, path, body, config.timeout_s)
         n = n_events if endpoint == "events" else 0
         recorder.record(endpoint, sent, time.perf_counter(), status, ok, n)
 
@@ -435,7 +446,9 @@ async def run_load_test_async(config: LoadTestConfig, traffic: Traffic) -> LoadT
             await conn.close()
 
     duration = config.duration_s
-    endpoints = {name: s.summary(duration) for name, s in recorder.stats.items() if s.latencies}
+    rank = {name: i for i, name in enumerate(ENDPOINTS)}
+    ordered = sorted(recorder.stats.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+    endpoints = {name: s.summary(duration) for name, s in ordered if s.latencies}
     merged = EndpointStats()
     for s in recorder.stats.values():
         merged.latencies.extend(s.latencies)
@@ -447,7 +460,9 @@ async def run_load_test_async(config: LoadTestConfig, traffic: Traffic) -> LoadT
     return LoadTestReport(config, duration, endpoints)
 
 
-def run_load_test(config: LoadTestConfig, traffic: Traffic) -> LoadTestReport:
+def run_load_test(
+    config: LoadTestConfig, traffic: Traffic, source: RequestSource | None = None
+) -> LoadTestReport:
     """Send the configured traffic and summarise it per endpoint.
 
     Parameters
@@ -456,13 +471,15 @@ def run_load_test(config: LoadTestConfig, traffic: Traffic) -> LoadTestReport:
         Target, mode, mix and duration.
     traffic:
         Users, items and queries to draw from.
+    source:
+        Overrides the mix with any request source (e.g. a benchmark's fixed route).
 
     Returns
     -------
     LoadTestReport
         Throughput, p50/p95/p99/max latency and errors per endpoint (and ``all``).
     """
-    return asyncio.run(run_load_test_async(config, traffic))
+    return asyncio.run(run_load_test_async(config, traffic, source))
 
 
 def report_table(report: LoadTestReport) -> object:
