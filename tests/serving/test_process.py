@@ -6,11 +6,6 @@ seconds and every request has a timeout.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +15,7 @@ import httpx
 import pytest
 
 from recops.serving.eventlog import SQLiteEventLog
+from recops.serving.process import ServerProcess
 
 from .conftest import ADMIN_TOKEN, START, make_repository
 
@@ -27,78 +23,22 @@ READY_TIMEOUT = 60.0
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``recops serve`` in a child process, stopped (or killed) by its pid."""
-
-    def __init__(self, repo: Path, event_log: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.event_log = event_log
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "RECOPS_ADMIN_TOKEN": ADMIN_TOKEN, "OMP_NUM_THREADS": "1"}
-        cmd = [
-            sys.executable,
-            "-c",
-            "from recops.cli import app; app()",
-            "serve",
-            "--models",
-            str(repo),
-            "--event-log",
-            str(event_log),
-            "--port",
-            str(self.port),
-            *extra,
-        ]
-        self.process = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass  # not listening yet
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready after {READY_TIMEOUT} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, trained_artifact: Path, second_artifact: Path
-) -> Iterator[Server]:
+) -> Iterator[ServerProcess]:
     """One server for the module (start-up costs seconds); the SIGKILL test runs last."""
     tmp = tmp_path_factory.mktemp("process")
     repo = make_repository(tmp / "models", trained_artifact, ("1",))
     make_repository(repo, second_artifact, ("2",))
-    process = Server(repo, tmp / "events.sqlite3", "--version", "1")
-    try:
-        process.wait_ready()
+    process = ServerProcess(
+        repo, tmp / "events.sqlite3", ("--version", "1"), {"RECOPS_ADMIN_TOKEN": ADMIN_TOKEN}
+    )
+    with process.start(READY_TIMEOUT):
         yield process
-    finally:
-        process.stop()
 
 
-def test_switch_under_load_fails_no_request(server: Server) -> None:
+def test_switch_under_load_fails_no_request(server: ServerProcess) -> None:
     body = {"user_id": "u3", "k": 10, "now": START + 30 * 86400}
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
         expected = {"1": client.post("/v1/recommend", json=body).json()["items"]}
@@ -147,7 +87,7 @@ def test_switch_under_load_fails_no_request(server: Server) -> None:
     assert not mixed, f"{len(mixed)} replies mixed two versions"
 
 
-def test_acknowledged_events_survive_sigkill(server: Server) -> None:
+def test_acknowledged_events_survive_sigkill(server: ServerProcess) -> None:
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -177,8 +117,7 @@ def test_acknowledged_events_survive_sigkill(server: Server) -> None:
                 break
         time.sleep(0.01)
     # Killed while requests are in flight: no shutdown hook, no flush.
-    os.kill(server.process.pid, signal.SIGKILL)
-    server.process.wait(timeout=10)
+    server.kill()
     stop.set()
     for w in workers:
         w.join(timeout=10)
