@@ -151,8 +151,9 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec(
             "TwoTower",
             TwoTower,
-            {"epochs": [10, 20], "temperature": [0.05, 0.1], "num_threads": [2]},
-            {"epochs": [10], "num_threads": [2]},
+            # Training dominates the run time: keep the grid small (epochs cost linearly).
+            {"epochs": [5, 10], "temperature": [0.05, 0.1], "num_threads": [2]},
+            {"epochs": [3], "num_threads": [2]},
             uses_items=True,
         )
     )

@@ -24,5 +24,11 @@ def random_interactions(seed: int, n_users: int = 40, n_items: int = 30, n_event
 
 
 @pytest.fixture
+def make_interactions():
+    """The :func:`random_interactions` factory, for tests that need several frames."""
+    return random_interactions
+
+
+@pytest.fixture
 def interactions() -> pd.DataFrame:
     return random_interactions(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.evaluation.conftest import random_interactions
 
 from recops.evaluation.splits import (
     implicit_only,
@@ -22,8 +21,8 @@ def _frame(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_temporal_split_invariants(seed: int) -> None:
-    events = random_interactions(seed)
+def test_temporal_split_invariants(seed: int, make_interactions) -> None:
+    events = make_interactions(seed)
     split = temporal_split(events, 0.7, n_cold_history=2)
     cutoff = split.params["cutoff"]
     assert (split.train["timestamp"] < cutoff).all()
