@@ -194,6 +194,11 @@ def _cell(result: EvaluationResult, metric: str, group: str = "all") -> str:
     return f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
+def _group_cell(result: EvaluationResult, group: str) -> str:
+    n = result.n_users(group)
+    return f"{result.mean(SELECTION_METRIC, group):.3f} (n={n})" if n else "–"
+
+
 def _params(best: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in best.items()) or "–"
 
@@ -244,8 +249,8 @@ def print_table(console: Console, title: str, reports: Sequence[Report]) -> None
             _cell(r, "recall@20"),
             _cell(r, "ndcg@10"),
             _cell(r, "ndcg@20"),
-            f"{r.mean('ndcg@20', 'warm'):.3f} (n={r.n_users('warm')})",
-            f"{r.mean('ndcg@20', 'cold'):.3f} (n={r.n_users('cold')})",
+            _group_cell(r, "warm"),
+            _group_cell(r, "cold"),
             f"{r.mean('hit_rate@20'):.3f}",
             f"{r.coverage(20):.3f}",
             f"{report.train_seconds:.1f}",

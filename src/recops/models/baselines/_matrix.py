@@ -57,14 +57,7 @@ def user_item_matrix(
     """
     users, user_codes = np.unique(interactions[USER_ID].to_numpy(dtype=object), return_inverse=True)
     cols = positions(items, interactions[ITEM_ID].to_numpy(dtype=object))
-    keep = cols >= 0
-    matrix = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (user_codes[keep], cols[keep])),
-        shape=(len(users), len(items)),
-    )
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix, users
+    return _binary(user_codes, cols, (len(users), len(items))), users
 
 
 def history_matrix(histories: Sequence[np.ndarray], items: pd.Index) -> sp.csr_matrix:
@@ -78,13 +71,39 @@ def history_matrix(histories: Sequence[np.ndarray], items: pd.Index) -> sp.csr_m
         if lengths.sum()
         else np.array([], dtype=object)
     )
-    cols = positions(items, flat)
     rows = np.repeat(np.arange(len(histories)), lengths)
+    return _binary(rows, positions(items, flat), (len(histories), len(items)))
+
+
+def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A 0/1 CSR matrix with ones at (rows, cols); pairs with col -1 are skipped."""
     keep = cols >= 0
     matrix = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
-        shape=(len(histories), len(items)),
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=shape
     )
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def fit_matrix(
+    interactions: pd.DataFrame, model: str
+) -> tuple[np.ndarray, pd.Index, sp.csr_matrix, np.ndarray]:
+    """The common start of a matrix baseline's ``fit``.
+
+    Returns
+    -------
+    item_ids : numpy.ndarray
+        The distinct training items, sorted (the columns).
+    index : pandas.Index
+        Item id → column.
+    matrix : scipy.sparse.csr_matrix
+        The binary ``(n_users, n_items)`` matrix.
+    user_ids : numpy.ndarray
+        The user of each row.
+    """
+    check_interactions(interactions, model)
+    item_ids = np.unique(interactions[ITEM_ID].to_numpy(dtype=object))
+    index = item_index(item_ids)
+    matrix, users = user_item_matrix(interactions, index)
+    return item_ids, index, matrix, users

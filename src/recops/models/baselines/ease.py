@@ -10,10 +10,8 @@ import scipy.linalg.lapack as lapack
 
 from recops.models.base import Queries, Recommender
 from recops.models.baselines._matrix import (
-    check_interactions,
+    fit_matrix,
     history_matrix,
-    item_index,
-    user_item_matrix,
 )
 from recops.models.baselines._params import check_float, check_int
 from recops.models.baselines.itemknn import TIE_BREAK_WEIGHT
@@ -59,10 +57,7 @@ class EASE(Recommender):
         EASE
             The fitted model.
         """
-        check_interactions(interactions, type(self).__name__)
-        self.item_ids_ = np.unique(interactions["item_id"].to_numpy(dtype=object))
-        self._index = item_index(self.item_ids_)
-        matrix, _ = user_item_matrix(interactions, self._index)
+        self.item_ids_, self._index, matrix, _ = fit_matrix(interactions, type(self).__name__)
         counts = np.asarray(matrix.sum(axis=0)).ravel()
         self.popularity_ = counts / max(counts.max(), 1.0)
         self.modelled_ = np.flatnonzero(counts >= self.min_item_users)

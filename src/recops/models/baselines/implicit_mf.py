@@ -19,11 +19,10 @@ from threadpoolctl import threadpool_limits
 
 from recops.models.base import Queries, Recommender
 from recops.models.baselines._matrix import (
-    check_interactions,
+    fit_matrix,
     history_matrix,
     item_index,
     positions,
-    user_item_matrix,
 )
 from recops.models.baselines._params import check_float, check_int
 
@@ -58,10 +57,7 @@ class _ImplicitFactorModel(Recommender):
         -------
         The fitted model.
         """
-        check_interactions(interactions, type(self).__name__)
-        self.item_ids_ = np.unique(interactions["item_id"].to_numpy(dtype=object))
-        self._index = item_index(self.item_ids_)
-        matrix, users = user_item_matrix(interactions, self._index)
+        self.item_ids_, self._index, matrix, users = fit_matrix(interactions, type(self).__name__)
         self._users = item_index(users)
         # implicit warns (and slows down) when BLAS threads compete with its own.
         with threadpool_limits(limits=1, user_api="blas"):

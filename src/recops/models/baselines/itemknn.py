@@ -11,11 +11,9 @@ import scipy.sparse as sp
 
 from recops.models.base import Queries, Recommender, top_k, validate_k
 from recops.models.baselines._matrix import (
-    check_interactions,
+    fit_matrix,
     history_matrix,
-    item_index,
     positions,
-    user_item_matrix,
 )
 from recops.models.baselines._params import check_float, check_int
 
@@ -67,10 +65,7 @@ class ItemKNN(Recommender):
         ItemKNN
             The fitted model.
         """
-        check_interactions(interactions, type(self).__name__)
-        self.item_ids_ = np.unique(interactions["item_id"].to_numpy(dtype=object))
-        self._index = item_index(self.item_ids_)
-        matrix, _ = user_item_matrix(interactions, self._index)
+        self.item_ids_, self._index, matrix, _ = fit_matrix(interactions, type(self).__name__)
         counts = np.asarray(matrix.sum(axis=0)).ravel()
         self.popularity_ = counts / max(counts.max(), 1.0)
         self.similarity_ = self._similarity(matrix, counts)
