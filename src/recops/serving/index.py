@@ -57,7 +57,7 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None
-    ivf_nprobe: int = 16
+    ivf_nprobe: int = 64
 
 
 def choose_index_kind(n_items: int, params: IndexParams) -> IndexKind:
@@ -165,10 +165,15 @@ class VectorIndex:
             )
         if k < 1:
             raise ValueError(f"`k` must be a positive int (got {k!r})")
-        if exclude is not None and len(exclude):
-            eligible = _with_exclusions(eligible, exclude, self.n_items)
+        has_exclusions = exclude is not None and len(exclude) > 0
         if eligible is None:
-            return self._search_all(queries, min(k, self.n_items), k)
+            if not has_exclusions:
+                return self._search_all(queries, min(k, self.n_items), k)
+            # Exclusions alone (seen items: tens) are cheaper as a slightly larger
+            # fetch than as a mask over the whole catalog.
+            return self._search_excluding(queries, k, np.asarray(exclude, dtype=np.int64))
+        if has_exclusions:
+            eligible = _with_exclusions(eligible, np.asarray(exclude), self.n_items)
         if eligible.shape != (self.n_items,) or eligible.dtype != np.bool_:
             raise ValueError(
                 f"`eligible` must be a boolean mask of shape ({self.n_items},) "
@@ -186,6 +191,20 @@ class VectorIndex:
             self._index.hnsw.efSearch = max(self.params.hnsw_ef_search, fetch)
         sims, ids = self._index.search(queries, fetch)
         return _pad(ids, sims, k)
+
+    def _search_excluding(
+        self, queries: np.ndarray, k: int, exclude: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        fetch = min(self.n_items, k + len(exclude))
+        ids, sims = self._search_all(queries, fetch, fetch)
+        keep = (ids >= 0) & ~np.isin(ids, exclude)
+        out_ids = np.full((len(queries), k), -1, dtype=np.int64)
+        out_sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        for row in range(len(queries)):
+            found = ids[row][keep[row]][:k]
+            out_ids[row, : len(found)] = found
+            out_sims[row, : len(found)] = sims[row][keep[row]][:k]
+        return out_ids, out_sims
 
     def _search_selected(
         self, queries: np.ndarray, k: int, eligible: np.ndarray

@@ -67,18 +67,25 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 class _PriorCache:
-    """The item prior and its best items at the latest ``now`` asked for.
+    """The item prior and its best items, recomputed once per ``refresh_s`` seconds.
 
-    ``item_prior`` is O(n_items); requests in the same second share it. The lock
-    only guards the single slot, the computation runs outside it.
+    ``item_prior`` is O(n_items) (about 20 ms at 100k items): computing it per
+    request, or even per second, would put that stall in the latency tail. A
+    popularity/freshness term a minute old ranks the same for all practical
+    purposes, so requests share the prior at the start of their ``refresh_s``
+    window. The lock only guards the single slot; the computation runs outside it.
     """
 
-    def __init__(self, top_n: int = 1000) -> None:
+    def __init__(self, refresh_s: int = 60, top_n: int = 1000) -> None:
+        if refresh_s < 1:
+            raise ValueError(f"`refresh_s` must be a positive int (got {refresh_s!r})")
+        self.refresh_s = refresh_s
         self.top_n = top_n
         self._lock = threading.Lock()
         self._slot: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def get(self, model: ServableModel, now: int) -> tuple[np.ndarray, np.ndarray]:
+        now -= now % self.refresh_s
         with self._lock:
             slot = self._slot
         if slot is not None and slot[0] == now:
@@ -134,7 +141,7 @@ class LoadedModel:
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
 
     def item_prior(self, now: int) -> np.ndarray:
-        """The model's additive item prior at ``now`` (shared within a second)."""
+        """The model's additive item prior at ``now`` (refreshed every ``refresh_s``)."""
         return self._prior.get(self.model, now)[0]
 
     def prior_top(self, now: int, n: int) -> np.ndarray:
@@ -149,6 +156,7 @@ def build_loaded_model(
     model: ServableModel,
     index_params: IndexParams,
     history_size: int = 50,
+    prior_refresh_s: int = 60,
 ) -> LoadedModel:
     """Check the model against the interface, build its index and catalog."""
     start = time.perf_counter()
@@ -177,6 +185,7 @@ def build_loaded_model(
         load_seconds=time.perf_counter() - start,
         known_users=known,
         histories=histories,
+        _prior=_PriorCache(prior_refresh_s),
     )
 
 
@@ -291,6 +300,8 @@ class ModelManager:
         Loads an artifact directory; ``TwoTower.load`` by default.
     history_size:
         Training items kept per known user.
+    prior_refresh_s:
+        Seconds between recomputations of the item prior.
     """
 
     def __init__(
@@ -299,9 +310,11 @@ class ModelManager:
         index_params: IndexParams | None = None,
         loader: ModelLoader | None = None,
         history_size: int = 50,
+        prior_refresh_s: int = 60,
     ) -> None:
         self.repository = repository
         self.history_size = history_size
+        self.prior_refresh_s = prior_refresh_s
         self.index_params = index_params or IndexParams()
         self.loader: ModelLoader = loader or load_two_tower
         # Serialises loads/switches/unloads; requests never take it.
@@ -337,7 +350,13 @@ class ModelManager:
             try:
                 model = self.loader(path)
                 bundle = build_loaded_model(
-                    name, version, path, model, self.index_params, self.history_size
+                    name,
+                    version,
+                    path,
+                    model,
+                    self.index_params,
+                    self.history_size,
+                    self.prior_refresh_s,
                 )
             except (ModelNotFoundError, ModelLoadError):
                 raise

@@ -275,12 +275,12 @@ class RecommendService:
         if prior is not None:
             extra = bundle.prior_top(now, _PRIOR_CANDIDATES)
             if len(extra):
-                keep = np.ones(len(extra), dtype=np.bool_)
+                keep = ~np.isin(extra, candidates)
                 if eligible is not None:
                     keep &= eligible[extra]
                 if len(excluded):
                     keep &= ~np.isin(extra, excluded)
-                candidates = np.union1d(candidates, extra[keep])
+                candidates = np.concatenate([candidates, extra[keep]])
         vectors = bundle.index.vectors[candidates]
         scores = bundle.model.score_scale * (vectors @ vector)
         if prior is not None:

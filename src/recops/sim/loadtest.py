@@ -211,10 +211,14 @@ class RequestFactory:
             queries = self.traffic.queries
             body = {"query": queries[int(self.rng.integers(len(queries)))], "k": k}
         else:
+            # Drawn in one call: the generator shares the CPU with the server.
+            n, t = self.config.events_per_request, self.traffic
+            users = t.user_ids[self.rng.integers(len(t.user_ids), size=n)]
+            items = t.item_ids[self.rng.choice(len(t.item_ids), size=n, p=t.item_weights)]
             body = {
                 "events": [
-                    {"user_id": self._user(), "item_id": self._item(), "event": "click"}
-                    for _ in range(self.config.events_per_request)
+                    {"user_id": str(u), "item_id": str(i), "event": "click"}
+                    for u, i in zip(users, items, strict=True)
                 ]
             }
         payload = json.dumps(body, separators=(",", ":")).encode()

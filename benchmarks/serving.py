@@ -1,0 +1,372 @@
+"""Serving benchmark: the recops server on a 100k-item world catalog, in one run.
+
+Reports (one rich table, and ``benchmarks/results/serving.json``):
+
+* ``/v1/recommend`` p50/p99 and throughput at concurrency 1, 8 and 32, beside a
+  trivial route of the same server returning a fixed list of the same size (the
+  framework's ceiling), and their ratio; with dynamic batching off and on;
+* the in-process cost of each stage (state lookup, user tower, filter, ANN,
+  re-rank, serialisation, event logging);
+* ``POST /v1/events`` throughput, durably (batched requests);
+* freshness: from ``POST /v1/events`` acknowledged to a ``/v1/recommend`` that
+  reflects it;
+* the ANN stage alone at 100k (exact, IVF, HNSW: why the default switches to IVF)
+  and at 1M items (build time, memory, latency, recall@100 against exact search).
+
+The server runs as a child process with one BLAS/OpenMP/torch/FAISS thread; the
+load generator runs in this process on the same machine, loopback only.
+
+Usage::
+
+    python benchmarks/serving.py [--items 100000] [--ann-items 1000000] [--duration 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from recops.data.world import WorldConfig, generate_world
+from recops.serving.app import configure_threads
+from recops.serving.eventlog import Event, SQLiteEventLog
+from recops.serving.index import IndexParams, VectorIndex
+from recops.serving.process import ServerProcess
+from recops.serving.repository import ModelManager, ModelRepository
+from recops.serving.schemas import RecommendRequest
+from recops.serving.service import RecommendService
+from recops.serving.state import UserStateStore
+from recops.sim.loadtest import HttpConnection, LoadTestConfig, Traffic, run_load_test
+
+RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
+K = 10
+console = Console()
+
+
+@dataclass
+class FixedRoute:
+    """A request source that always asks the same route (the framework ceiling)."""
+
+    path: str
+
+    def next(self) -> tuple[str, str, str, bytes]:
+        return "ceiling", "GET", self.path, b""
+
+
+def build_world_and_model(n_items: int, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """A world with ``n_items`` items, and a TwoTower trained on its clicks, saved."""
+    import torch
+
+    from recops.models.two_tower import TwoTower
+
+    start = time.perf_counter()
+    _, data = generate_world(WorldConfig(n_users=2000, n_items=n_items, days=3, seed=0))
+    clicks = data.interactions[data.interactions["event"] == "click"].reset_index(drop=True)
+    console.print(
+        f"world: {len(data.items):,} items, {len(clicks):,} clicks "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
+    start = time.perf_counter()
+    torch.set_num_threads(2)  # training is batch work: use both cores
+    # Serving speed does not depend on how well the model is trained: one epoch,
+    # no validation window, to keep the benchmark within minutes.
+    model = TwoTower(
+        dim=64, hidden=128, epochs=1, validation_fraction=0.0, refit_full=False, seed=0
+    ).fit(clicks, data.items)
+    torch.set_num_threads(1)
+    path = model.save(workdir / "models" / "news" / "1")
+    console.print(f"model: {len(model.item_ids_):,} items ({time.perf_counter() - start:.1f} s)")
+    return clicks, data.items, path
+
+
+def load_runs(
+    url: str, traffic: Traffic, duration: float, label: str, source: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Closed-loop runs at concurrency 1, 8 and 32 of one route."""
+    out = {}
+    for concurrency in (1, 8, 32):
+        config = LoadTestConfig(
+            url=url,
+            concurrency=concurrency,
+            duration_s=duration,
+            warmup_s=0.5,
+            mix={"recommend": 1.0},
+            k=K,
+            seed=concurrency,
+        )
+        report = run_load_test(config, traffic, source)
+        out[str(concurrency)] = report.total
+        t = report.total
+        console.print(
+            f"{label:>22} c={concurrency:<3} {t['throughput_rps']:8.0f} req/s  "
+            f"p50 {t['p50_ms']:6.2f} ms  p99 {t['p99_ms']:6.2f} ms  errors {t['errors']}"
+        )
+    return out
+
+
+def events_throughput(url: str, traffic: Traffic, duration: float) -> dict[str, Any]:
+    """Durable events per second with batched requests (500 events each)."""
+    config = LoadTestConfig(
+        url=url,
+        concurrency=4,
+        duration_s=duration,
+        warmup_s=0.5,
+        mix={"events": 1.0},
+        events_per_request=500,
+    )
+    total = run_load_test(config, traffic).total
+    console.print(f"events: {total['events_per_s']:,.0f} events/s, errors {total['errors']}")
+    return total
+
+
+def freshness(url: str, items: np.ndarray, n: int = 50) -> dict[str, float]:
+    """Seconds from an acknowledged click to a recommendation that reflects it."""
+    port = int(url.rsplit(":", 1)[1])
+
+    async def run() -> list[float]:
+        conn = HttpConnection("127.0.0.1", port)
+        rng = np.random.default_rng(0)
+        delays = []
+        try:
+            for i in range(n):
+                user, item = f"fresh-{i}", str(items[rng.integers(len(items))])
+                ask = json.dumps({"user_id": user, "k": K}).encode()
+                await conn.request("POST", "/v1/recommend", ask)  # cold start, untimed
+                click = {"events": [{"user_id": user, "item_id": item, "event": "click"}]}
+                status, _ = await conn.request("POST", "/v1/events", json.dumps(click).encode())
+                acknowledged = time.perf_counter()
+                if status != 200:
+                    raise RuntimeError(f"POST /v1/events answered {status}")
+                while True:
+                    status, body = await conn.request("POST", "/v1/recommend", ask)
+                    reply = json.loads(body)
+                    if reply["strategy"] == "personalized" and item not in reply["items"]:
+                        delays.append(time.perf_counter() - acknowledged)
+                        break
+                    if time.perf_counter() - acknowledged > 5:
+                        raise RuntimeError(f"click of {user} not reflected after 5 s")
+        finally:
+            await conn.close()
+        return delays
+
+    ms = np.asarray(asyncio.run(run())) * 1000
+    out = {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+    }
+    console.print(f"freshness: p50 {out['p50_ms']:.2f} ms, max {out['max_ms']:.2f} ms")
+    return out
+
+
+def stage_costs(repo: Path, clicks: pd.DataFrame, workdir: Path) -> dict[str, float]:
+    """Median in-process microseconds of each recommend stage and of event logging."""
+    manager = ModelManager(ModelRepository(repo))
+    bundle = manager.switch("news", "1")
+    timings: dict[str, list[float]] = {}
+
+    def observe(stage: str, seconds: float) -> None:
+        timings.setdefault(stage, []).append(seconds)
+
+    service = RecommendService(UserStateStore(), observer=observe)
+    users = clicks["user_id"].astype(str).unique()
+    rng = np.random.default_rng(0)
+    for i in range(2000):
+        reply = service.recommend(RecommendRequest(user_id=str(users[i % len(users)]), k=K), bundle)
+        start = time.perf_counter()
+        reply.model_dump_json()
+        observe("serialize", time.perf_counter() - start)
+    log = SQLiteEventLog(workdir / "stage-events.sqlite3")
+    items = bundle.model.item_ids_
+    for _ in range(200):
+        event = Event("u", str(items[rng.integers(len(items))]), "click", 1.0, 0)
+        start = time.perf_counter()
+        log.append([event])
+        observe("event_log (1 event, fsync)", time.perf_counter() - start)
+    batch = [Event("u", str(items[j]), "click", 1.0, 0) for j in range(500)]
+    for _ in range(20):
+        start = time.perf_counter()
+        log.append(batch)
+        observe("event_log (per event, 500/commit)", (time.perf_counter() - start) / 500)
+    log.close()
+    out = {stage: float(np.median(v) * 1e6) for stage, v in timings.items()}
+    console.print("stages (median µs): " + ", ".join(f"{k} {v:.0f}" for k, v in out.items()))
+    return out
+
+
+def _latency_and_recall(
+    index: VectorIndex, queries: np.ndarray, truth: np.ndarray, k: int = 100
+) -> tuple[float, float]:
+    found = []
+    start = time.perf_counter()
+    for q in queries:
+        found.append(index.search(q[None, :], k)[0][0])
+    latency = (time.perf_counter() - start) / len(queries)
+    recall = np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)])
+    return latency * 1000, float(recall)
+
+
+def user_vectors(model: Any, clicks: pd.DataFrame, n: int = 200) -> np.ndarray:
+    """Real queries for the ANN stage: user vectors of ``n`` users from their clicks."""
+    from recops.models.base import Queries
+
+    users = clicks["user_id"].astype(str).unique()[:n]
+    return np.asarray(model.encode_users(Queries.from_interactions(clicks, list(users))))
+
+
+def ann_stage(
+    vectors: np.ndarray, queries: np.ndarray, kinds: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """Build time, memory, single-query top-100 latency and recall@100 of each kind."""
+    exact = VectorIndex(vectors, IndexParams(kind="exact"))
+    truth = exact.search(queries, 100)[0]
+    out = {}
+    for kind in kinds:
+        index = exact if kind == "exact" else VectorIndex(vectors, IndexParams(kind=kind))  # type: ignore[arg-type]
+        latency, recall = _latency_and_recall(index, queries, truth)
+        out[kind] = {
+            "n_items": len(vectors),
+            "build_s": index.build_seconds,
+            "memory_mb": index.memory_bytes() / 1e6,
+            "latency_ms": latency,
+            "recall_at_100": recall,
+        }
+        console.print(
+            f"ANN {len(vectors):>9,} {kind:>5}: build {index.build_seconds:6.1f} s, "
+            f"{out[kind]['memory_mb']:7.0f} MB, {latency:6.3f} ms/query, recall@100 {recall:.3f}"
+        )
+    return out
+
+
+def million_vectors(base: np.ndarray, n: int) -> np.ndarray:
+    """``n`` unit vectors around the trained item vectors (each plus Gaussian noise).
+
+    The model only embeds the items it was trained with; a 1M-item catalog for the
+    ANN stage alone keeps their distribution (clusters, norms) without training on 1M.
+    """
+    rng = np.random.default_rng(2)
+    rows = rng.integers(len(base), size=n)
+    out = base[rows] + 0.15 * rng.normal(size=(n, base.shape[1])).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "k": K}
+    with tempfile.TemporaryDirectory(prefix="recops-bench-") as tmp:
+        workdir = Path(tmp)
+        clicks, items, _ = build_world_and_model(args.items, workdir)
+        traffic = Traffic.from_frames(clicks, items)
+        repo = workdir / "models"
+        for batching in (False, True):
+            flag = "--batching" if batching else "--no-batching"
+            log = workdir / f"events-{batching}.sqlite3"
+            with ServerProcess(repo, log, (flag, "--benchmark-routes")) as server:
+                key = "batching_on" if batching else "batching_off"
+                results[f"recommend_{key}"] = load_runs(
+                    server.url, traffic, args.duration, f"recommend ({key})"
+                )
+                if not batching:
+                    results["ceiling"] = load_runs(
+                        server.url,
+                        traffic,
+                        args.duration,
+                        "ceiling",
+                        FixedRoute(f"/v1/ceiling?k={K}"),
+                    )
+                    results["events"] = events_throughput(server.url, traffic, args.duration)
+                    results["freshness"] = freshness(server.url, clicks["item_id"].unique())
+        results["stages_us"] = stage_costs(repo, clicks, workdir)
+        bundle = ModelManager(ModelRepository(repo)).switch("news", "1")
+        vectors = bundle.index.vectors
+        queries = user_vectors(bundle.model, clicks)
+        results["ann_served"] = ann_stage(vectors, queries, ("exact", "ivf", "hnsw"))
+        big = million_vectors(vectors, args.ann_items)
+        kinds = ("exact", "ivf", "hnsw") if args.hnsw_large else ("exact", "ivf")
+        results["ann_large"] = ann_stage(big, queries, kinds)
+    return results
+
+
+def table(results: dict[str, Any]) -> Table:
+    out = Table(title=f"recops serving benchmark ({results['machine']['cpus']} CPUs, k={K})")
+    out.add_column("measure")
+    out.add_column("value", justify="right")
+    out.add_column("target", justify="right")
+    for c in ("1", "8", "32"):
+        reco, ceil = results["recommend_batching_off"][c], results["ceiling"][c]
+        batched = results["recommend_batching_on"][c]
+        ratio = reco["throughput_rps"] / ceil["throughput_rps"]
+        target = "≥ 50%, p50 ≤ 3, p99 ≤ 15" if c == "8" else ""
+        out.add_row(
+            f"/v1/recommend c={c}: req/s, p50/p99 ms",
+            f"{reco['throughput_rps']:,.0f}, {reco['p50_ms']:.2f}/{reco['p99_ms']:.2f}",
+            target,
+        )
+        out.add_row(
+            f"  ceiling route c={c}",
+            f"{ceil['throughput_rps']:,.0f}, {ceil['p50_ms']:.2f}/{ceil['p99_ms']:.2f}",
+            "",
+        )
+        out.add_row(f"  recommend / ceiling c={c}", f"{ratio:.0%}", "≥ 50%" if c == "8" else "")
+        out.add_row(
+            f"  with dynamic batching c={c}",
+            f"{batched['throughput_rps']:,.0f}, {batched['p50_ms']:.2f}/{batched['p99_ms']:.2f}",
+            "",
+        )
+        errors = reco["errors"] + batched["errors"] + ceil["errors"]
+        out.add_row(f"  failed requests c={c}", f"{errors}", "0")
+    for stage, us in results["stages_us"].items():
+        out.add_row(f"stage: {stage}", f"{us:,.1f} µs", "")
+    out.add_row(
+        "POST /v1/events (500/request, durable)",
+        f"{results['events']['events_per_s']:,.0f} events/s",
+        "≥ 20,000",
+    )
+    f = results["freshness"]
+    out.add_row("freshness p50 / max", f"{f['p50_ms']:.2f} / {f['max_ms']:.2f} ms", "≤ 50 ms")
+    for scale in ("ann_served", "ann_large"):
+        for kind, r in results[scale].items():
+            out.add_row(
+                f"ANN {r['n_items']:,} {kind}: build s, MB, ms/query, recall@100",
+                f"{r['build_s']:.1f}, {r['memory_mb']:.0f}, {r['latency_ms']:.3f}, "
+                f"{r['recall_at_100']:.3f}",
+                "",
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=100_000, help="catalog size served")
+    parser.add_argument("--ann-items", type=int, default=1_000_000, help="ANN-only catalog size")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run")
+    parser.add_argument(
+        "--hnsw-large", action="store_true", help="also build HNSW on the ANN-only catalog (slow)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args()
+    # One thread for BLAS/OpenMP/FAISS/torch here too, as in the server: the
+    # in-process stage timings must match its configuration.
+    configure_threads(1)
+    start = time.perf_counter()
+    results = run(args)
+    results["seconds"] = time.perf_counter() - start
+    console.print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    console.print(f"results written to {args.out} ({results['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
