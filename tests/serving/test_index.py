@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recops.serving.index import IndexParams, VectorIndex, choose_index_kind
+from recops.serving.index import IndexParams, VectorIndex, choose_index_kind, contains
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
@@ -103,3 +103,11 @@ def test_bad_input_is_explained(vectors: np.ndarray) -> None:
         index.search(vectors[:1], 5, eligible=np.ones(3, dtype=bool))
     with pytest.raises(ValueError, match="positive int"):
         index.search(vectors[:1], 0)
+
+
+def test_contains_matches_isin() -> None:
+    rng = np.random.default_rng(3)
+    values = np.unique(rng.integers(0, 50, 20))
+    x = rng.integers(0, 60, (3, 40))
+    np.testing.assert_array_equal(contains(values, x), np.isin(x, values))
+    assert not contains(np.array([], dtype=np.int64), x).any()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recops.models.base import Queries
+from recops.serving.index import contains
 from recops.serving.repository import LoadedModel
 from recops.serving.schemas import (
     CategoryRequest,
@@ -275,11 +276,10 @@ class RecommendService:
         if prior is not None:
             extra = bundle.prior_top(now, _PRIOR_CANDIDATES)
             if len(extra):
-                keep = ~np.isin(extra, candidates)
+                keep = ~contains(np.sort(candidates), extra)
                 if eligible is not None:
                     keep &= eligible[extra]
-                if len(excluded):
-                    keep &= ~np.isin(extra, excluded)
+                keep &= ~contains(excluded, extra)  # `excluded` is sorted
                 candidates = np.concatenate([candidates, extra[keep]])
         vectors = bundle.index.vectors[candidates]
         scores = bundle.model.score_scale * (vectors @ vector)
