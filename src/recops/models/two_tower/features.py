@@ -1,0 +1,249 @@
+"""Turning ids, titles, categories and timestamps into tensors the towers read.
+
+Index 0 is reserved everywhere for "padding / unknown": item indices run
+``1..n_items``, category indices ``1..n_categories`` and hashed tokens
+``1..text_buckets``. That lets unknown ids in a real-time query map to 0 and be
+ignored by a zero weight instead of raising.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_TOKEN = re.compile(r"[0-9a-z]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased alphanumeric words of ``text`` (no vocabulary, no download)."""
+    return _TOKEN.findall(text.lower())
+
+
+def hash_tokens(text: str, n_buckets: int) -> list[int]:
+    """Hash bucket ids in ``1..n_buckets`` of the words of ``text``.
+
+    crc32 rather than Python's ``hash`` because the latter is salted per process,
+    which would make a saved model read titles differently after loading.
+    """
+    return [zlib.crc32(tok.encode()) % n_buckets + 1 for tok in tokenize(text)]
+
+
+def pad_lists(rows: Sequence[Sequence[int]], min_width: int = 1) -> np.ndarray:
+    """Stack ragged int lists into a zero-padded ``(n, width)`` int64 array."""
+    width = max([min_width, *(len(r) for r in rows)])
+    out = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def hash_texts(texts: Iterable[str], n_buckets: int) -> np.ndarray:
+    """Zero-padded ``(n, width)`` token-bucket ids of several texts."""
+    return pad_lists([hash_tokens(t, n_buckets) for t in texts])
+
+
+@dataclass(frozen=True)
+class CatalogFeatures:
+    """Content of every item as padded index arrays (row ``i`` is item index ``i + 1``).
+
+    Parameters
+    ----------
+    categories:
+        ``(n_items, max_categories)`` category indices, 0 = padding.
+    tokens:
+        ``(n_items, max_tokens)`` hashed title token ids, 0 = padding.
+    publish_time:
+        ``(n_items,)`` unix seconds, or ``-1`` when unknown.
+    """
+
+    categories: np.ndarray
+    tokens: np.ndarray
+    publish_time: np.ndarray
+
+
+def build_catalog_features(
+    item_ids: np.ndarray,
+    category_index: dict[str, int],
+    titles: dict[str, str],
+    item_categories: dict[str, list[str]],
+    publish_times: dict[str, int],
+    n_buckets: int,
+) -> CatalogFeatures:
+    """Index the content of ``item_ids``; items missing from the catalog get none."""
+    cats = [[category_index[c] for c in item_categories.get(i, [])] for i in item_ids]
+    toks = [hash_tokens(titles.get(i, ""), n_buckets) for i in item_ids]
+    pub = np.array([publish_times.get(i, -1) for i in item_ids], dtype=np.int64)
+    return CatalogFeatures(pad_lists(cats), pad_lists(toks), pub)
+
+
+@dataclass(frozen=True)
+class TimeCounts:
+    """Cumulative per-item event counts in fixed time buckets: O(1) causal features.
+
+    ``cum[b, j]`` is the number of training events of item index ``j`` strictly
+    before ``origin + b * width``. The count over ``[now - w, now)`` is read as
+    ``cum[bucket(now), j] - cum[bucket(now - w), j]`` with ``bucket(t) =
+    floor((t - origin) / width)``: only buckets that ended by ``now`` are counted,
+    so no event at or after ``now`` can leak into a feature (at the price of
+    ignoring the last partial bucket).
+
+    Parameters
+    ----------
+    cum:
+        ``(n_buckets + 1, n_items + 1)`` int32 cumulative counts (column 0: padding).
+        Time-major, because training reads many items at one time: one cache-local
+        row per example.
+    origin, width:
+        Start and length in seconds of the buckets.
+    first_seen:
+        ``(n_items + 1,)`` time of the first event (or publish time when known and
+        earlier); ``int64 max`` when the item has neither.
+    windows:
+        Window lengths in seconds.
+    """
+
+    cum: np.ndarray
+    origin: int
+    width: int
+    first_seen: np.ndarray
+    windows: tuple[int, ...]
+
+    @property
+    def n_features(self) -> int:
+        """Windows, all-time count, log age and a "not yet seen" flag."""
+        return len(self.windows) + 3
+
+    def _bucket(self, t: np.ndarray) -> np.ndarray:
+        b = np.floor_divide(t - self.origin, self.width)
+        return np.clip(b, 0, self.cum.shape[0] - 1)
+
+    def features(self, items: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Float32 features of shape ``items.shape + (n_features,)``.
+
+        ``items`` holds item indices (0 = padding) and ``now`` unix seconds,
+        broadcastable to ``items``: log1p of the count in each window, log1p of the
+        all-time count, log1p of the age in days, and 1 if the item has no event
+        and no publish time before ``now``.
+        """
+        items, now = np.broadcast_arrays(np.asarray(items), np.asarray(now, dtype=np.int64))
+        b_now = self._bucket(now)
+        total = self.cum[b_now, items].astype(np.float32)
+        feats = [
+            np.log1p(total - self.cum[self._bucket(now - w), items].astype(np.float32))
+            for w in self.windows
+        ]
+        first = self.first_seen[items]
+        age_days = np.maximum(now - np.minimum(first, now), 0) / 86_400.0
+        unseen = (first >= now).astype(np.float32)
+        feats += [np.log1p(total), np.log1p(age_days).astype(np.float32), unseen]
+        return np.stack(feats, axis=-1).astype(np.float32)
+
+
+def build_time_counts(
+    item_index: np.ndarray,
+    timestamps: np.ndarray,
+    n_items: int,
+    windows: tuple[int, ...],
+    max_cells: int,
+    publish_time: np.ndarray | None = None,
+) -> TimeCounts:
+    """Bucket the events ``(item_index, timestamps)`` into a :class:`TimeCounts`.
+
+    The bucket width is the finest of one hour and whatever keeps the table under
+    ``max_cells`` cells: an hour resolves the shortest useful window (a day) and
+    the cap keeps a 20-year dataset's table in memory.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    origin = int(ts.min()) if len(ts) else 0
+    span = (int(ts.max()) - origin + 1) if len(ts) else 1
+    max_buckets = max(1, max_cells // (n_items + 1) - 1)
+    width = max(3600, -(-span // max_buckets))
+    n_buckets = -(-span // width) + 1
+    bucket = (ts - origin) // width
+    flat = np.bincount(
+        np.asarray(item_index, dtype=np.int64) * n_buckets + bucket,
+        minlength=(n_items + 1) * n_buckets,
+    ).reshape(n_items + 1, n_buckets)
+    cum = np.zeros((n_buckets + 1, n_items + 1), dtype=np.int32)
+    np.cumsum(flat.T, axis=0, out=cum[1:])
+    first = np.full(n_items + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, np.asarray(item_index, dtype=np.int64), ts)
+    if publish_time is not None:
+        known = publish_time >= 0
+        first[1:][known] = np.minimum(first[1:][known], publish_time[known])
+    return TimeCounts(cum=cum, origin=origin, width=int(width), first_seen=first, windows=windows)
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Every training event with the user's history strictly before it.
+
+    Parameters
+    ----------
+    users:
+        ``(n,)`` user index of each event (0 = unknown user).
+    items:
+        ``(n,)`` item index of each event.
+    times:
+        ``(n,)`` unix seconds of each event.
+    history:
+        ``(n, max_history)`` item indices of the user's previous items, most recent
+        last, left-padded with 0.
+    history_times:
+        ``(n, max_history)`` their timestamps (0 where padded).
+    user_end:
+        ``(n,)`` index of the user's last event (rows are sorted by user, then time).
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+    history: np.ndarray
+    history_times: np.ndarray
+    user_end: np.ndarray
+
+    def future_rows(self, rows: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+        """For each row, a row drawn uniformly from the same user's next ``window`` events.
+
+        The row itself is one of them, so ``window = 1`` returns ``rows``.
+        """
+        if window <= 1:
+            return rows
+        return np.minimum(rows + rng.integers(0, window, size=len(rows)), self.user_end[rows])
+
+
+def build_sequences(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, max_history: int
+) -> Sequences:
+    """Histories for every event, vectorised (no Python loop over events).
+
+    Events with the same user and timestamp do not see each other: only strictly
+    earlier events form the history, as a real-time system would have it.
+    """
+    order = np.lexsort((items, times, users))
+    u, it, t = users[order], items[order], times[order]
+    n = len(u)
+    pos = np.arange(n)
+    new_user = np.r_[True, u[1:] != u[:-1]]
+    user_start = np.maximum.accumulate(np.where(new_user, pos, 0))
+    new_time = new_user | np.r_[True, t[1:] != t[:-1]]
+    hist_end = np.maximum.accumulate(np.where(new_time, pos, 0))
+    idx = hist_end[:, None] - max_history + np.arange(max_history)[None, :]
+    valid = idx >= user_start[:, None]
+    safe = np.clip(idx, 0, max(n - 1, 0))
+    history = np.where(valid, it[safe], 0)
+    history_times = np.where(valid, t[safe], 0)
+    last = np.r_[u[1:] != u[:-1], True] if n else np.zeros(0, dtype=bool)
+    user_end = np.minimum.accumulate(np.where(last, pos, n)[::-1])[::-1]
+    return Sequences(u, it, t, history, history_times, user_end)
+
+
+def consecutive_pairs(seq: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """(previous item, item) pairs of distinct consecutive items in histories."""
+    prev = seq.history[:, -1]
+    keep = (prev > 0) & (prev != seq.items)
+    return prev[keep], seq.items[keep]

@@ -1,0 +1,110 @@
+"""NumPy copies of the user tower and the prior for the real-time path.
+
+A torch forward pass costs tens of microseconds of dispatch overhead per layer;
+for one request with a 50-item history, plain NumPy on the same weights is
+several times faster. Both paths compute the same function (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recops.models.two_tower.features import TimeCounts
+from recops.models.two_tower.network import PriorNet, TwoTowerNet, UserTower
+
+
+@dataclass(frozen=True)
+class NumpyMLP:
+    """``relu(x @ w1 + b1) @ w2 + b2`` with float32 weights."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+    @classmethod
+    def from_torch(cls, seq: object) -> NumpyMLP:
+        first, last = seq[0], seq[2]  # type: ignore[index]
+        return cls(
+            first.weight.detach().numpy().T.copy(),
+            first.bias.detach().numpy().copy(),
+            last.weight.detach().numpy().T.copy(),
+            last.bias.detach().numpy().copy(),
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class UserEncoder:
+    """The user tower of :class:`~recops.models.two_tower.network.UserTower` in NumPy."""
+
+    history: np.ndarray
+    rank_bias: np.ndarray
+    age_slope: float
+    users: np.ndarray | None
+    mlp: NumpyMLP
+
+    @classmethod
+    def from_tower(cls, tower: UserTower) -> UserEncoder:
+        return cls(
+            history=tower.history.weight.detach().numpy().copy(),
+            rank_bias=tower.rank_bias.detach().numpy().copy(),
+            age_slope=float(tower.age_slope.detach()),
+            users=None if tower.users is None else tower.users.weight.detach().numpy().copy(),
+            mlp=NumpyMLP.from_torch(tower.mlp),
+        )
+
+    def __call__(self, history: np.ndarray, age_hours: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """Unit vectors from right-aligned ``(n, L)`` item indices (0 = padding).
+
+        Parameters
+        ----------
+        history:
+            Item indices, most recent last, left-padded with 0.
+        age_hours:
+            Hours since each history event (any value on padding).
+        users:
+            ``(n,)`` user indices, 0 for users unknown to the model.
+        """
+        mask = history > 0
+        emb = self.history[history]
+        count = mask.sum(axis=1, keepdims=True).astype(np.float32)
+        mean = (emb * mask[..., None]).sum(axis=1) / np.maximum(count, 1.0)
+        logw = self.rank_bias[-history.shape[1] :] + self.age_slope * np.log1p(age_hours)
+        logw = np.where(mask, logw, -np.inf)
+        top = np.max(logw, axis=1, keepdims=True)
+        w = np.where(mask, np.exp(logw - np.where(np.isfinite(top), top, 0.0)), 0.0)
+        w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-30)
+        recent = (emb * w[..., None]).sum(axis=1)
+        parts = [recent, mean, np.log1p(count)]
+        if self.users is not None:
+            parts.append(self.users[users])
+        return _normalize(self.mlp(np.concatenate(parts, axis=1).astype(np.float32)))
+
+
+@dataclass(frozen=True)
+class PriorScorer:
+    """``item_prior(now)`` for all items from causal counts and the prior MLP."""
+
+    counts: TimeCounts
+    mlp: NumpyMLP
+
+    @classmethod
+    def from_network(cls, net: TwoTowerNet, counts: TimeCounts | None) -> PriorScorer | None:
+        if counts is None or not isinstance(net.prior, PriorNet):
+            return None
+        return cls(counts, NumpyMLP.from_torch(net.prior.net))
+
+    def __call__(self, items: np.ndarray, now: int) -> np.ndarray:
+        """Prior of item indices ``items`` at unix time ``now``, float32."""
+        feats = self.counts.features(items, np.array(now, dtype=np.int64))
+        return self.mlp(feats)[:, 0].astype(np.float32)

@@ -1,0 +1,404 @@
+"""The public multi-task two-tower recommender (user, item, query, category, similar)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recops.data.schema import CATEGORIES, ITEM_ID, PUBLISH_TIME, TIMESTAMP, TITLE, USER_ID
+from recops.models.base import Queries, Recommender, top_k, validate_k
+from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.features import (
+    CatalogFeatures,
+    TimeCounts,
+    build_catalog_features,
+    build_sequences,
+    build_time_counts,
+    hash_texts,
+)
+from recops.models.two_tower.inference import PriorScorer, UserEncoder
+from recops.models.two_tower.network import TwoTowerNet
+from recops.models.two_tower.training import (
+    TrainingData,
+    TrainingSummary,
+    build_network,
+    train_network,
+)
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Events:
+    """The training events as indices, kept with the model.
+
+    They rebuild the causal popularity counts of ``item_prior`` and give every
+    known user's history to batch ``recommend`` (seen-item exclusion included).
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+
+
+def _check_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(interactions, pd.DataFrame):
+        raise TypeError(f"interactions must be a pandas DataFrame (got {type(interactions)!r})")
+    missing = [c for c in (USER_ID, ITEM_ID, TIMESTAMP) if c not in interactions.columns]
+    if missing:
+        raise ValueError(
+            f"interactions must have columns user_id, item_id, timestamp (missing {missing})"
+        )
+    if len(interactions) < 2:
+        raise ValueError(f"interactions must have at least 2 rows (got {len(interactions)})")
+    for col in (USER_ID, ITEM_ID, TIMESTAMP):
+        nulls = int(interactions[col].isna().sum())
+        if nulls:
+            raise ValueError(f"interactions column {col!r} has {nulls} missing values")
+    if not pd.api.types.is_integer_dtype(interactions[TIMESTAMP]):
+        raise ValueError(
+            "interactions column 'timestamp' must hold integer unix seconds "
+            f"(got dtype {interactions[TIMESTAMP].dtype})"
+        )
+    return pd.DataFrame(
+        {
+            USER_ID: interactions[USER_ID].astype(str).to_numpy(dtype=object),
+            ITEM_ID: interactions[ITEM_ID].astype(str).to_numpy(dtype=object),
+            TIMESTAMP: interactions[TIMESTAMP].to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def _catalog_columns(
+    items: pd.DataFrame | None,
+) -> tuple[dict[str, str], dict[str, list[str]], dict[str, int]]:
+    """Titles, category lists and publish times by item id (empty without catalog)."""
+    if items is None or len(items) == 0:
+        return {}, {}, {}
+    if ITEM_ID not in items.columns:
+        raise ValueError(f"items (the catalog) must have an item_id column (got {list(items)})")
+    ids = items[ITEM_ID].astype(str).tolist()
+    titles: dict[str, str] = {}
+    if TITLE in items.columns:
+        titles = {
+            i: t for i, t in zip(ids, items[TITLE].tolist(), strict=True) if isinstance(t, str)
+        }
+    cats: dict[str, list[str]] = {}
+    if CATEGORIES in items.columns:
+        for i, c in zip(ids, items[CATEGORIES].tolist(), strict=True):
+            if c is not None and not isinstance(c, float):
+                cats[i] = [str(x) for x in c]
+    pub: dict[str, int] = {}
+    if PUBLISH_TIME in items.columns:
+        for i, p in zip(ids, items[PUBLISH_TIME].tolist(), strict=True):
+            if p is not None and not pd.isna(p):
+                pub[i] = int(p)
+    return titles, cats, pub
+
+
+class TwoTower(Recommender):
+    """Multi-task two-tower recommender with a time-aware item prior.
+
+    Parameters
+    ----------
+    config:
+        A :class:`TwoTowerConfig`; alternatively give its fields as keyword
+        arguments (``TwoTower(dim=32, epochs=5)``), which are validated here.
+    verbose:
+        Show a progress bar while training.
+
+    Attributes
+    ----------
+    item_ids_ : numpy.ndarray
+        Recommendable item ids (str), the row order of :meth:`item_vectors`.
+    item_index : dict[str, int]
+        Row of each item id.
+    categories_ : list[str]
+        Categories known to :meth:`encode_categories`.
+    summary_ : TrainingSummary
+        Epochs, validation scores and timing of ``fit``.
+
+    Notes
+    -----
+    A user→item score is ``score_scale * user_vec @ item_vec + item_prior(now)``;
+    item→item, query→item and category→item scores are ``score_scale *
+    query_vec @ item_vec``.
+    """
+
+    def __init__(
+        self, config: TwoTowerConfig | None = None, *, verbose: bool = False, **params: Any
+    ) -> None:
+        if config is not None and params:
+            raise ValueError(
+                f"give either `config` or keyword parameters, not both (got {sorted(params)})"
+            )
+        self.config = config if config is not None else TwoTowerConfig(**params)
+        self.verbose = bool(verbose)
+
+    def get_params(self) -> dict[str, Any]:
+        """The configuration as keyword arguments (for cloning and tuning)."""
+        return self.config.model_dump()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
+        """Train on ``interactions`` (``user_id, item_id, timestamp``) and the optional catalog.
+
+        Without a catalog the item tower uses ids only. Items present only in the
+        catalog are recommendable through their content vector.
+        """
+        frame = _check_interactions(interactions)
+        titles, cats, pub = _catalog_columns(items)
+        item_ids = np.array(sorted(set(frame[ITEM_ID]) | set(titles) | set(cats)), dtype=object)
+        categories = sorted({c for cs in cats.values() for c in cs})
+        user_ids = np.array(sorted(set(frame[USER_ID])), dtype=object)
+        lookup = {item: i + 1 for i, item in enumerate(item_ids)}
+        user_lookup = {u: i + 1 for i, u in enumerate(user_ids)}
+        events = Events(
+            users=frame[USER_ID].map(user_lookup).to_numpy(dtype=np.int64),
+            items=frame[ITEM_ID].map(lookup).to_numpy(dtype=np.int64),
+            times=frame[TIMESTAMP].to_numpy(dtype=np.int64),
+        )
+        catalog = build_catalog_features(
+            item_ids,
+            {c: i + 1 for i, c in enumerate(categories)},
+            titles,
+            cats,
+            pub,
+            self.config.text_buckets,
+        )
+        counts = self._time_counts(events, catalog, len(item_ids))
+        data = TrainingData(
+            sequences=build_sequences(
+                events.users, events.items, events.times, self.config.max_history
+            ),
+            catalog=catalog,
+            counts=counts,
+            n_items=len(item_ids),
+            n_users=len(user_ids),
+            n_categories=len(categories),
+        )
+        net, summary = train_network(data, self.config, verbose=self.verbose)
+        self._set_state(net, item_ids, categories, user_ids, catalog, events, summary)
+        return self
+
+    def _time_counts(
+        self, events: Events, catalog: CatalogFeatures, n_items: int
+    ) -> TimeCounts | None:
+        if not self.config.time_prior:
+            return None
+        return build_time_counts(
+            events.items,
+            events.times,
+            n_items,
+            self.config.prior_windows,
+            self.config.prior_max_cells,
+            publish_time=catalog.publish_time,
+        )
+
+    def _set_state(
+        self,
+        net: TwoTowerNet,
+        item_ids: np.ndarray,
+        categories: list[str],
+        user_ids: np.ndarray,
+        catalog: CatalogFeatures,
+        events: Events,
+        summary: TrainingSummary,
+        item_vectors: np.ndarray | None = None,
+    ) -> None:
+        """Install a trained network and derive everything inference needs."""
+        net.eval()
+        self.net_ = net
+        self.item_ids_ = item_ids
+        self.item_index = {item: i for i, item in enumerate(item_ids)}
+        self.categories_ = list(categories)
+        self.user_ids_ = user_ids
+        self._lookup = {item: i + 1 for i, item in enumerate(item_ids)}
+        self._user_lookup = {u: i + 1 for i, u in enumerate(user_ids)}
+        self._category_lookup = {c: i + 1 for i, c in enumerate(categories)}
+        self.catalog_ = catalog
+        self.events_ = events
+        self.summary_ = summary
+        self._counts = self._time_counts(events, catalog, len(item_ids))
+        self._user_encoder = UserEncoder.from_tower(net.user)
+        self._prior = PriorScorer.from_network(net, self._counts)
+        if item_vectors is None:
+            with torch.no_grad():
+                item_vectors = net.encode_items(
+                    torch.arange(1, len(item_ids) + 1),
+                    torch.from_numpy(catalog.categories),
+                    torch.from_numpy(catalog.tokens),
+                ).numpy()
+        self._item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self._train = pd.DataFrame(
+            {
+                USER_ID: user_ids[events.users - 1],
+                ITEM_ID: item_ids[events.items - 1],
+                TIMESTAMP: events.times,
+            }
+        )
+
+    # ------------------------------------------------------------- properties
+    @property
+    def dim(self) -> int:
+        """Dimension of every vector the model produces."""
+        return self.config.dim
+
+    @property
+    def score_scale(self) -> float:
+        """Multiplier of the inner products in every score (``1 / temperature``)."""
+        return self.config.score_scale
+
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, dim)`` float32 unit rows, in the order of ``item_ids_``."""
+        return self._item_vectors
+
+    # --------------------------------------------------------------- encoders
+    def encode_users(self, queries: Queries) -> np.ndarray:
+        """``(n, dim)`` user vectors from the histories in ``queries`` (real-time path).
+
+        Unknown item ids in a history are ignored; an empty history gives the
+        learned cold-start vector; the user-id embedding (when configured) is used
+        only for users seen in training.
+        """
+        n, width = len(queries), self.config.max_history
+        history = np.zeros((n, width), dtype=np.int64)
+        ages = np.zeros((n, width), dtype=np.float32)
+        users = np.zeros(n, dtype=np.int64)
+        lookup = self._lookup
+        for row in range(n):
+            idx = np.fromiter((lookup.get(i, 0) for i in queries.histories[row]), np.int64)
+            known = idx > 0
+            idx = idx[known][-width:]
+            times = np.asarray(queries.history_times[row], dtype=np.int64)[known][-width:]
+            if len(idx):
+                history[row, width - len(idx) :] = idx
+                hours = (int(queries.now[row]) - times) / SECONDS_PER_HOUR
+                ages[row, width - len(idx) :] = np.maximum(hours, 0.0)
+            users[row] = self._user_lookup.get(str(queries.user_ids[row]), 0)
+        return self._user_encoder(history, ages, users)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` vectors of free-text queries (search)."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not a single string")
+        tokens = torch.from_numpy(hash_texts(texts, self.config.text_buckets))
+        return self.net_.encode_queries(tokens).numpy()
+
+    @torch.no_grad()
+    def encode_categories(self, categories: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` vectors of categories; KeyError naming an unknown one."""
+        if isinstance(categories, str):
+            raise TypeError("categories must be a sequence of strings, not a single string")
+        idx = []
+        for c in categories:
+            if c not in self._category_lookup:
+                raise KeyError(f"unknown category {c!r} (the model knows {len(self.categories_)})")
+            idx.append(self._category_lookup[c])
+        return self.net_.encode_categories(torch.tensor(idx, dtype=torch.long)).numpy()
+
+    @torch.no_grad()
+    def encode_similar(self, item_ids: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` seed-item vectors for similar items; KeyError naming an unknown item."""
+        if isinstance(item_ids, str):
+            raise TypeError("item_ids must be a sequence of strings, not a single string")
+        idx = []
+        for item in item_ids:
+            if item not in self._lookup:
+                raise KeyError(f"unknown item {item!r}")
+            idx.append(self._lookup[item])
+        rows = np.asarray(idx, dtype=np.int64)
+        return self.net_.encode_similar(
+            torch.from_numpy(rows),
+            torch.from_numpy(self.catalog_.categories[rows - 1]),
+            torch.from_numpy(self.catalog_.tokens[rows - 1]),
+        ).numpy()
+
+    def item_prior(self, now: int) -> np.ndarray:
+        """``(n_items,)`` float32 time-aware additive score at unix time ``now``.
+
+        Only training events strictly before ``now``'s time bucket are counted.
+        The learned prior is multiplied by ``summary_.prior_weight``, its weight
+        relative to the towers chosen on the validation window. Zeros when the
+        model was trained without ``time_prior``.
+        """
+        if self._prior is None:
+            return np.zeros(len(self.item_ids_), dtype=np.float32)
+        prior = self._prior(np.arange(1, len(self.item_ids_) + 1), int(now))
+        return (self.summary_.prior_weight * prior).astype(np.float32)
+
+    # ---------------------------------------------------------------- scoring
+    def score(self, queries: Queries) -> np.ndarray:
+        """``(n, n_items)`` user→item scores: scaled cosine plus ``item_prior(now)``."""
+        scores = self.score_scale * (self.encode_users(queries) @ self._item_vectors.T)
+        if self._prior is not None:
+            now = np.asarray(queries.now, dtype=np.int64)
+            for t in np.unique(now):
+                scores[now == t] += self.item_prior(int(t))
+        return scores
+
+    def _top(self, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None):
+        k = validate_k(k)
+        scores = self.score_scale * (vectors @ self._item_vectors.T)
+        if exclude is not None:
+            scores[np.arange(len(exclude)), exclude] = -np.inf
+        idx, top = top_k(scores, k)
+        return self.item_ids_[idx], top
+
+    def similar(self, item_ids: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items likely to follow each of ``item_ids`` (the item itself excluded)."""
+        vectors = self.encode_similar(item_ids)
+        return self._top(vectors, k, np.array([self.item_index[i] for i in item_ids]))
+
+    def search(self, texts: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each free-text query."""
+        return self._top(self.encode_texts(texts), k)
+
+    def by_category(self, categories: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each category."""
+        return self._top(self.encode_categories(categories), k)
+
+    # -------------------------------------------------------------- artifact
+    def save(self, path: str | Path) -> Path:
+        """Write the model as a self-describing directory (safetensors + JSON)."""
+        from recops.models.two_tower.artifact import save_artifact
+
+        return save_artifact(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TwoTower:
+        """Read a model written by :meth:`save`; raises ``ArtifactError`` if it is damaged."""
+        from recops.models.two_tower.artifact import load_artifact
+
+        return load_artifact(cls, Path(path))
+
+    def _restore(
+        self,
+        state: dict[str, torch.Tensor],
+        item_ids: np.ndarray,
+        categories: list[str],
+        user_ids: np.ndarray,
+        catalog: CatalogFeatures,
+        events: Events,
+        summary: TrainingSummary,
+        item_vectors: np.ndarray,
+    ) -> None:
+        """Rebuild the fitted state from artifact parts (used by ``load``)."""
+        data_sizes = TrainingData(
+            sequences=build_sequences(events.users[:0], events.items[:0], events.times[:0], 1),
+            catalog=catalog,
+            counts=self._time_counts(events, catalog, len(item_ids)),
+            n_items=len(item_ids),
+            n_users=len(user_ids),
+            n_categories=len(categories),
+        )
+        net = build_network(data_sizes, self.config)
+        net.load_state_dict(state, strict=True)
+        self._set_state(net, item_ids, categories, user_ids, catalog, events, summary, item_vectors)

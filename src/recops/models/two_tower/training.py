@@ -1,0 +1,493 @@
+"""The training loop: multi-task sampled softmax, early stopping on a time window.
+
+Every batch draws ``batch_size`` training events; their items (plus optional
+uniform negatives) form the candidate set shared by all four tasks:
+
+* **user**: the user's history before the event → the event's item, with the
+  time-aware prior of every candidate computed *at the event's timestamp* added to
+  the logit (so the prior learns how recent popularity and age predict the next
+  event, causally);
+* **similar**: the previous item of the same user → the event's item;
+* **query**: a random half of the item's title words → the item;
+* **category**: one of the item's categories → the item (candidates sharing the
+  category are masked as accidental hits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.features import CatalogFeatures, Sequences, TimeCounts
+from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
+from recops.models.two_tower.network import TwoTowerNet
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything the loop needs, already indexed (see ``features``).
+
+    Parameters
+    ----------
+    sequences:
+        Every training event with the user's history before it.
+    catalog:
+        Content of items ``1..n_items`` (row ``i`` is item ``i + 1``).
+    counts:
+        Causal popularity counts, or ``None`` when the prior is disabled.
+    n_items, n_users, n_categories:
+        Vocabulary sizes.
+    """
+
+    sequences: Sequences
+    catalog: CatalogFeatures
+    counts: TimeCounts | None
+    n_items: int
+    n_users: int
+    n_categories: int
+
+    def item_categories(self, items: np.ndarray) -> np.ndarray:
+        """Padded category indices of item indices (item 0 has none)."""
+        return _rows(self.catalog.categories, items)
+
+    def item_tokens(self, items: np.ndarray) -> np.ndarray:
+        """Padded token ids of item indices (item 0 has none)."""
+        return _rows(self.catalog.tokens, items)
+
+
+def _rows(table: np.ndarray, items: np.ndarray) -> np.ndarray:
+    # Row j - 1 holds item j; item 0 (padding) maps to an all-zero row.
+    padded = np.vstack([np.zeros((1, table.shape[1]), dtype=table.dtype), table])
+    return padded[items]
+
+
+@dataclass
+class TrainingSummary:
+    """What happened during ``fit``, stored in the artifact's ``config.json``."""
+
+    epochs_run: int = 0
+    best_epoch: int = 0
+    validation_start: int | None = None
+    validation_ndcg: list[float] = field(default_factory=list)
+    prior_weight: float = 1.0
+    train_loss: list[float] = field(default_factory=list)
+    n_events: int = 0
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def deterministic_torch(seed: int, num_threads: int) -> Iterator[None]:
+    """Seed torch, force deterministic kernels and a thread count; restore after."""
+    threads = torch.get_num_threads()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def age_hours(now: np.ndarray, history: np.ndarray, history_times: np.ndarray) -> np.ndarray:
+    """Hours between each history event and ``now`` (0 on padding), float32."""
+    hours = (now[:, None] - history_times) / SECONDS_PER_HOUR
+    return np.where(history > 0, np.maximum(hours, 0.0), 0.0).astype(np.float32)
+
+
+def prior_logits(
+    net: TwoTowerNet, counts: TimeCounts | None, items: np.ndarray, now: np.ndarray
+) -> torch.Tensor | None:
+    """``item_prior`` of ``items`` at times ``now`` (broadcast), or None without prior."""
+    if counts is None or net.prior is None:
+        return None
+    return net.prior(torch.from_numpy(counts.features(items, now)))
+
+
+class _BatchLoss:
+    """Computes the multi-task loss of one batch of events."""
+
+    def __init__(
+        self, net: TwoTowerNet, data: TrainingData, cfg: TwoTowerConfig, rng: np.random.Generator
+    ) -> None:
+        self.net, self.data, self.cfg, self.rng = net, data, cfg, rng
+        seq = data.sequences
+        freq = np.bincount(seq.items, minlength=data.n_items + 1).astype(np.float64)
+        freq[0] = 0.0
+        self.logq = CandidateLogQ(freq / freq.sum(), cfg.batch_size, cfg.uniform_negatives)
+        self.has_tokens = bool((data.catalog.tokens > 0).any())
+        self.has_categories = bool((data.catalog.categories > 0).any())
+        self.membership = _category_membership(data) if self.has_categories else None
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        cfg, data, seq, net = self.cfg, self.data, self.data.sequences, self.net
+        pos = seq.items[seq.future_rows(rows, cfg.positive_window, self.rng)]
+        cand = np.concatenate(
+            [pos, self.rng.integers(1, data.n_items + 1, size=cfg.uniform_negatives)]
+        )
+        ids = np.where(self.rng.random(len(cand)) < cfg.item_id_dropout, 0, cand)
+        item_vecs = net.encode_items(
+            torch.from_numpy(ids),
+            torch.from_numpy(data.item_categories(cand)),
+            torch.from_numpy(data.item_tokens(cand)),
+        )
+        log_q = torch.from_numpy(self.logq.log_q(cand)) if cfg.logq_correction else None
+        cand_t, pos_t = torch.from_numpy(cand), torch.from_numpy(pos)
+        mask = accidental_hits(pos_t, cand_t) if cfg.mask_accidental_hits else None
+        weights = cfg.task_weights
+        loss = weights["user"] * self._user_loss(rows, cand, item_vecs, log_q, mask)
+        if weights["similar"] > 0:
+            loss = loss + weights["similar"] * self._similar_loss(rows, pos, item_vecs, log_q, mask)
+        if weights["query"] > 0 and self.has_tokens:
+            loss = loss + weights["query"] * self._query_loss(pos, item_vecs, log_q, mask)
+        if weights["category"] > 0 and self.has_categories:
+            loss = loss + weights["category"] * self._category_loss(pos, cand, item_vecs, log_q)
+        return loss
+
+    def _user_loss(
+        self,
+        rows: np.ndarray,
+        cand: np.ndarray,
+        item_vecs: torch.Tensor,
+        log_q: torch.Tensor | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        seq, net, cfg = self.data.sequences, self.net, self.cfg
+        history = seq.history[rows]
+        ages = age_hours(seq.times[rows], history, seq.history_times[rows])
+        users = None
+        if net.user.users is not None:
+            keep = self.rng.random(len(rows)) >= cfg.user_id_dropout
+            users = torch.from_numpy(np.where(keep, seq.users[rows], 0))
+        u = net.user(torch.from_numpy(history), torch.from_numpy(ages), users)
+        logits = cfg.score_scale * u @ item_vecs.T
+        # One "now" per group of consecutive rows (the earliest: causal for all).
+        g = cfg.prior_group_size
+        group_now = np.minimum.reduceat(seq.times[rows], np.arange(0, len(rows), g))
+        prior = prior_logits(net, self.data.counts, cand[None, :], group_now[:, None])
+        if prior is not None:
+            logits = logits + prior[torch.from_numpy(np.arange(len(rows)) // g)]
+        return sampled_softmax_loss(logits, log_q, mask)
+
+    def _similar_loss(
+        self,
+        rows: np.ndarray,
+        pos: np.ndarray,
+        item_vecs: torch.Tensor,
+        log_q: torch.Tensor | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        prev = self.data.sequences.history[rows, -1]
+        valid = (prev > 0) & (prev != pos)
+        src = self.net.encode_similar(
+            torch.from_numpy(prev),
+            torch.from_numpy(self.data.item_categories(prev)),
+            torch.from_numpy(self.data.item_tokens(prev)),
+        )
+        logits = self.cfg.score_scale * src @ item_vecs.T
+        return sampled_softmax_loss(logits, log_q, mask, torch.from_numpy(valid.astype(np.float32)))
+
+    def _query_loss(
+        self,
+        pos: np.ndarray,
+        item_vecs: torch.Tensor,
+        log_q: torch.Tensor | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        tokens = self.data.item_tokens(pos)
+        # A query is a random half of the title's words: search must work on fragments.
+        tokens = np.where(self.rng.random(tokens.shape) < 0.5, tokens, 0)
+        valid = (tokens > 0).any(axis=1)
+        q = self.net.encode_queries(torch.from_numpy(tokens))
+        logits = self.cfg.score_scale * q @ item_vecs.T
+        return sampled_softmax_loss(logits, log_q, mask, torch.from_numpy(valid.astype(np.float32)))
+
+    def _category_loss(
+        self,
+        pos: np.ndarray,
+        cand: np.ndarray,
+        item_vecs: torch.Tensor,
+        log_q: torch.Tensor | None,
+    ) -> torch.Tensor:
+        cats = self.data.item_categories(pos)
+        n_cats = (cats > 0).sum(axis=1)
+        pick = (self.rng.random(len(pos)) * np.maximum(n_cats, 1)).astype(np.int64)
+        chosen = cats[np.arange(len(pos)), pick]
+        chosen_t = torch.from_numpy(chosen)
+        # Every other candidate in the chosen category is also a positive: mask it.
+        assert self.membership is not None
+        shares = self.membership[torch.from_numpy(cand)][:, chosen_t].T
+        own = torch.zeros_like(shares)
+        own[torch.arange(len(pos)), torch.arange(len(pos))] = True
+        c = self.net.encode_categories(chosen_t.clamp(min=0))
+        logits = self.cfg.score_scale * c @ item_vecs.T
+        weights = torch.from_numpy((chosen > 0).astype(np.float32))
+        return sampled_softmax_loss(logits, log_q, shares & ~own, weights)
+
+
+def _category_membership(data: TrainingData) -> torch.Tensor:
+    """``(n_items + 1, n_categories + 1)`` bool: item ``j`` is in category ``c``."""
+    member = np.zeros((data.n_items + 1, data.n_categories + 1), dtype=bool)
+    rows = np.repeat(np.arange(1, data.n_items + 1), data.catalog.categories.shape[1])
+    member[rows, data.catalog.categories.ravel()] = True
+    member[:, 0] = False
+    return torch.from_numpy(member)
+
+
+@dataclass(frozen=True)
+class ValidationWindow:
+    """Users active in the last part of the training period, as the test will see them.
+
+    Mirrors the global temporal split the model is evaluated on: a user with events
+    before ``start`` has those as history and ``now = start``; a user first seen in
+    the window has their first ``COLD_HISTORY`` window events as history and ``now``
+    at the last of them. Targets are the other window items, seen ones excluded.
+    """
+
+    start: int
+    users: np.ndarray
+    now: np.ndarray
+    history: np.ndarray
+    history_times: np.ndarray
+    targets: list[np.ndarray]
+
+
+#: Events that form a cold user's history in the validation window (as in the
+#: default global temporal split of ``recops.evaluation``).
+COLD_HISTORY = 3
+
+#: Candidate weights of the tower score relative to the prior (chosen on validation).
+BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5)
+
+
+def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, ValidationWindow]:
+    """Indices of training events before the window, and the window itself."""
+    seq = data.sequences
+    width = seq.history.shape[1]
+    start = int(np.quantile(seq.times, 1.0 - fraction, method="higher"))
+    before = np.flatnonzero(seq.times < start)
+    in_window = np.flatnonzero(seq.times >= start)  # sorted by user, then time
+    users, first = np.unique(seq.users[in_window], return_index=True)
+    bounds = np.r_[first, len(in_window)]
+    now, history, history_times, targets = [], [], [], []
+    for k in range(len(users)):
+        rows = in_window[bounds[k] : bounds[k + 1]]
+        hist = np.where(seq.history_times[rows[0]] < start, seq.history[rows[0]], 0)
+        times = seq.history_times[rows[0]]
+        at = start
+        if not hist.any():
+            cold = rows[:COLD_HISTORY]
+            hist = np.zeros(width, dtype=np.int64)
+            times = np.zeros(width, dtype=np.int64)
+            hist[width - len(cold[-width:]) :] = seq.items[cold][-width:]
+            times[width - len(cold[-width:]) :] = seq.times[cold][-width:]
+            at, rows = int(seq.times[cold[-1]]), rows[COLD_HISTORY:]
+        now.append(at)
+        history.append(hist)
+        history_times.append(times)
+        targets.append(np.setdiff1d(seq.items[rows], hist[hist > 0]))
+    window = ValidationWindow(
+        start,
+        users,
+        np.asarray(now, dtype=np.int64),
+        np.asarray(history, dtype=np.int64).reshape(-1, width),
+        np.asarray(history_times, dtype=np.int64).reshape(-1, width),
+        targets,
+    )
+    return before, window
+
+
+def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> float:
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    values = []
+    for row, t in zip(top, targets, strict=True):
+        if len(t) == 0:
+            continue
+        gains = np.isin(row, t) * discounts
+        values.append(gains.sum() / discounts[: min(len(t), k)].sum())
+    return float(np.mean(values)) if values else 0.0
+
+
+@torch.no_grad()
+def validation_blend(
+    net: TwoTowerNet, data: TrainingData, cfg: TwoTowerConfig, window: ValidationWindow, k: int = 20
+) -> tuple[float, float]:
+    """Best NDCG@k on the validation window and the prior weight that reaches it.
+
+    Scores are ``w * score_scale * user @ item + prior(now)`` with seen items
+    excluded, for ``w`` in :data:`BLEND_GRID`; the returned prior weight is
+    ``1 / w`` (the same ranking with the tower's scale untouched). The training
+    loss fits the next event, the evaluation asks for the next weeks' items: the
+    weight re-balances the personal and the time-aware parts for the latter.
+    """
+    net.eval()
+    all_items = np.arange(1, data.n_items + 1)
+    item_vecs = net.encode_items(
+        torch.from_numpy(all_items),
+        torch.from_numpy(data.catalog.categories),
+        torch.from_numpy(data.catalog.tokens),
+    )
+    ages = age_hours(window.now, window.history, window.history_times)
+    users = torch.from_numpy(window.users) if net.user.users is not None else None
+    u = net.user(torch.from_numpy(window.history), torch.from_numpy(ages), users)
+    tower = (cfg.score_scale * u @ item_vecs.T).numpy()
+    prior = np.zeros_like(tower)
+    if data.counts is not None and net.prior is not None:
+        for t in np.unique(window.now):
+            feats = torch.from_numpy(data.counts.features(all_items, t))
+            prior[window.now == t] = net.prior(feats).numpy()
+    for row, h in enumerate(window.history):
+        prior[row, h[h > 0] - 1] = -np.inf
+    net.train()
+    targets = [t - 1 for t in window.targets]
+    grid = BLEND_GRID if net.prior is not None else (1.0,)
+    results = [(_ndcg_at(w * tower + prior, targets, k), 1.0 / w) for w in grid]
+    return max(results, key=lambda r: r[0])
+
+
+def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
+    """A freshly initialised network for ``data`` (seeded by the caller)."""
+    return TwoTowerNet(
+        n_items=data.n_items,
+        n_users=data.n_users if cfg.user_id_embedding else 0,
+        n_categories=data.n_categories,
+        text_buckets=cfg.text_buckets,
+        max_history=cfg.max_history,
+        dim=cfg.dim,
+        hidden=cfg.hidden,
+        n_prior_features=data.counts.n_features if data.counts is not None else 0,
+    )
+
+
+def time_local_order(
+    rows: np.ndarray, times: np.ndarray, group_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Shuffled order of ``rows`` made of time-contiguous groups of ``group_size``.
+
+    Rows are sorted by time, cut into groups at a random offset (so group
+    boundaries move between epochs) and the groups are shuffled. The prior of a
+    group is then computed once, at the group's earliest time, instead of once per
+    row: ``batch_size / group_size`` times fewer prior evaluations, while a batch
+    still mixes many moments of the training period.
+    """
+    by_time = rows[np.argsort(times[rows], kind="stable")]
+    offset = int(rng.integers(group_size)) if group_size > 1 else 0
+    groups = (
+        np.split(by_time, np.arange(offset, len(by_time), group_size))
+        if offset
+        else (np.split(by_time, np.arange(group_size, len(by_time), group_size)))
+    )
+    groups = [g for g in groups if len(g)]
+    return np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+
+
+def _progress(verbose: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=not verbose,
+        transient=True,
+    )
+
+
+def _run_epochs(
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    rows: np.ndarray,
+    epochs: int,
+    window: ValidationWindow | None,
+    summary: TrainingSummary,
+    verbose: bool,
+) -> TwoTowerNet:
+    """Train a new network for up to ``epochs`` epochs on events ``rows``.
+
+    With a validation window, stops after ``patience`` epochs without a better
+    NDCG@20 and returns the best network seen.
+    """
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = build_network(data, cfg)
+    batch_loss = _BatchLoss(net, data, cfg, rng)
+    optim = torch.optim.Adam(
+        net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
+    )
+    best, best_state, stale = -np.inf, copy.deepcopy(net.state_dict()), 0
+    n_batches = -(-len(rows) // cfg.batch_size)
+    with _progress(verbose) as progress:
+        task = progress.add_task("two-tower", total=epochs * n_batches, info="")
+        for epoch in range(1, epochs + 1):
+            order = time_local_order(rows, data.sequences.times, cfg.prior_group_size, rng)
+            losses = []
+            for b in range(n_batches):
+                batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                if len(batch) < 2:
+                    continue
+                loss = batch_loss(batch)
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+                losses.append(float(loss.detach()))
+                progress.advance(task)
+            summary.train_loss.append(float(np.mean(losses)) if losses else float("nan"))
+            summary.epochs_run = epoch
+            info = f"epoch {epoch} loss {summary.train_loss[-1]:.3f}"
+            if window is None:
+                progress.update(task, info=info)
+                continue
+            ndcg, prior_weight = validation_blend(net, data, cfg, window)
+            summary.validation_ndcg.append(ndcg)
+            progress.update(
+                task, info=f"{info} val ndcg@20 {ndcg:.4f} (prior weight {prior_weight:.2f})"
+            )
+            if ndcg > best:
+                best, best_state, stale = ndcg, copy.deepcopy(net.state_dict()), 0
+                summary.best_epoch, summary.prior_weight = epoch, prior_weight
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+    if window is not None:
+        net.load_state_dict(best_state)
+    else:
+        summary.best_epoch = summary.epochs_run
+    return net
+
+
+def train_network(
+    data: TrainingData, cfg: TwoTowerConfig, verbose: bool = False
+) -> tuple[TwoTowerNet, TrainingSummary]:
+    """Fit the network: early stopping on the time window, then optional full refit."""
+    started = time.perf_counter()
+    summary = TrainingSummary(n_events=len(data.sequences.items))
+    all_rows = np.arange(len(data.sequences.items))
+    with deterministic_torch(cfg.seed, cfg.num_threads):
+        if cfg.validation_fraction > 0 and len(np.unique(data.sequences.times)) > 1:
+            rows, window = split_validation(data, cfg.validation_fraction)
+            summary.validation_start = window.start
+            net = _run_epochs(data, cfg, rows, cfg.epochs, window, summary, verbose)
+            if cfg.refit_full:
+                refit = TrainingSummary()
+                net = _run_epochs(data, cfg, all_rows, summary.best_epoch, None, refit, verbose)
+                summary.train_loss += refit.train_loss
+        else:
+            net = _run_epochs(data, cfg, all_rows, cfg.epochs, None, summary, verbose)
+    net.eval()
+    summary.seconds = time.perf_counter() - started
+    return net, summary

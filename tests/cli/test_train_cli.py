@@ -1,0 +1,142 @@
+"""``recops train`` / ``recops recommend`` round trip on a tiny CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tests.models.two_tower.conftest import SMALL, two_clusters
+from typer.testing import CliRunner
+
+from recops.cli import app
+
+runner = CliRunner()
+
+
+def _write_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    interactions, items = two_clusters(n_users=30)
+    events = tmp_path / "train.csv"
+    interactions.assign(rating=4.0).to_csv(events, index=False)
+    catalog = tmp_path / "items.csv"
+    items.assign(categories=items.categories.map("|".join)).drop(columns="publish_time").to_csv(
+        catalog, index=False
+    )
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**SMALL, "prior_windows": list(SMALL["prior_windows"])}))
+    return events, catalog, config
+
+
+def test_train_then_recommend_excludes_seen_items(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    events, catalog, config = _write_inputs(tmp_path)
+    model_dir = tmp_path / "model"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--interactions",
+            str(events),
+            "--out",
+            str(model_dir),
+            "--catalog",
+            str(catalog),
+            "--config",
+            str(config),
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert saved["model"]["epochs"] == 2 and saved["model"]["seed"] == 5
+
+    users = tmp_path / "users.txt"
+    users.write_text("u0\nu1\nnobody\n")
+    out = tmp_path / "recs.csv"
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            str(model_dir),
+            "--users",
+            str(users),
+            "-k",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    recs = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
+    assert set(recs.user_id) == {"u0", "u1", "nobody"}
+    assert recs.groupby("user_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    train = pd.read_csv(events, dtype={"user_id": str, "item_id": str})
+    for user in ("u0", "u1"):
+        seen = set(train.loc[train.user_id == user, "item_id"])
+        assert not seen & set(recs.loc[recs.user_id == user, "item_id"])
+
+    with_seen = tmp_path / "with_seen.csv"
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            str(model_dir),
+            "--users",
+            str(users),
+            "-k",
+            "22",
+            "--out",
+            str(with_seen),
+            "--include-seen",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(with_seen).groupby("user_id").size() == 22).all()
+
+
+def test_bad_inputs_give_a_message_and_exit_code_2(tmp_path: Path) -> None:
+    events, _, config = _write_inputs(tmp_path)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("user_id,item_id,timestamp\nu1,i1,1600000000\nu2,i2,not-a-time\n")
+    result = runner.invoke(app, ["train", "--interactions", str(broken), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "broken.csv" in result.output and "line 3" in result.output
+    assert "timestamp" in result.output
+
+    config.write_text(json.dumps({"dim": 0}))
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--interactions",
+            str(events),
+            "--out",
+            str(tmp_path / "m"),
+            "--config",
+            str(config),
+        ],
+    )
+    assert result.exit_code == 2 and "dim" in result.output
+
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            str(tmp_path / "missing"),
+            "--users",
+            str(events),
+            "--out",
+            str(tmp_path / "r.csv"),
+            "-k",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2 and "`k`" in result.output

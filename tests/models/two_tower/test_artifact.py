@@ -1,0 +1,111 @@
+"""The model directory: exact round trip, no pickle, corruption and mismatch refused."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tests.models.two_tower.conftest import T0
+
+from recops.models.base import Queries
+from recops.models.two_tower import TwoTower
+from recops.models.two_tower.artifact import ArtifactError
+
+
+@pytest.fixture(scope="module")
+def saved(fitted: TwoTower, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fitted.save(tmp_path_factory.mktemp("artifact") / "model")
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_round_trip_gives_identical_scores_everywhere(
+    fitted: TwoTower, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loading a model must never unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    loaded = TwoTower.load(saved)
+    assert {f.suffix for f in saved.iterdir()} == {".json", ".safetensors"}
+    queries = Queries(
+        user_ids=["u0", "stranger"],
+        histories=[np.array(["a1", "a2"], dtype=object), np.array(["b3"], dtype=object)],
+        history_times=[np.array([T0, T0 + 60]), np.array([T0 + 5])],
+        now=np.array([T0 + 3600, T0 + 90 * 86_400]),
+    )
+    np.testing.assert_array_equal(loaded.score(queries), fitted.score(queries))
+    np.testing.assert_array_equal(loaded.item_vectors(), fitted.item_vectors())
+    np.testing.assert_array_equal(loaded.item_ids_, fitted.item_ids_)
+    assert loaded.item_index == fitted.item_index and loaded.categories_ == fitted.categories_
+    assert loaded.dim == fitted.dim and loaded.score_scale == fitted.score_scale
+    for method, arg in (("similar", ["a1"]), ("search", ["beta"]), ("by_category", ["CatA"])):
+        ids, scores = getattr(loaded, method)(arg, k=4)
+        ref_ids, ref_scores = getattr(fitted, method)(arg, k=4)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
+    recs = loaded.recommend(["u0", "u1"], k=3)
+    assert recs.equals(fitted.recommend(["u0", "u1"], k=3))
+
+
+def test_config_lists_sha256_of_every_file(saved: Path) -> None:
+    config = json.loads((saved / "config.json").read_text())
+    assert config["format"] == "recops.two_tower" and config["format_version"] == 1
+    files = {f.name for f in saved.iterdir()} - {"config.json"}
+    assert set(config["sha256"]) == files
+    assert config["score"]["score_scale"] == pytest.approx(1 / config["model"]["temperature"])
+
+
+def test_corrupted_file_is_refused_naming_it(saved: Path, tmp_path: Path) -> None:
+    broken = _copy(saved, tmp_path / "broken")
+    data = bytearray((broken / "weights.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (broken / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"weights\.safetensors: sha256 mismatch"):
+        TwoTower.load(broken)
+
+
+def test_missing_file_is_refused(saved: Path, tmp_path: Path) -> None:
+    broken = _copy(saved, tmp_path / "missing")
+    (broken / "vocab.json").unlink()
+    with pytest.raises(ArtifactError, match=r"vocab\.json: missing"):
+        TwoTower.load(broken)
+
+
+def test_config_that_does_not_match_the_weights_is_refused(saved: Path, tmp_path: Path) -> None:
+    bad = _copy(saved, tmp_path / "mismatch")
+    config = json.loads((bad / "config.json").read_text())
+    config["model"]["dim"] = 32  # the tensors were trained with dim 16
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=r"item_vectors\.safetensors: expected item_vectors"):
+        TwoTower.load(bad)
+    config["model"]["dim"] = 16
+    config["model"]["hidden"] = 64
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=r"weights\.safetensors: does not match the config"):
+        TwoTower.load(bad)
+    config["model"]["hidden"] = 32
+    config["sizes"]["n_items"] += 1
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=r"vocab\.json: n_items is 22"):
+        TwoTower.load(bad)
+
+
+def test_not_a_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="not a model directory"):
+        TwoTower.load(tmp_path / "nothing")
+    (tmp_path / "config.json").write_text('{"format": "other"}')
+    with pytest.raises(ArtifactError, match=r"expected format 'recops\.two_tower'"):
+        TwoTower.load(tmp_path)
+    assert issubclass(ArtifactError, ValueError)
