@@ -9,6 +9,7 @@ from recops.cli import (
     evaluate,  # noqa: F401  (registers `recops evaluate`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve` and `recops loadtest`)
+    train,  # noqa: F401  (registers `recops train` and `recops recommend`)
     world,  # noqa: F401  (registers `recops world`)
 )
 from recops.cli.app import app
