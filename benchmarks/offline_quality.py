@@ -121,13 +121,14 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec(
             "ItemKNN",
             ItemKNN,
-            {"n_neighbors": [50, 100, 300], "shrink": [0.0, 10.0, 50.0]},
+            {"n_neighbors": [50, 100, 300, 1000], "shrink": [0.0, 10.0, 50.0]},
             {"n_neighbors": [100], "shrink": [10.0]},
         ),
         ModelSpec(
             "EASE",
             EASE,
-            {"l2": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0], "min_item_users": [3]},
+            # 2000 won on the temporal splits in a first run, so the grid goes beyond it.
+            {"l2": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0], "min_item_users": [3]},
             {"l2": [100.0, 500.0], "min_item_users": [3]},
         ),
         ModelSpec(
