@@ -257,7 +257,9 @@ def million_vectors(base: np.ndarray, n: int) -> np.ndarray:
     """
     rng = np.random.default_rng(2)
     rows = rng.integers(len(base), size=n)
-    out = base[rows] + 0.15 * rng.normal(size=(n, base.shape[1])).astype(np.float32)
+    # Noise of norm ~0.4 against unit rows: new items near existing ones, so the
+    # catalog keeps the trained clusters instead of becoming uniform on the sphere.
+    out = base[rows] + 0.05 * rng.normal(size=(n, base.shape[1])).astype(np.float32)
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
@@ -302,33 +304,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> Table:
-    out = Table(title=f"recops serving benchmark ({results['machine']['cpus']} CPUs, k={K})")
+    out = Table(
+        title=f"recops serving benchmark ({results['machine']['cpus']} CPUs, k={K})",
+        min_width=110,
+    )
     out.add_column("measure")
     out.add_column("value", justify="right")
     out.add_column("target", justify="right")
+    modes = {
+        "batching_0ms": "dynamic batching, 0 ms window (default)",
+        "batching_off": "no batching",
+        "batching_1ms": "dynamic batching, 1 ms window",
+    }
     for c in ("1", "8", "32"):
-        reco, ceil = results["recommend_batching_off"][c], results["ceiling"][c]
-        batched = {d: results[f"recommend_batching_{d}"][c] for d in ("0ms", "1ms")}
-        ratio = reco["throughput_rps"] / ceil["throughput_rps"]
-        target = "≥ 50%, p50 ≤ 3, p99 ≤ 15" if c == "8" else ""
-        out.add_row(
-            f"/v1/recommend c={c}: req/s, p50/p99 ms",
-            f"{reco['throughput_rps']:,.0f}, {reco['p50_ms']:.2f}/{reco['p99_ms']:.2f}",
-            target,
-        )
+        ceil = results["ceiling"][c]
+        default = results["recommend_batching_0ms"][c]
+        for key, label in modes.items():
+            r = results[f"recommend_{key}"][c]
+            target = "p50 ≤ 3, p99 ≤ 15" if c == "8" and key == "batching_0ms" else ""
+            out.add_row(
+                f"/v1/recommend c={c}, {label}: req/s, p50/p99 ms",
+                f"{r['throughput_rps']:,.0f}, {r['p50_ms']:.2f}/{r['p99_ms']:.2f}",
+                target,
+            )
         out.add_row(
             f"  ceiling route c={c}",
             f"{ceil['throughput_rps']:,.0f}, {ceil['p50_ms']:.2f}/{ceil['p99_ms']:.2f}",
             "",
         )
-        out.add_row(f"  recommend / ceiling c={c}", f"{ratio:.0%}", "≥ 50%" if c == "8" else "")
-        for delay, b in batched.items():
-            out.add_row(
-                f"  dynamic batching ({delay} window) c={c}",
-                f"{b['throughput_rps']:,.0f}, {b['p50_ms']:.2f}/{b['p99_ms']:.2f}",
-                "",
-            )
-        errors = reco["errors"] + ceil["errors"] + sum(b["errors"] for b in batched.values())
+        ratio = default["throughput_rps"] / ceil["throughput_rps"]
+        out.add_row(
+            f"  recommend (default) / ceiling c={c}", f"{ratio:.0%}", "≥ 50%" if c == "8" else ""
+        )
+        errors = ceil["errors"] + sum(results[f"recommend_{k}"][c]["errors"] for k in modes)
         out.add_row(f"  failed requests c={c}", f"{errors}", "0")
     for stage, us in results["stages_us"].items():
         out.add_row(f"stage: {stage}", f"{us:,.1f} µs", "")

@@ -77,3 +77,13 @@ def test_loadtest_explains_bad_options(tmp_path: Path) -> None:
     assert remote.exit_code != 0
     missing = runner.invoke(app, ["loadtest", "--dataset", str(tmp_path / "none")])
     assert missing.exit_code != 0 and "not a recops dataset" in missing.output
+
+
+def test_models_lists_versions(tmp_path: Path) -> None:
+    for version in ("1", "2", "10"):
+        (tmp_path / "news" / version).mkdir(parents=True)
+    result = runner.invoke(app, ["models", "--models", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1, 2, 10" in result.output and "news" in result.output
+    empty = runner.invoke(app, ["models", "--models", str(tmp_path / "news" / "1")])
+    assert "holds no models" in empty.output

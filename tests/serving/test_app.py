@@ -146,6 +146,10 @@ def test_malformed_and_oversized_bodies(client: TestClient, settings: ServerSett
         "/v1/recommend", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert broken.status_code == 422
+    not_utf8 = client.post(
+        "/v1/similar", content=b"\xf9\x00", headers={"Content-Type": "application/json"}
+    )
+    assert not_utf8.status_code == 422 and not_utf8.json()["detail"][0]["loc"] == ["body"]
     huge = b'{"user_id": "' + b"x" * settings.max_body_bytes + b'"}'
     reply = client.post("/v1/recommend", content=huge, headers={"Content-Type": "application/json"})
     assert reply.status_code == 413 and "larger than" in reply.json()["detail"]
@@ -222,6 +226,8 @@ def test_models_and_admin_api(
         assert {v["version"]: v["loaded"] for v in load.json()["versions"]}["1"] is True
         metrics = client.get("/metrics").text
         assert 'recops_model_serving{model="news",version="2"} 1.0' in metrics
+        policy = client.post("/v1/admin/models/apply-policy", headers=AUTH).json()
+        assert policy["serving"]["version"] == "1", "the pinned policy names version 1"
 
 
 def test_admin_api_is_disabled_without_a_token(settings: ServerSettings) -> None:

@@ -8,7 +8,7 @@ from recops.cli import (
     data,  # noqa: F401  (registers `recops data`)
     evaluate,  # noqa: F401  (registers `recops evaluate`)
     ope,  # noqa: F401  (registers `recops ope`)
-    serve,  # noqa: F401  (registers `recops serve` and `recops loadtest`)
+    serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)
     world,  # noqa: F401  (registers `recops world`)
 )

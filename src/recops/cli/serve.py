@@ -171,3 +171,26 @@ def _traffic(dataset: Path | None, users: int, items: int, seed: int) -> Traffic
 
     _, data = generate_world(WorldConfig(n_users=users, n_items=items, days=2, seed=seed))
     return Traffic.from_frames(data.interactions, data.items)
+
+
+@app.command()
+def models(
+    models: Annotated[
+        Path, typer.Option("--models", help="Model repository: <dir>/<name>/<version>/.")
+    ] = Path("models"),
+) -> None:
+    """List the models and versions of a repository (the latest is served by default)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from recops.serving.repository import ModelRepository
+
+    if not models.is_dir():
+        raise typer.BadParameter(f"model repository {models} is not a folder")
+    table = Table(title=f"model repository {models}")
+    for column in ("model", "versions", "latest"):
+        table.add_column(column)
+    listing = ModelRepository(models).models()
+    for name, versions in listing.items():
+        table.add_row(name, ", ".join(versions), versions[-1] if versions else "-")
+    Console().print(table if listing else f"{models} holds no models")

@@ -483,7 +483,12 @@ def run_load_test(
     LoadTestReport
         Throughput, p50/p95/p99/max latency and errors per endpoint (and ``all``).
     """
-    return asyncio.run(run_load_test_async(config, traffic, source))
+    coroutine = run_load_test_async(config, traffic, source)
+    try:  # uvloop halves the generator's own CPU per request, leaving more to the server
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def report_table(report: LoadTestReport) -> object:
