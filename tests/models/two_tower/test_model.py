@@ -137,3 +137,22 @@ def test_fit_rejects_bad_interactions(clusters) -> None:
         TwoTower(**SMALL).fit(interactions.drop(columns="timestamp"))
     with pytest.raises(ValueError, match="integer unix seconds"):
         TwoTower(**SMALL).fit(interactions.assign(timestamp=interactions.timestamp * 0.5))
+
+
+def test_single_query_fast_path_matches_the_batch_path(fitted: TwoTower) -> None:
+    histories = [["a1", "b2", "zzz", "a3"], [], ["b1"] * 15]
+    batch = Queries(
+        user_ids=["u0", "new", "u1"],
+        histories=[np.array(h, dtype=object) for h in histories],
+        history_times=[T0 + HOUR * np.arange(len(h), dtype=np.int64) for h in histories],
+        now=np.array([T0 + 99 * HOUR] * 3, dtype=np.int64),
+    )
+    together = fitted.encode_users(batch)
+    for row in range(3):
+        one = Queries(
+            [batch.user_ids[row]],
+            [batch.histories[row]],
+            [batch.history_times[row]],
+            batch.now[row : row + 1],
+        )
+        np.testing.assert_allclose(fitted.encode_users(one), together[row : row + 1], atol=1e-6)

@@ -195,8 +195,6 @@ class Sequences:
         last, left-padded with 0.
     history_times:
         ``(n, max_history)`` their timestamps (0 where padded).
-    user_end:
-        ``(n,)`` index of the user's last event (rows are sorted by user, then time).
     """
 
     users: np.ndarray
@@ -204,16 +202,32 @@ class Sequences:
     times: np.ndarray
     history: np.ndarray
     history_times: np.ndarray
-    user_end: np.ndarray
 
-    def future_rows(self, rows: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    def future_rows(
+        self, rows: np.ndarray, window: int, rng: np.random.Generator, last: np.ndarray
+    ) -> np.ndarray:
         """For each row, a row drawn uniformly from the same user's next ``window`` events.
 
-        The row itself is one of them, so ``window = 1`` returns ``rows``.
+        ``last[r]`` is the last row the draw may reach for row ``r`` (see
+        :meth:`last_rows`); the row itself is a candidate, so ``window = 1``
+        returns ``rows``.
         """
         if window <= 1:
             return rows
-        return np.minimum(rows + rng.integers(0, window, size=len(rows)), self.user_end[rows])
+        return np.minimum(rows + rng.integers(0, window, size=len(rows)), last[rows])
+
+    def last_rows(self, allowed: np.ndarray) -> np.ndarray:
+        """Per row, the user's last row among ``allowed`` (row indices).
+
+        Training on the events before a validation window must not draw positives
+        from inside it: ``allowed`` holds, per user, a time-ordered prefix of their
+        rows, and a draw is capped at that prefix's end.
+        """
+        n = len(self.items)
+        member = np.zeros(n, dtype=bool)
+        member[allowed] = True
+        is_last = member & np.r_[(self.users[1:] != self.users[:-1]) | ~member[1:], True]
+        return np.minimum.accumulate(np.where(is_last, np.arange(n), n)[::-1])[::-1]
 
 
 def build_sequences(
@@ -237,9 +251,7 @@ def build_sequences(
     safe = np.clip(idx, 0, max(n - 1, 0))
     history = np.where(valid, it[safe], 0)
     history_times = np.where(valid, t[safe], 0)
-    last = np.r_[u[1:] != u[:-1], True] if n else np.zeros(0, dtype=bool)
-    user_end = np.minimum.accumulate(np.where(last, pos, n)[::-1])[::-1]
-    return Sequences(u, it, t, history, history_times, user_end)
+    return Sequences(u, it, t, history, history_times)
 
 
 def consecutive_pairs(seq: Sequences) -> tuple[np.ndarray, np.ndarray]:

@@ -102,6 +102,16 @@ def _catalog_columns(
     return titles, cats, pub
 
 
+def _indices(values: Sequence[str], lookup: dict[str, int], kind: str) -> np.ndarray:
+    """Indices of ``values`` in ``lookup``; KeyError naming the first unknown one."""
+    if isinstance(values, str):
+        raise TypeError(f"expected a sequence of {kind} ids, not a single string ({values!r})")
+    missing = [v for v in values if v not in lookup]
+    if missing:
+        raise KeyError(f"unknown {kind} {missing[0]!r} (the model knows {len(lookup)})")
+    return np.array([lookup[v] for v in values], dtype=np.int64)
+
+
 class TwoTower(Recommender):
     """Multi-task two-tower recommender with a time-aware item prior.
 
@@ -268,6 +278,8 @@ class TwoTower(Recommender):
         only for users seen in training.
         """
         n, width = len(queries), self.config.max_history
+        if n == 1:
+            return self._encode_one(queries)
         history = np.zeros((n, width), dtype=np.int64)
         ages = np.zeros((n, width), dtype=np.float32)
         users = np.zeros(n, dtype=np.int64)
@@ -284,6 +296,16 @@ class TwoTower(Recommender):
             users[row] = self._user_lookup.get(str(queries.user_ids[row]), 0)
         return self._user_encoder(history, ages, users)
 
+    def _encode_one(self, queries: Queries) -> np.ndarray:
+        lookup = self._lookup
+        idx = [lookup.get(i, 0) for i in queries.histories[0]]
+        known = [j for j, i in enumerate(idx) if i][-self.config.max_history :]
+        times = np.asarray(queries.history_times[0], dtype=np.int64)[known]
+        hours = np.maximum((int(queries.now[0]) - times) / SECONDS_PER_HOUR, 0.0)
+        user = self._user_lookup.get(str(queries.user_ids[0]), 0)
+        items = np.array([idx[j] for j in known], dtype=np.int64)
+        return self._user_encoder.one(items, hours.astype(np.float32), user)
+
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` vectors of free-text queries (search)."""
@@ -295,26 +317,13 @@ class TwoTower(Recommender):
     @torch.no_grad()
     def encode_categories(self, categories: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` vectors of categories; KeyError naming an unknown one."""
-        if isinstance(categories, str):
-            raise TypeError("categories must be a sequence of strings, not a single string")
-        idx = []
-        for c in categories:
-            if c not in self._category_lookup:
-                raise KeyError(f"unknown category {c!r} (the model knows {len(self.categories_)})")
-            idx.append(self._category_lookup[c])
-        return self.net_.encode_categories(torch.tensor(idx, dtype=torch.long)).numpy()
+        idx = _indices(categories, self._category_lookup, "category")
+        return self.net_.encode_categories(torch.from_numpy(idx)).numpy()
 
     @torch.no_grad()
     def encode_similar(self, item_ids: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` seed-item vectors for similar items; KeyError naming an unknown item."""
-        if isinstance(item_ids, str):
-            raise TypeError("item_ids must be a sequence of strings, not a single string")
-        idx = []
-        for item in item_ids:
-            if item not in self._lookup:
-                raise KeyError(f"unknown item {item!r}")
-            idx.append(self._lookup[item])
-        rows = np.asarray(idx, dtype=np.int64)
+        rows = _indices(item_ids, self._lookup, "item")
         return self.net_.encode_similar(
             torch.from_numpy(rows),
             torch.from_numpy(self.catalog_.categories[rows - 1]),

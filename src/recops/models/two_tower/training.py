@@ -26,7 +26,12 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recops.models.two_tower.config import TwoTowerConfig
-from recops.models.two_tower.features import CatalogFeatures, Sequences, TimeCounts
+from recops.models.two_tower.features import (
+    CatalogFeatures,
+    Sequences,
+    TimeCounts,
+    build_time_counts,
+)
 from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
 from recops.models.two_tower.network import TwoTowerNet
 
@@ -119,11 +124,18 @@ class _BatchLoss:
     """Computes the multi-task loss of one batch of events."""
 
     def __init__(
-        self, net: TwoTowerNet, data: TrainingData, cfg: TwoTowerConfig, rng: np.random.Generator
+        self,
+        net: TwoTowerNet,
+        data: TrainingData,
+        cfg: TwoTowerConfig,
+        rng: np.random.Generator,
+        rows: np.ndarray,
     ) -> None:
         self.net, self.data, self.cfg, self.rng = net, data, cfg, rng
         seq = data.sequences
-        freq = np.bincount(seq.items, minlength=data.n_items + 1).astype(np.float64)
+        # Positives are drawn among the training rows only (never from validation).
+        self.last = seq.last_rows(rows)
+        freq = np.bincount(seq.items[rows], minlength=data.n_items + 1).astype(np.float64)
         freq[0] = 0.0
         self.logq = CandidateLogQ(freq / freq.sum(), cfg.batch_size, cfg.uniform_negatives)
         self.has_tokens = bool((data.catalog.tokens > 0).any())
@@ -132,7 +144,7 @@ class _BatchLoss:
 
     def __call__(self, rows: np.ndarray) -> torch.Tensor:
         cfg, data, seq, net = self.cfg, self.data, self.data.sequences, self.net
-        pos = seq.items[seq.future_rows(rows, cfg.positive_window, self.rng)]
+        pos = seq.items[seq.future_rows(rows, cfg.positive_window, self.rng, self.last)]
         cand = np.concatenate(
             [pos, self.rng.integers(1, data.n_items + 1, size=cfg.uniform_negatives)]
         )
@@ -253,6 +265,8 @@ class ValidationWindow:
     before ``start`` has those as history and ``now = start``; a user first seen in
     the window has their first ``COLD_HISTORY`` window events as history and ``now``
     at the last of them. Targets are the other window items, seen ones excluded.
+    ``counts`` hold only the events before ``start``, as a model trained up to
+    ``start`` would have them.
     """
 
     start: int
@@ -261,6 +275,7 @@ class ValidationWindow:
     history: np.ndarray
     history_times: np.ndarray
     targets: list[np.ndarray]
+    counts: TimeCounts | None
 
 
 #: Events that form a cold user's history in the validation window (as in the
@@ -304,8 +319,23 @@ def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, V
         np.asarray(history, dtype=np.int64).reshape(-1, width),
         np.asarray(history_times, dtype=np.int64).reshape(-1, width),
         targets,
+        _counts_before(data, before),
     )
     return before, window
+
+
+def _counts_before(data: TrainingData, rows: np.ndarray) -> TimeCounts | None:
+    if data.counts is None:
+        return None
+    seq = data.sequences
+    return build_time_counts(
+        seq.items[rows],
+        seq.times[rows],
+        data.n_items,
+        data.counts.windows,
+        max_cells=data.counts.cum.size,
+        publish_time=data.catalog.publish_time,
+    )
 
 
 def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> float:
@@ -346,9 +376,9 @@ def validation_blend(
     u = net.user(torch.from_numpy(window.history), torch.from_numpy(ages), users)
     tower = (cfg.score_scale * u @ item_vecs.T).numpy()
     prior = np.zeros_like(tower)
-    if data.counts is not None and net.prior is not None:
+    if window.counts is not None and net.prior is not None:
         for t in np.unique(window.now):
-            feats = torch.from_numpy(data.counts.features(all_items, t))
+            feats = torch.from_numpy(window.counts.features(all_items, t))
             prior[window.now == t] = net.prior(feats).numpy()
     for row, h in enumerate(window.history):
         prior[row, h[h > 0] - 1] = -np.inf
@@ -424,7 +454,7 @@ def _run_epochs(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = build_network(data, cfg)
-    batch_loss = _BatchLoss(net, data, cfg, rng)
+    batch_loss = _BatchLoss(net, data, cfg, rng, rows)
     optim = torch.optim.Adam(
         net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
     )
