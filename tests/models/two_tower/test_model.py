@@ -9,6 +9,7 @@ from tests.models.two_tower.conftest import HOUR, SMALL, T0, two_clusters
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
+from recops.models.two_tower.inference import history_weight
 
 
 def _query(history: list[str], user: str = "someone-new", now: int | None = None) -> Queries:
@@ -46,20 +47,36 @@ def test_cold_user_vector_from_fresh_events_without_retraining(fitted: TwoTower)
         queries = _query([f"{cluster}1", f"{cluster}2", f"{cluster}3"])
         user = fitted.encode_users(queries)
         assert user.shape == (1, fitted.dim)
-        scores = (user @ fitted.item_vectors().T)[0]
+        scores = (user @ fitted.item_vectors().T)[0] / np.linalg.norm(user)
         assert _cluster_margin(fitted, scores, cluster, other) > 0.2
+        top = fitted.item_ids_[np.argsort(-scores)[:10]]
+        assert sum(i.startswith(cluster) for i in top) >= 9
 
 
 def test_empty_history_and_unknown_items_give_a_valid_vector(fitted: TwoTower) -> None:
     empty = fitted.encode_users(_query([]))
     unknown = fitted.encode_users(_query(["never-seen-item"]))
-    np.testing.assert_allclose(np.linalg.norm(empty), 1.0, rtol=1e-5)
+    cold_weight = fitted.summary_.tower_weights[0]
+    np.testing.assert_allclose(np.linalg.norm(empty), cold_weight, rtol=1e-5)
     np.testing.assert_allclose(empty, unknown, rtol=1e-6)
+
+
+def test_user_vector_norm_is_the_tower_weight_for_its_history_length(fitted: TwoTower) -> None:
+    low, high = fitted.summary_.tower_weights
+    full = ["a1", "a2", "a3", "b1", "b2"] * 2  # max_history (10) known items
+    np.testing.assert_allclose(np.linalg.norm(fitted.encode_users(_query(full))), high, rtol=1e-5)
+    np.testing.assert_allclose(
+        history_weight(np.array([0, 3, 10, 50]), (0.5, 2.0), 10),
+        [0.5, 0.5 + 1.5 * np.log(4) / np.log(11), 2.0, 2.0],
+        rtol=1e-6,
+    )
+    assert low > 0 and high > 0
 
 
 def test_numpy_user_path_matches_the_torch_tower(fitted: TwoTower) -> None:
     queries = _query(["a1", "b2", "a3", "a4"])
     fast = fitted.encode_users(queries)
+    fast /= np.linalg.norm(fast)  # the norm is the tower weight, not part of the tower
     history = torch.tensor([[0] * 6 + [fitted.item_index[i] + 1 for i in ["a1", "b2", "a3", "a4"]]])
     ages = torch.tensor([[0.0] * 6 + [4.0, 3.0, 2.0, 1.0]])
     with torch.no_grad():

@@ -228,7 +228,9 @@ def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
     )
     state = _read_tensors(path / WEIGHTS, numpy=False)
     try:
-        summary = TrainingSummary(**config.get("training", {}))
+        training = dict(config.get("training", {}))
+        training["tower_weights"] = tuple(training.get("tower_weights", (1.0, 1.0)))
+        summary = TrainingSummary(**training)
     except TypeError as exc:
         raise ArtifactError(f"{path / CONFIG}: invalid training summary ({exc})") from exc
     model = cls(config=cfg)

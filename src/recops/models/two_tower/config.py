@@ -8,7 +8,14 @@ was expected and what came.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DAY = 86_400
 
@@ -62,6 +69,15 @@ class TwoTowerConfig(BaseModel):
         Training rows are grouped by time in runs of this many consecutive events
         that share one prior evaluation (at the group's earliest time, so still
         causal); 1 evaluates the prior at every row's own time (slower).
+    prior_horizons:
+        Consumption horizons in seconds to which the prior may instead be fitted
+        (see ``recops.models.two_tower.prior``); the validation window picks one,
+        or keeps the softmax-trained prior. Empty: always keep the latter.
+    min_coverage_ratio:
+        When the validation window picks the tower weights, only weights whose
+        top-20 lists cover at least this many times the items the prior alone
+        covers are eligible (if none does, all are): the model must stay
+        personal, not collapse into a popularity list. 0 disables the constraint.
     prior_max_cells:
         Memory cap (items × time buckets) of the cumulative count table.
     task_weights:
@@ -102,6 +118,8 @@ class TwoTowerConfig(BaseModel):
     user_id_dropout: float = Field(0.5, ge=0.0, le=1.0)
     time_prior: bool = True
     prior_windows: tuple[int, ...] = tuple(d * DAY for d in (1, 3, 7, 14, 30, 90, 365))
+    prior_horizons: tuple[int, ...] = tuple(d * DAY for d in (1, 7, 30, 180))
+    min_coverage_ratio: float = Field(2.0, ge=0.0, le=100.0)
     prior_group_size: int = Field(32, ge=1, le=65_536)
     prior_max_cells: int = Field(20_000_000, ge=1_000, le=1_000_000_000)
     task_weights: dict[str, float] = Field(
@@ -113,11 +131,13 @@ class TwoTowerConfig(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)
 
-    @field_validator("prior_windows")
+    @field_validator("prior_windows", "prior_horizons")
     @classmethod
-    def _windows_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(w <= 0 for w in value):
-            raise ValueError(f"must be a non-empty list of positive seconds (got {list(value)})")
+    def _positive_seconds(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if any(w <= 0 for w in value):
+            raise ValueError(f"must hold positive seconds (got {list(value)})")
+        if info.field_name == "prior_windows" and not value:
+            raise ValueError("must hold at least one window length in seconds (got none)")
         return tuple(sorted(set(value)))
 
     @field_validator("task_weights")

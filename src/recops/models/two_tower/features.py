@@ -117,7 +117,8 @@ class TimeCounts:
         """Windows, all-time count, log age and a "not yet seen" flag."""
         return len(self.windows) + 3
 
-    def _bucket(self, t: np.ndarray) -> np.ndarray:
+    def bucket(self, t: np.ndarray) -> np.ndarray:
+        """Index of the cumulative-count row that holds events strictly before ``t``."""
         b = np.floor_divide(t - self.origin, self.width)
         return np.clip(b, 0, self.cum.shape[0] - 1)
 
@@ -130,10 +131,10 @@ class TimeCounts:
         and no publish time before ``now``.
         """
         items, now = np.broadcast_arrays(np.asarray(items), np.asarray(now, dtype=np.int64))
-        b_now = self._bucket(now)
+        b_now = self.bucket(now)
         total = self.cum[b_now, items].astype(np.float32)
         feats = [
-            np.log1p(total - self.cum[self._bucket(now - w), items].astype(np.float32))
+            np.log1p(total - self.cum[self.bucket(now - w), items].astype(np.float32))
             for w in self.windows
         ]
         first = self.first_seen[items]

@@ -38,6 +38,21 @@ class NumpyMLP:
         return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
 
 
+def history_weight(
+    n_items: np.ndarray | int, weights: tuple[float, float], max_history: int
+) -> np.ndarray:
+    """Weight of the tower score for users with ``n_items`` known history items.
+
+    Interpolates, linearly in ``log1p(n)``, from ``weights[0]`` (empty history) to
+    ``weights[1]`` (``max_history`` items or more): the more a user has done, the
+    more their personal score counts against the time-aware prior. The user
+    vector carries the weight as its norm, so ``score_scale * user @ item +
+    item_prior(now)`` needs no per-user term.
+    """
+    share = np.minimum(np.log1p(n_items) / np.log1p(max_history), 1.0)
+    return np.asarray(weights[0] + (weights[1] - weights[0]) * share, dtype=np.float32)
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)

@@ -22,7 +22,7 @@ from recops.models.two_tower.features import (
     build_time_counts,
     hash_texts,
 )
-from recops.models.two_tower.inference import PriorScorer, UserEncoder
+from recops.models.two_tower.inference import PriorScorer, UserEncoder, history_weight
 from recops.models.two_tower.network import TwoTowerNet
 from recops.models.two_tower.training import (
     TrainingData,
@@ -275,7 +275,10 @@ class TwoTower(Recommender):
 
         Unknown item ids in a history are ignored; an empty history gives the
         learned cold-start vector; the user-id embedding (when configured) is used
-        only for users seen in training.
+        only for users seen in training. The norm of each vector is the weight of
+        the personal score against ``item_prior``, which grows with the number of
+        known history items (chosen on the validation window; see
+        :func:`~recops.models.two_tower.inference.history_weight`).
         """
         n, width = len(queries), self.config.max_history
         if n == 1:
@@ -294,7 +297,8 @@ class TwoTower(Recommender):
                 hours = (int(queries.now[row]) - times) / SECONDS_PER_HOUR
                 ages[row, width - len(idx) :] = np.maximum(hours, 0.0)
             users[row] = self._user_lookup.get(str(queries.user_ids[row]), 0)
-        return self._user_encoder(history, ages, users)
+        weight = self._history_weight((history > 0).sum(axis=1))
+        return self._user_encoder(history, ages, users) * weight[:, None]
 
     def _encode_one(self, queries: Queries) -> np.ndarray:
         lookup = self._lookup
@@ -304,7 +308,11 @@ class TwoTower(Recommender):
         hours = np.maximum((int(queries.now[0]) - times) / SECONDS_PER_HOUR, 0.0)
         user = self._user_lookup.get(str(queries.user_ids[0]), 0)
         items = np.array([idx[j] for j in known], dtype=np.int64)
-        return self._user_encoder.one(items, hours.astype(np.float32), user)
+        vector = self._user_encoder.one(items, hours.astype(np.float32), user)
+        return vector * self._history_weight(len(items))
+
+    def _history_weight(self, n_items: np.ndarray | int) -> np.ndarray:
+        return history_weight(n_items, self.summary_.tower_weights, self.config.max_history)
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -334,14 +342,11 @@ class TwoTower(Recommender):
         """``(n_items,)`` float32 time-aware additive score at unix time ``now``.
 
         Only training events strictly before ``now``'s time bucket are counted.
-        The learned prior is multiplied by ``summary_.prior_weight``, its weight
-        relative to the towers chosen on the validation window. Zeros when the
-        model was trained without ``time_prior``.
+        Zeros when the model was trained without ``time_prior``.
         """
         if self._prior is None:
             return np.zeros(len(self.item_ids_), dtype=np.float32)
-        prior = self._prior(np.arange(1, len(self.item_ids_) + 1), int(now))
-        return (self.summary_.prior_weight * prior).astype(np.float32)
+        return self._prior(np.arange(1, len(self.item_ids_) + 1), int(now))
 
     # ---------------------------------------------------------------- scoring
     def score(self, queries: Queries) -> np.ndarray:

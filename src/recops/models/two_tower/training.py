@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ from recops.models.two_tower.features import (
     TimeCounts,
     build_time_counts,
 )
+from recops.models.two_tower.inference import history_weight
 from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
-from recops.models.two_tower.network import TwoTowerNet
+from recops.models.two_tower.network import PriorNet, TwoTowerNet
+from recops.models.two_tower.prior import fit_horizon_prior
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -84,7 +87,8 @@ class TrainingSummary:
     best_epoch: int = 0
     validation_start: int | None = None
     validation_ndcg: list[float] = field(default_factory=list)
-    prior_weight: float = 1.0
+    tower_weights: tuple[float, float] = (1.0, 1.0)
+    prior_horizon: int | None = None
     train_loss: list[float] = field(default_factory=list)
     n_events: int = 0
     seconds: float = 0.0
@@ -283,7 +287,7 @@ class ValidationWindow:
 COLD_HISTORY = 3
 
 #: Candidate weights of the tower score relative to the prior (chosen on validation).
-BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5)
+BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 
 
 def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, ValidationWindow]:
@@ -352,18 +356,41 @@ def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+@dataclass(frozen=True)
+class Blend:
+    """The outcome of :func:`validation_blend`."""
+
+    ndcg: float
+    tower_weights: tuple[float, float]
+    coverage: int
+
+
+def _coverage(scores: np.ndarray, k: int) -> int:
+    return len(np.unique(np.argpartition(-scores, k - 1, axis=1)[:, :k]))
+
+
 @torch.no_grad()
 def validation_blend(
-    net: TwoTowerNet, data: TrainingData, cfg: TwoTowerConfig, window: ValidationWindow, k: int = 20
-) -> tuple[float, float]:
-    """Best NDCG@k on the validation window and the prior weight that reaches it.
+    net: TwoTowerNet,
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    window: ValidationWindow,
+    k: int = 20,
+    prior_net: PriorNet | None = None,
+) -> Blend:
+    """Best NDCG@k on the validation window over the tower weights of :data:`BLEND_GRID`.
 
-    Scores are ``w * score_scale * user @ item + prior(now)`` with seen items
-    excluded, for ``w`` in :data:`BLEND_GRID`; the returned prior weight is
-    ``1 / w`` (the same ranking with the tower's scale untouched). The training
-    loss fits the next event, the evaluation asks for the next weeks' items: the
-    weight re-balances the personal and the time-aware parts for the latter.
+    Scores are ``w(n) * score_scale * user @ item + prior(now)`` with seen items
+    excluded, where ``w(n)`` interpolates between a weight for an empty history
+    and one for a full one (:func:`~recops.models.two_tower.inference.history_weight`).
+    The training loss fits the next event; the evaluation asks for the next weeks'
+    items, and a new user's three clicks say less than a regular's fifty: the
+    weights re-balance the personal and the time-aware parts for both. Only
+    weights whose lists cover at least ``cfg.min_coverage_ratio`` times as many
+    items as the prior alone are eligible (when any is). ``prior_net`` replaces
+    the network's own prior when given.
     """
+    prior_net = prior_net if prior_net is not None else net.prior
     net.eval()
     all_items = np.arange(1, data.n_items + 1)
     item_vecs = net.encode_items(
@@ -376,17 +403,24 @@ def validation_blend(
     u = net.user(torch.from_numpy(window.history), torch.from_numpy(ages), users)
     tower = (cfg.score_scale * u @ item_vecs.T).numpy()
     prior = np.zeros_like(tower)
-    if window.counts is not None and net.prior is not None:
+    if window.counts is not None and prior_net is not None:
         for t in np.unique(window.now):
             feats = torch.from_numpy(window.counts.features(all_items, t))
-            prior[window.now == t] = net.prior(feats).numpy()
+            prior[window.now == t] = prior_net(feats).numpy()
     for row, h in enumerate(window.history):
         prior[row, h[h > 0] - 1] = -np.inf
     net.train()
     targets = [t - 1 for t in window.targets]
-    grid = BLEND_GRID if net.prior is not None else (1.0,)
-    results = [(_ndcg_at(w * tower + prior, targets, k), 1.0 / w) for w in grid]
-    return max(results, key=lambda r: r[0])
+    if prior_net is None:
+        return Blend(_ndcg_at(tower + prior, targets, k), (1.0, 1.0), _coverage(tower + prior, k))
+    n_hist = (window.history > 0).sum(axis=1)
+    floor = cfg.min_coverage_ratio * _coverage(prior, k)
+    results = []
+    for pair in itertools.product(BLEND_GRID, BLEND_GRID):
+        scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
+        results.append(Blend(_ndcg_at(scores, targets, k), pair, _coverage(scores, k)))
+    eligible = [r for r in results if r.coverage >= floor] or results
+    return max(eligible, key=lambda r: r.ndcg)
 
 
 def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
@@ -481,14 +515,15 @@ def _run_epochs(
             if window is None:
                 progress.update(task, info=info)
                 continue
-            ndcg, prior_weight = validation_blend(net, data, cfg, window)
+            blend = validation_blend(net, data, cfg, window)
+            ndcg = blend.ndcg
             summary.validation_ndcg.append(ndcg)
             progress.update(
-                task, info=f"{info} val ndcg@20 {ndcg:.4f} (prior weight {prior_weight:.2f})"
+                task, info=f"{info} val ndcg@20 {ndcg:.4f} (tower weights {blend.tower_weights})"
             )
             if ndcg > best:
                 best, best_state, stale = ndcg, copy.deepcopy(net.state_dict()), 0
-                summary.best_epoch, summary.prior_weight = epoch, prior_weight
+                summary.best_epoch, summary.tower_weights = epoch, blend.tower_weights
             else:
                 stale += 1
                 if stale >= cfg.patience:
@@ -498,6 +533,40 @@ def _run_epochs(
     else:
         summary.best_epoch = summary.epochs_run
     return net
+
+
+def _choose_horizon(
+    net: TwoTowerNet,
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    rows: np.ndarray,
+    window: ValidationWindow,
+    summary: TrainingSummary,
+) -> PriorNet | None:
+    """Pick the prior (jointly trained, or fitted to a horizon) that validates best.
+
+    Each horizon's prior is fitted on the events before the window and scored
+    with its best blend weight; the winner is refitted on all events. Returns
+    ``None`` when the jointly trained prior wins (or there is no prior).
+    """
+    if data.counts is None or window.counts is None or not cfg.prior_horizons:
+        return None
+    seq = data.sequences
+    best = max(summary.validation_ndcg, default=-np.inf)
+    choice: int | None = None
+    for horizon in cfg.prior_horizons:
+        candidate = fit_horizon_prior(
+            window.counts, seq.times[rows], data.n_items, horizon, window.start, cfg.seed
+        )
+        blend = validation_blend(net, data, cfg, window, prior_net=candidate)
+        if blend.ndcg > best:
+            best, choice, summary.tower_weights = blend.ndcg, horizon, blend.tower_weights
+    summary.prior_horizon = choice
+    summary.validation_ndcg.append(best)
+    if choice is None:
+        return None
+    end = int(seq.times.max()) + 1
+    return fit_horizon_prior(data.counts, seq.times, data.n_items, choice, end, cfg.seed)
 
 
 def train_network(
@@ -512,10 +581,13 @@ def train_network(
             rows, window = split_validation(data, cfg.validation_fraction)
             summary.validation_start = window.start
             net = _run_epochs(data, cfg, rows, cfg.epochs, window, summary, verbose)
+            horizon_prior = _choose_horizon(net, data, cfg, rows, window, summary)
             if cfg.refit_full:
                 refit = TrainingSummary()
                 net = _run_epochs(data, cfg, all_rows, summary.best_epoch, None, refit, verbose)
                 summary.train_loss += refit.train_loss
+            if horizon_prior is not None:
+                net.prior = horizon_prior
         else:
             net = _run_epochs(data, cfg, all_rows, cfg.epochs, None, summary, verbose)
     net.eval()
