@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -91,28 +92,55 @@ def build_world_and_model(n_items: int, workdir: Path) -> tuple[pd.DataFrame, pd
     return clicks, data.items, path
 
 
-def load_runs(
-    url: str, traffic: Traffic, duration: float, label: str, source: Any = None
-) -> dict[str, dict[str, Any]]:
-    """Closed-loop runs at concurrency 1, 8 and 32 of one route."""
-    out = {}
+def interleaved_runs(
+    targets: dict[str, tuple[str, Any]],
+    traffic: Traffic,
+    duration: float,
+    rounds: int,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Closed-loop runs at concurrency 1, 8 and 32 for every target, interleaved.
+
+    On a shared machine the load from elsewhere drifts by a factor of two within
+    minutes; running the targets in rotation, ``rounds`` short runs each, and
+    taking the median over rounds compares them under the same conditions.
+
+    Parameters
+    ----------
+    targets:
+        Label → (server URL, request source or ``None`` for ``/v1/recommend``).
+    duration:
+        Measured seconds per target and concurrency, split over the rounds.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {label: {} for label in targets}
     for concurrency in (1, 8, 32):
-        config = LoadTestConfig(
-            url=url,
-            concurrency=concurrency,
-            duration_s=duration,
-            warmup_s=0.5,
-            mix={"recommend": 1.0},
-            k=K,
-            seed=concurrency,
-        )
-        report = run_load_test(config, traffic, source)
-        out[str(concurrency)] = report.total
-        t = report.total
-        console.print(
-            f"{label:>22} c={concurrency:<3} {t['throughput_rps']:8.0f} req/s  "
-            f"p50 {t['p50_ms']:6.2f} ms  p99 {t['p99_ms']:6.2f} ms  errors {t['errors']}"
-        )
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in targets}
+        labels = list(targets)
+        for r in range(rounds):
+            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+                url, source = targets[label]
+                config = LoadTestConfig(
+                    url=url,
+                    concurrency=concurrency,
+                    duration_s=duration / rounds,
+                    warmup_s=0.2,
+                    mix={"recommend": 1.0},
+                    k=K,
+                    seed=concurrency * 100 + r,
+                )
+                runs[label].append(run_load_test(config, traffic, source).total)
+        for label, totals in runs.items():
+            summary = {
+                key: float(np.median([t[key] for t in totals]))
+                for key in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+            }
+            summary["errors"] = int(sum(t["errors"] for t in totals))
+            summary["requests"] = int(sum(t["requests"] for t in totals))
+            out[label][str(concurrency)] = summary
+            console.print(
+                f"{label:>22} c={concurrency:<3} {summary['throughput_rps']:8.0f} req/s  "
+                f"p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:6.2f} ms  "
+                f"errors {summary['errors']}"
+            )
     return out
 
 
@@ -290,26 +318,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         traffic = Traffic.from_frames(clicks, items)
         repo = workdir / "models"
         # Dynamic batching off, on without waiting (batches form from requests that
-        # queued while the loop was busy), and on with a 1 ms collection window.
+        # queued while the loop was busy), and on with a 1 ms collection window:
+        # three servers at once, measured in rotation.
         modes = {"batching_off": None, "batching_0ms": "0", "batching_1ms": "1"}
-        for key, delay in modes.items():
-            flag = "--no-batching" if delay is None else "--batching"
-            env = {} if delay is None else {"RECOPS_BATCH_MAX_DELAY_MS": delay}
-            log = workdir / f"events-{key}.sqlite3"
-            with ServerProcess(repo, log, (flag, "--benchmark-routes"), env) as server:
-                results[f"recommend_{key}"] = load_runs(
-                    server.url, traffic, args.duration, f"recommend ({key})"
-                )
-                if delay is None:
-                    results["ceiling"] = load_runs(
-                        server.url,
-                        traffic,
-                        args.duration,
-                        "ceiling",
-                        FixedRoute(f"/v1/ceiling?k={K}"),
-                    )
-                    results["events"] = events_throughput(server.url, traffic, args.duration)
-                    results["freshness"] = freshness(server.url, clicks["item_id"].unique())
+        with contextlib.ExitStack() as stack:
+            servers = {}
+            for key, delay in modes.items():
+                flag = "--no-batching" if delay is None else "--batching"
+                env = {} if delay is None else {"RECOPS_BATCH_MAX_DELAY_MS": delay}
+                log = workdir / f"events-{key}.sqlite3"
+                process = ServerProcess(repo, log, (flag, "--benchmark-routes"), env)
+                servers[key] = stack.enter_context(process)
+            targets: dict[str, tuple[str, Any]] = {
+                f"recommend_{key}": (server.url, None) for key, server in servers.items()
+            }
+            default = servers["batching_off"].url
+            targets["ceiling"] = (default, FixedRoute(f"/v1/ceiling?k={K}"))
+            results.update(interleaved_runs(targets, traffic, args.duration, args.rounds))
+            results["events"] = events_throughput(default, traffic, args.duration)
+            results["freshness"] = freshness(default, clicks["item_id"].unique())
         results["stages_us"] = stage_costs(repo, clicks, workdir)
         results["served_recall_at_k"] = served_recall(repo, clicks)
         bundle = ModelManager(ModelRepository(repo)).switch("news", "1")
@@ -328,16 +355,16 @@ def table(results: dict[str, Any]) -> Table:
     out.add_column("value", justify="right")
     out.add_column("target", justify="right")
     modes = {
-        "batching_0ms": "batching 0 ms (default)",
-        "batching_off": "no batching",
+        "batching_off": "no batching (default)",
+        "batching_0ms": "batching 0 ms",
         "batching_1ms": "batching 1 ms",
     }
     for c in ("1", "8", "32"):
         ceil = results["ceiling"][c]
-        default = results["recommend_batching_0ms"][c]
+        default = results["recommend_batching_off"][c]
         for key, label in modes.items():
             r = results[f"recommend_{key}"][c]
-            target = "p50 ≤ 3, p99 ≤ 15" if c == "8" and key == "batching_0ms" else ""
+            target = "p50 ≤ 3, p99 ≤ 15" if c == "8" and key == "batching_off" else ""
             out.add_row(
                 f"/v1/recommend c={c}, {label}: req/s, p50/p99 ms",
                 f"{r['throughput_rps']:,.0f}, {r['p50_ms']:.2f}/{r['p99_ms']:.2f}",
@@ -383,7 +410,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=100_000, help="catalog size served")
     parser.add_argument("--ann-items", type=int, default=1_000_000, help="ANN-only catalog size")
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run")
+    parser.add_argument(
+        "--duration", type=float, default=3.0, help="measured seconds per target and concurrency"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per run")
     parser.add_argument(
         "--hnsw-large", action="store_true", help="also build HNSW on the ANN-only catalog (slow)"
     )

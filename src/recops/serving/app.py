@@ -388,12 +388,31 @@ async def _parse(model: type[Body], request: Request) -> Body:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``{"$ref": "#/$defs/X"}`` by the definition of X, everywhere."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI request body of a route that parses ``model`` with :func:`_parse`.
 
-    The schema is inlined: the request models are flat (no nested definitions).
+    The schema is inlined, nested models included (the request models are not
+    recursive), so the spec needs no extra ``components`` entries.
     """
-    schema = model.model_json_schema()
+    schema = _inline_refs(model.model_json_schema())
     return {"requestBody": {"required": True, "content": {_JSON: {"schema": schema}}}}
 
 
@@ -467,13 +486,19 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
         ctx = _ctx(request)
         return _json(ctx.service.category(body, _bundle(ctx, request)), ctx)
 
-    @app.post("/v1/events", response_model=EventsAccepted, tags=["events"])
-    async def events(body: EventsRequest, request: Request) -> EventsAccepted:
+    @app.post(
+        "/v1/events",
+        response_model=EventsAccepted,
+        tags=["events"],
+        openapi_extra=_body_doc(EventsRequest),
+    )
+    async def events(request: Request) -> EventsAccepted:
         """Log feedback durably, then update the users' online state.
 
         The reply is sent only after the events are on disk; the very next
         ``/v1/recommend`` of the same user sees them.
         """
+        body = await _parse(EventsRequest, request)
         ctx = _ctx(request)
         start = time.perf_counter()
         now = int(time.time())

@@ -57,7 +57,7 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 64
 
 
 def choose_index_kind(n_items: int, params: IndexParams) -> IndexKind:
