@@ -416,6 +416,19 @@ def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {_JSON: {"schema": schema}}}}
 
 
+def _task_endpoint(
+    model: type[BaseModel], serve: Callable[..., Recommendations]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A POST handler: parse ``model``, call ``serve(service, body, bundle)``, reply."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await _parse(model, request)
+        ctx = _ctx(request)
+        return _json(serve(ctx.service, body, _bundle(ctx, request)), ctx)
+
+    return endpoint
+
+
 def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
     reco: dict[str, Any] = {"response_model": Recommendations, "tags": ["recommendations"]}
     missing: dict[int | str, dict[str, Any]] = {
@@ -450,41 +463,23 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
     ) -> Response:
         return await recommend(params, request, _ctx(request))
 
-    @app.post(
-        "/v1/similar",
-        summary="Item → similar items",
-        responses=missing,
-        openapi_extra=_body_doc(SimilarRequest),
-        **reco,
+    # Item, text and category → items: the same shape, one route each.
+    tasks: tuple[tuple[str, str, type[BaseModel], Callable[..., Recommendations]], ...] = (
+        ("/v1/similar", "Item → similar items", SimilarRequest, RecommendService.similar),
+        ("/v1/search", "Text → items", SearchRequest, RecommendService.search),
+        ("/v1/category", "Category → items", CategoryRequest, RecommendService.category),
     )
-    async def similar(request: Request) -> Response:
-        body = await _parse(SimilarRequest, request)
-        ctx = _ctx(request)
-        return _json(ctx.service.similar(body, _bundle(ctx, request)), ctx)
-
-    @app.post(
-        "/v1/search",
-        summary="Text → items",
-        responses=missing,
-        openapi_extra=_body_doc(SearchRequest),
-        **reco,
-    )
-    async def search(request: Request) -> Response:
-        body = await _parse(SearchRequest, request)
-        ctx = _ctx(request)
-        return _json(ctx.service.search(body, _bundle(ctx, request)), ctx)
-
-    @app.post(
-        "/v1/category",
-        summary="Category → items",
-        responses=missing,
-        openapi_extra=_body_doc(CategoryRequest),
-        **reco,
-    )
-    async def category(request: Request) -> Response:
-        body = await _parse(CategoryRequest, request)
-        ctx = _ctx(request)
-        return _json(ctx.service.category(body, _bundle(ctx, request)), ctx)
+    for path, summary, model, serve in tasks:
+        app.add_api_route(
+            path,
+            _task_endpoint(model, serve),
+            methods=["POST"],
+            name=path.rsplit("/", 1)[-1],
+            summary=summary,
+            responses=missing,
+            openapi_extra=_body_doc(model),
+            **reco,
+        )
 
     @app.post(
         "/v1/events",
