@@ -278,3 +278,14 @@ def test_known_user_history_comes_from_training(client: TestClient) -> None:
     reply = client.post("/v1/recommend", json={"user_id": "u0", "k": 10}).json()
     assert reply["strategy"] == "personalized"
     assert not trained & set(reply["items"]), "training items count as seen"
+
+
+def test_settings_reach_the_loaded_model(settings: ServerSettings) -> None:
+    tuned = settings.model_copy(
+        update={"history_size": 3, "prior_refresh_s": 1, "exact_index_max_items": 10}
+    )
+    with TestClient(create_app(tuned)) as client:
+        bundle = client.app.state.ctx.manager.current()
+        assert bundle.index.kind == "ivf", "60 items > exact_index_max_items"
+        assert bundle._prior.refresh_s == 1
+        assert all(len(h) <= 3 for h in bundle.histories.values())

@@ -261,7 +261,11 @@ def create_app(
         state = UserStateStore(settings.history_size, settings.max_users)
         await run_in_threadpool(warm_state, state, log_store, settings.warm_start_events)
         manager = ModelManager(
-            ModelRepository(settings.model_repository), index_params(settings), loader
+            ModelRepository(settings.model_repository),
+            index_params(settings),
+            loader,
+            history_size=settings.history_size,
+            prior_refresh_s=settings.prior_refresh_s,
         )
         service = RecommendService(
             state,
