@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recops.data.world.config import WorldConfig
 from recops.data.world.truth import World
 from recops.experiments.policies import EpsilonGreedyPolicy, GreedyPolicy, PlackettLucePolicy
+from recops.models.base import Queries, Recommender
 from recops.ope.importance import InverseProbabilityWeighting
 from recops.ope.simulation import (
     noisy_oracle_scores,
     ope_batch,
     pair_noise,
+    recommender_score_fn,
     run_ope_demo,
     sample_requests,
     simulate_logs,
     slate_batch,
+    standardized,
     target_marginals,
     true_value,
 )
@@ -87,3 +91,54 @@ def test_demo_checks_slate_sizes(world: World) -> None:
     scores = noisy_oracle_scores(world, noise=1.0)
     with pytest.raises(ValueError, match="same slate_size"):
         run_ope_demo(world, scores, scores, GreedyPolicy(slate_size=2), GreedyPolicy(slate_size=3))
+
+
+class _HistoryEcho(Recommender):
+    """Scores each item by how often the query's history holds it; records queries."""
+
+    def __init__(self, item_ids: list[str]) -> None:
+        self.item_ids_ = np.asarray(item_ids, dtype=object)
+        self.seen: list[Queries] = []
+
+    def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> _HistoryEcho:
+        return self
+
+    def score(self, queries: Queries) -> np.ndarray:
+        self.seen.append(queries)
+        column = {item: j for j, item in enumerate(self.item_ids_)}
+        out = np.zeros((len(queries), len(self.item_ids_)))
+        for row, history in enumerate(queries.histories):
+            for item in history:
+                out[row, column[item]] += 1.0
+        return out
+
+
+def test_recommender_score_fn_is_causal_and_ranks_unknown_items_last(world: World) -> None:
+    known = [str(i) for i in world.item_ids(np.arange(10))]
+    user = str(world.user_ids(np.array([0]))[0])
+    clicks = pd.DataFrame(
+        {
+            "user_id": [user, user, user],
+            "item_id": [known[1], known[2], known[2]],
+            "timestamp": np.array([100, 200, 300], dtype=np.int64) + world.config.start_time,
+        }
+    )
+    model = _HistoryEcho(known)
+    fn = recommender_score_fn(model, world, clicks)
+    items = np.array([[1, 2, 50]])  # item 50 is unknown to the model
+    t = np.array([world.config.start_time + 250])
+    scores = fn(np.array([0]), items, t)
+    # Only the two events before t count: one click on item 1, one on item 2.
+    np.testing.assert_array_equal(model.seen[0].histories[0], [known[1], known[2]])
+    assert scores[0, 0] == scores[0, 1] == 1.0
+    assert scores[0, 2] < scores[0, :2].min()
+
+
+def test_standardized_keeps_the_ranking_and_unit_scale() -> None:
+    def raw(user: np.ndarray, items: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return items.astype(float) * 10.0 + 3.0
+
+    z = standardized(raw)(np.zeros(2), np.array([[0, 1, 2], [5, 3, 4]]), np.zeros(2))
+    np.testing.assert_allclose(z.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=1), 1.0)
+    np.testing.assert_array_equal(np.argsort(z, axis=1), [[0, 1, 2], [1, 2, 0]])

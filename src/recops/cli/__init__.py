@@ -6,6 +6,7 @@ Heavy libraries (torch, faiss, pandas) are imported inside the commands so that
 
 from recops.cli import (
     data,  # noqa: F401  (registers `recops data`)
+    demo,  # noqa: F401  (registers `recops demo`)
     evaluate,  # noqa: F401  (registers `recops evaluate`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)

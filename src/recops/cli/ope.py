@@ -119,25 +119,12 @@ def _ranking_batch(
     return batch_from_ranking_policy(log.feedback, log.candidates, scores, policy, q_hat)
 
 
-def _print_report(report: OPEReport, alpha: float, out_dir: Path) -> None:
+def _print_report(report: OPEReport, out_dir: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=report.title)
-    for column in ("estimator", "value", f"{1 - alpha:.0%} interval", "ESS", "max weight"):
-        table.add_column(column, justify="right")
     rec = report.recommendation
-    for e in report.estimates:
-        mark = " *" if e.estimator == rec.estimator else ""
-        table.add_row(
-            e.estimator + mark,
-            f"{e.value:.6g}",
-            f"[{e.ci_low:.6g}, {e.ci_high:.6g}]",
-            f"{e.ess:.1f}",
-            f"{e.max_weight:.3g}",
-        )
     console = Console()
-    console.print(table)
+    console.print(report.table())
     console.print(f"Recommendation: {rec.estimator or 'none'} — {rec.reason}")
     for warning in rec.warnings:
         console.print(f"Warning: {warning}")
@@ -232,4 +219,4 @@ def ope(
     if as_json:
         typer.echo(json.dumps(report.to_dict()["estimates"]))
         return
-    _print_report(report, alpha, out_dir)
+    _print_report(report, out_dir)

@@ -23,9 +23,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from recops.ope.base import BaseEstimator, Estimate, IntervalMethod
 from recops.ope.batch import OPEBatch
@@ -104,6 +107,34 @@ class OPEReport:
             "truth": self.truth,
             "metadata": self.metadata,
         }
+
+    def table(self) -> Table:
+        """A rich table of the estimates (``*`` marks the recommended one).
+
+        When the truth is known (simulation), a column gives each estimate's error.
+        """
+        from rich.table import Table
+
+        level = f"{1 - self.estimates[0].alpha:.0%}" if self.estimates else ""
+        table = Table(title=self.title)
+        columns = ["estimator", "value", f"{level} interval", "ESS", "max weight"]
+        if self.truth is not None:
+            columns.append("error vs truth")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for e in self.estimates:
+            mark = " *" if e.estimator == self.recommendation.estimator else ""
+            row = [
+                e.estimator + mark,
+                f"{e.value:.6g}",
+                f"[{e.ci_low:.6g}, {e.ci_high:.6g}]",
+                f"{e.ess:.1f}",
+                f"{e.max_weight:.3g}",
+            ]
+            if self.truth is not None:
+                row.append(f"{e.value - self.truth:+.4f}")
+            table.add_row(*row)
+        return table
 
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON."""

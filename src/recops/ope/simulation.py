@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.data.world.truth import World
 from recops.experiments.policies import RankingPolicy
+from recops.models.base import Queries, Recommender
 from recops.ope._validation import check_positive_int
 from recops.ope.batch import OPEBatch
 from recops.ope.feedback import LoggedFeedback
@@ -72,6 +75,69 @@ def noisy_oracle_scores(world: World, noise: float, seed: int = 0) -> ScoreFn:
         return np.log(p / (1 - p)) + noise * pair_noise(u, np.asarray(item_idx), seed)
 
     return scores
+
+
+def recommender_score_fn(model: Recommender, world: World, interactions: pd.DataFrame) -> ScoreFn:
+    """The scores of a fitted recommender for the world's requests, as a :data:`ScoreFn`.
+
+    Each request's query holds the user's events in ``interactions`` *before* the
+    request time (causal), so any :class:`~recops.models.base.Recommender` can play
+    the current model or the challenger. Items the model does not know score below
+    every item it knows.
+
+    Parameters
+    ----------
+    model:
+        A fitted recommender whose item ids are the world's (``"i123"``).
+    world:
+        The simulated site.
+    interactions:
+        Events in the interaction schema (e.g. the world's clicks).
+    """
+    column = np.full(world.n_items, -1, dtype=np.int64)
+    column[world.item_index(np.asarray(model.item_ids_, dtype=object))] = np.arange(
+        len(model.item_ids_)
+    )
+    ordered = interactions.sort_values(TIMESTAMP, kind="stable")
+    histories = {
+        str(user): (g[ITEM_ID].to_numpy(dtype=object), g[TIMESTAMP].to_numpy(dtype=np.int64))
+        for user, g in ordered.groupby(USER_ID, sort=False)
+    }
+    empty = (np.array([], dtype=object), np.array([], dtype=np.int64))
+
+    def score(user_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        user_ids = [str(u) for u in world.user_ids(user_idx)]
+        items, times = [], []
+        for user, now in zip(user_ids, t, strict=True):
+            h_items, h_times = histories.get(user, empty)
+            cut = int(np.searchsorted(h_times, now, side="left"))
+            items.append(h_items[:cut])
+            times.append(h_times[:cut])
+        queries = Queries(user_ids, items, times, np.asarray(t, dtype=np.int64))
+        full = np.asarray(model.score(queries), dtype=np.float64)
+        cols = column[item_idx]
+        picked = np.take_along_axis(full, np.maximum(cols, 0), axis=1)
+        floor = np.min(np.where(np.isfinite(full), full, np.inf), axis=1, keepdims=True) - 1.0
+        return np.where((cols >= 0) & np.isfinite(picked), picked, floor)
+
+    return score
+
+
+def standardized(score_fn: ScoreFn) -> ScoreFn:
+    """``score_fn`` with each request's scores z-scored across the items it is given.
+
+    Ranking is unchanged; a ranking policy's temperature then means the same thing
+    for models whose raw scores live on different scales.
+    """
+
+    def score(user_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        s = np.asarray(score_fn(user_idx, item_idx, t), dtype=np.float64)
+        finite = np.isfinite(s)
+        mean = np.nanmean(np.where(finite, s, np.nan), axis=1, keepdims=True)
+        std = np.nanstd(np.where(finite, s, np.nan), axis=1, keepdims=True)
+        return np.where(finite, (s - mean) / np.where(std > 0, std, 1.0), s)
+
+    return score
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""Comparing models on one split: tune, refit, evaluate, tabulate."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+
+from recops.evaluation.compare import (
+    ModelSpec,
+    comparison,
+    comparison_table,
+    run_model,
+    task_results,
+    tasks_table,
+)
+from recops.evaluation.splits import temporal_split, validation_split
+from recops.models.baselines import ItemKNN, MostPopular, RecentPopular
+
+
+def _render(table: object) -> str:
+    console = Console(width=250, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_run_model_tunes_on_validation_and_evaluates_on_test(interactions: pd.DataFrame) -> None:
+    split = temporal_split(interactions, 0.7)
+    validation = validation_split(split)
+    spec = ModelSpec("Recent", RecentPopular, {"window_days": [0.01, 1.0]}, {})
+    run = run_model(spec, split, validation, None, quick=False)
+    assert run.best_params["window_days"] in (0.01, 1.0)
+    assert set(run.tuning["window_days"]) == {0.01, 1.0}
+    assert run.result.n_users() == len(split)
+    quick = run_model(spec, split, validation, None, quick=True)
+    assert quick.best_params == {}
+
+
+def test_table_marks_exactly_one_best_and_compact_drops_columns(
+    interactions: pd.DataFrame,
+) -> None:
+    split = temporal_split(interactions, 0.7)
+    validation = validation_split(split)
+    specs = [
+        ModelSpec("Popular", MostPopular, {}, {}),
+        ModelSpec("KNN", ItemKNN, {"n_neighbors": [10]}, {}),
+    ]
+    runs = [run_model(s, split, validation, None, quick=False) for s in specs]
+    marks = comparison(runs)
+    assert sum(m["is_best"] for m in marks.values()) == 1
+    full = _render(comparison_table("t", runs))
+    compact = _render(comparison_table("t", runs, compact=True))
+    assert "best params" in full and "NDCG@10" in full
+    assert "best params" not in compact and "NDCG@10" not in compact and "NDCG@20" in compact
+    assert full.count(" * │") == 1
+
+
+def test_task_results_include_the_task_baselines(interactions: pd.DataFrame) -> None:
+    split = temporal_split(interactions, 0.7)
+    items = pd.DataFrame(
+        {
+            "item_id": sorted(interactions["item_id"].unique()),
+            "title": [f"title {i}" for i in range(interactions["item_id"].nunique())],
+            "categories": [
+                ["a"] if i % 2 else ["b"] for i in range(interactions["item_id"].nunique())
+            ],
+        }
+    )
+    results = task_results([], split, items)
+    names = [r.model for r in results]
+    assert any("BM25" in n for n in names) and any("Category" in n for n in names)
+    assert "requests" in _render(tasks_table("tasks", results))
