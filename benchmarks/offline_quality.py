@@ -11,7 +11,8 @@ For each dataset × protocol × feedback variant:
    have them.
 
 Results go to ``benchmarks/results/offline_quality.json``. Adding a model is one
-``ModelSpec`` in :func:`model_specs`.
+``ModelSpec`` in :func:`model_specs`; the tune/refit/evaluate loop and the tables
+are :mod:`recops.evaluation.compare`, shared with ``recops demo``.
 
 Usage::
 
@@ -24,88 +25,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from recops.data.loaders import load_dataset
 from recops.evaluation import (
-    EvaluationResult,
     Split,
-    evaluate,
-    evaluate_by_category,
-    evaluate_search,
-    evaluate_similar,
     implicit_only,
     leave_last_n_out,
-    paired_bootstrap,
     temporal_split,
-    tune,
     validation_split,
 )
-from recops.evaluation.tuning import Grid
-from recops.models.base import Recommender
-from recops.models.baselines import (
-    ALS,
-    BPR,
-    EASE,
-    BM25Search,
-    CategoryPopular,
-    ItemKNN,
-    MostPopular,
-    RecentPopular,
+from recops.evaluation.compare import (
+    ModelSpec,
+    comparison,
+    comparison_table,
+    run_model,
+    task_results,
+    tasks_table,
 )
+from recops.models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular, RecentPopular
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("ml-100k", "ml-latest-small")
 PROTOCOLS = ("global_temporal", "leave_last_n_out")
 # Variant name -> minimum rating kept (None: every rating is an interaction).
 VARIANTS: dict[str, float | None] = {"all": None, "ge4": 4.0}
-KS = (10, 20)
-SELECTION_METRIC = "ndcg@20"
 LEAVE_OUT_N = 5
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model in the benchmark: how to build it and what to tune.
-
-    Parameters
-    ----------
-    name:
-        Row label.
-    factory:
-        Called with one grid combination to build an unfitted model.
-    grid, quick_grid:
-        Parameter grids for the full and ``--quick`` runs (see ``tune``).
-    uses_items:
-        Whether ``fit`` should receive the catalog.
-    """
-
-    name: str
-    factory: Callable[..., Recommender]
-    grid: Grid
-    quick_grid: Grid
-    uses_items: bool = False
-
-
-@dataclass
-class Report:
-    """Everything measured for one model in one configuration."""
-
-    spec: ModelSpec
-    best_params: dict[str, Any]
-    tuning: pd.DataFrame
-    train_seconds: float
-    model: Recommender
-    result: EvaluationResult
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def model_specs() -> list[ModelSpec]:
@@ -168,131 +118,6 @@ def make_split(events: pd.DataFrame, protocol: str) -> Split:
     return leave_last_n_out(events, n=LEAVE_OUT_N)
 
 
-def run_model(
-    spec: ModelSpec, split: Split, validation: Split, items: pd.DataFrame, *, quick: bool
-) -> Report:
-    """Tune on validation, refit on the whole training period, evaluate on test."""
-    catalog = items if spec.uses_items else None
-    grid = spec.quick_grid if quick else spec.grid
-    best, table = tune(
-        spec.factory, grid, split, SELECTION_METRIC, items=catalog, validation=validation
-    )
-    model = spec.factory(**best)
-    started = time.perf_counter()
-    if catalog is None:
-        model.fit(split.train)
-    else:
-        model.fit(split.train, catalog)
-    train_seconds = time.perf_counter() - started
-    result = evaluate(model, split, KS, name=spec.name)
-    return Report(spec, best, table, train_seconds, model, result)
-
-
-def _cell(result: EvaluationResult, metric: str, group: str = "all") -> str:
-    interval = result.summary(group).get(metric)
-    if interval is None:
-        return "–"
-    return f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
-
-
-def _group_cell(result: EvaluationResult, group: str) -> str:
-    n = result.n_users(group)
-    return f"{result.mean(SELECTION_METRIC, group):.3f} (n={n})" if n else "–"
-
-
-def _params(best: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in best.items()) or "–"
-
-
-def comparison(reports: Sequence[Report]) -> dict[str, dict[str, Any]]:
-    """Per model: does its NDCG@20 interval overlap the best's, and the paired test."""
-    best = max(reports, key=lambda r: r.result.mean(SELECTION_METRIC))
-    best_iv = best.result.summary()[SELECTION_METRIC]
-    out = {}
-    for report in reports:
-        iv = report.result.summary()[SELECTION_METRIC]
-        paired = paired_bootstrap(
-            best.result.per_user[SELECTION_METRIC], report.result.per_user[SELECTION_METRIC]
-        )
-        out[report.spec.name] = {
-            "is_best": report is best,
-            "overlaps_best": report is not best and iv.overlaps(best_iv),
-            "paired_difference_vs_best": paired.difference.to_dict(),
-            "paired_p_value": paired.p_value,
-        }
-    return out
-
-
-def print_table(console: Console, title: str, reports: Sequence[Report]) -> None:
-    """One rich table: metrics with intervals, warm/cold NDCG, time and params."""
-    marks = comparison(reports)
-    table = Table(title=title, show_lines=False)
-    for column in (
-        "model",
-        "Recall@10",
-        "Recall@20",
-        "NDCG@10",
-        "NDCG@20",
-        "NDCG@20 warm",
-        "NDCG@20 cold",
-        "HitRate@20",
-        "Cov@20",
-        "train s",
-        "best params",
-    ):
-        table.add_column(column, overflow="fold")
-    for report in reports:
-        r, mark = report.result, marks[report.spec.name]
-        flag = " *" if mark["is_best"] else (" ≈" if mark["overlaps_best"] else "")
-        table.add_row(
-            report.spec.name + flag,
-            _cell(r, "recall@10"),
-            _cell(r, "recall@20"),
-            _cell(r, "ndcg@10"),
-            _cell(r, "ndcg@20"),
-            _group_cell(r, "warm"),
-            _group_cell(r, "cold"),
-            f"{r.mean('hit_rate@20'):.3f}",
-            f"{r.coverage(20):.3f}",
-            f"{report.train_seconds:.1f}",
-            _params(report.best_params),
-        )
-    console.print(table)
-    console.print("  * best NDCG@20;  ≈ its 95% interval overlaps the best model's\n")
-
-
-def task_results(
-    reports: Sequence[Report], split: Split, items: pd.DataFrame
-) -> list[EvaluationResult]:
-    """Item→item, query→item and category→item for every model that has the method."""
-    fitted: list[Any] = [r.model for r in reports]
-    fitted += [BM25Search().fit(items), CategoryPopular().fit(split.train, items)]
-    out = []
-    for model in fitted:
-        if hasattr(model, "similar"):
-            out.append(evaluate_similar(model, split, KS))
-        if hasattr(model, "search"):
-            out.append(evaluate_search(model, split, items, KS))
-        if hasattr(model, "by_category"):
-            out.append(evaluate_by_category(model, split, items, KS))
-    return out
-
-
-def print_tasks(console: Console, title: str, results: Sequence[EvaluationResult]) -> None:
-    table = Table(title=title)
-    for column in ("task / model", "requests", "Recall@10", "NDCG@10", "HitRate@20"):
-        table.add_column(column)
-    for r in results:
-        table.add_row(
-            r.model,
-            str(r.n_users()),
-            _cell(r, "recall@10"),
-            _cell(r, "ndcg@10"),
-            f"{r.mean('hit_rate@20'):.3f}",
-        )
-    console.print(table)
-
-
 def run_configuration(
     console: Console,
     dataset: str,
@@ -315,9 +140,9 @@ def run_configuration(
     for spec in specs:
         console.print(f"[dim]{spec.name}: tuning on validation[/dim]")
         reports.append(run_model(spec, split, validation, data.items, quick=quick))
-    print_table(console, title, reports)
+    console.print(comparison_table(title, reports))
     tasks = task_results(reports, split, data.items)
-    print_tasks(console, f"{title} · other tasks", tasks)
+    console.print(tasks_table(f"{title} · other tasks", tasks))
     marks = comparison(reports)
     return {
         "dataset": dataset,
