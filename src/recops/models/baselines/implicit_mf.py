@@ -46,16 +46,9 @@ class _ImplicitFactorModel(Recommender):
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
         """Factorise the binary user–item matrix.
 
-        Parameters
-        ----------
-        interactions:
-            Events with ``user_id``, ``item_id`` and ``timestamp``.
-        items:
-            Ignored; accepted for the common ``fit`` signature.
-
-        Returns
-        -------
-        The fitted model.
+        ``interactions`` needs ``user_id``, ``item_id`` and ``timestamp``; ``items``
+        is ignored (it is in the signature for the common ``fit`` contract).
+        Returns the fitted model.
         """
         self.item_ids_, self._index, matrix, users = fit_matrix(interactions, type(self).__name__)
         self._users = item_index(users)

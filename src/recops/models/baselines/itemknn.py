@@ -53,17 +53,9 @@ class ItemKNN(Recommender):
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
         """Compute the pruned item-item similarity matrix.
 
-        Parameters
-        ----------
-        interactions:
-            Events with ``user_id``, ``item_id`` and ``timestamp``.
-        items:
-            Ignored; accepted for the common ``fit`` signature.
-
-        Returns
-        -------
-        ItemKNN
-            The fitted model.
+        ``interactions`` needs ``user_id``, ``item_id`` and ``timestamp``; ``items``
+        is ignored (it is in the signature for the common ``fit`` contract).
+        Returns the fitted model.
         """
         self.item_ids_, self._index, matrix, _ = fit_matrix(interactions, type(self).__name__)
         counts = np.asarray(matrix.sum(axis=0)).ravel()

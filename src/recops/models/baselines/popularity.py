@@ -33,17 +33,9 @@ class MostPopular(Recommender):
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
         """Count distinct users per item in ``interactions``.
 
-        Parameters
-        ----------
-        interactions:
-            Events with ``user_id``, ``item_id`` and ``timestamp``.
-        items:
-            Ignored; accepted for the common ``fit`` signature.
-
-        Returns
-        -------
-        MostPopular
-            The fitted model.
+        ``interactions`` needs ``user_id``, ``item_id`` and ``timestamp``; ``items``
+        is ignored (it is in the signature for the common ``fit`` contract).
+        Returns the fitted model.
         """
         check_interactions(interactions, type(self).__name__)
         pairs = interactions[[USER_ID, ITEM_ID]].drop_duplicates()
@@ -84,17 +76,9 @@ class RecentPopular(Recommender):
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
         """Keep the training events sorted by time for per-query window counts.
 
-        Parameters
-        ----------
-        interactions:
-            Events with ``user_id``, ``item_id`` and ``timestamp``.
-        items:
-            Ignored; accepted for the common ``fit`` signature.
-
-        Returns
-        -------
-        RecentPopular
-            The fitted model.
+        ``interactions`` needs ``user_id``, ``item_id`` and ``timestamp``; ``items``
+        is ignored (it is in the signature for the common ``fit`` contract).
+        Returns the fitted model.
         """
         check_interactions(interactions, type(self).__name__)
         ordered = interactions.sort_values(TIMESTAMP, kind="stable")
