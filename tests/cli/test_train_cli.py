@@ -24,7 +24,7 @@ def _write_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
         catalog, index=False
     )
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({**SMALL, "prior_windows": list(SMALL["prior_windows"])}))
+    config.write_text(json.dumps(SMALL))
     return events, catalog, config
 
 

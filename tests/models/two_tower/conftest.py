@@ -18,13 +18,14 @@ SMALL = {
     "hidden": 32,
     "max_history": 10,
     "text_buckets": 256,
-    "epochs": 6,
+    "epochs": 5,
     "batch_size": 64,
     "uniform_negatives": 16,
     "learning_rate": 0.01,
     "validation_fraction": 0.2,
     "patience": 6,
     "prior_windows": (HOUR, 24 * HOUR),
+    "prior_horizons": (24 * HOUR,),
     "prior_group_size": 8,
     "seed": 3,
 }
@@ -58,12 +59,12 @@ def two_clusters(n_users: int = 60, per_cluster: int = 10, per_user: int = 12, s
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True), items
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clusters():
     return two_clusters()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fitted(clusters) -> TwoTower:
     torch.set_num_threads(1)
     interactions, items = clusters

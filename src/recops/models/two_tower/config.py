@@ -90,7 +90,9 @@ class TwoTowerConfig(BaseModel):
         Epochs without improvement on the validation window before stopping.
     refit_full:
         After early stopping picked the epoch count, train again on all data
-        (validation window included) for that many epochs.
+        (validation window included) for that many epochs. Off by default: it
+        doubles the training time, while the prior's counts and every query's
+        history already include the window's events.
     seed:
         Seeds parameter initialisation, shuffling and negative sampling.
     num_threads:
@@ -104,10 +106,10 @@ class TwoTowerConfig(BaseModel):
     hidden: int = Field(256, ge=2, le=8192)
     max_history: int = Field(50, ge=1, le=1000)
     text_buckets: int = Field(2**14, ge=16, le=2**22)
-    positive_window: int = Field(10, ge=1, le=10_000)
+    positive_window: int = Field(1, ge=1, le=10_000)
     epochs: int = Field(20, ge=1, le=1000)
-    batch_size: int = Field(512, ge=2, le=65_536)
-    learning_rate: float = Field(3e-3, gt=0.0, le=1.0)
+    batch_size: int = Field(1024, ge=2, le=65_536)
+    learning_rate: float = Field(5e-3, gt=0.0, le=1.0)
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     temperature: float = Field(0.05, gt=0.0, le=10.0)
     logq_correction: bool = True
@@ -127,7 +129,7 @@ class TwoTowerConfig(BaseModel):
     )
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     patience: int = Field(2, ge=1, le=100)
-    refit_full: bool = True
+    refit_full: bool = False
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)
 

@@ -342,7 +342,8 @@ def _counts_before(data: TrainingData, rows: np.ndarray) -> TimeCounts | None:
     )
 
 
-def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> float:
+def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
+    """Per-user NDCG@k (users without targets skipped)."""
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
@@ -353,16 +354,27 @@ def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> float:
             continue
         gains = np.isin(row, t) * discounts
         values.append(gains.sum() / discounts[: min(len(t), k)].sum())
-    return float(np.mean(values)) if values else 0.0
+    return np.asarray(values, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class Blend:
-    """The outcome of :func:`validation_blend`."""
+    """One candidate of :func:`validation_blend`: mean NDCG, its standard error, coverage."""
 
     ndcg: float
+    stderr: float
     tower_weights: tuple[float, float]
     coverage: int
+
+    @classmethod
+    def of(
+        cls, scores: np.ndarray, targets: list[np.ndarray], k: int, pair: tuple[float, float]
+    ) -> Blend:
+        """Score the blended ``scores`` of the weight pair ``pair``."""
+        per_user = _ndcg_at(scores, targets, k)
+        mean = float(per_user.mean()) if len(per_user) else 0.0
+        stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
+        return cls(mean, stderr, pair, _coverage(scores, k))
 
 
 def _coverage(scores: np.ndarray, k: int) -> int:
@@ -383,12 +395,14 @@ def validation_blend(
     Scores are ``w(n) * score_scale * user @ item + prior(now)`` with seen items
     excluded, where ``w(n)`` interpolates between a weight for an empty history
     and one for a full one (:func:`~recops.models.two_tower.inference.history_weight`).
-    The training loss fits the next event; the evaluation asks for the next weeks'
+    The training loss fits the next event; the evaluation asks for the next weeks
     items, and a new user's three clicks say less than a regular's fifty: the
     weights re-balance the personal and the time-aware parts for both. Only
     weights whose lists cover at least ``cfg.min_coverage_ratio`` times as many
-    items as the prior alone are eligible (when any is). ``prior_net`` replaces
-    the network's own prior when given.
+    items as the prior alone are eligible (when any is); among those within half
+    a standard error of the best NDCG, the weights with the widest coverage win.
+    The returned NDCG is the best one (it drives early stopping). ``prior_net``
+    replaces the network's own prior when given.
     """
     prior_net = prior_net if prior_net is not None else net.prior
     net.eval()
@@ -412,15 +426,20 @@ def validation_blend(
     net.train()
     targets = [t - 1 for t in window.targets]
     if prior_net is None:
-        return Blend(_ndcg_at(tower + prior, targets, k), (1.0, 1.0), _coverage(tower + prior, k))
+        return Blend.of(tower + prior, targets, k, (1.0, 1.0))
     n_hist = (window.history > 0).sum(axis=1)
     floor = cfg.min_coverage_ratio * _coverage(prior, k)
     results = []
     for pair in itertools.product(BLEND_GRID, BLEND_GRID):
         scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
-        results.append(Blend(_ndcg_at(scores, targets, k), pair, _coverage(scores, k)))
+        results.append(Blend.of(scores, targets, k, pair))
     eligible = [r for r in results if r.coverage >= floor] or results
-    return max(eligible, key=lambda r: r.ndcg)
+    best = max(eligible, key=lambda r: r.ndcg)
+    # Among blends within half a standard error of the best (statistically tied:
+    # the window is small and its best is noisy), the most diverse, most personal.
+    tied = [r for r in eligible if r.ndcg >= best.ndcg - 0.5 * best.stderr]
+    chosen = max(tied, key=lambda r: (r.coverage, r.ndcg))
+    return Blend(best.ndcg, best.stderr, chosen.tower_weights, chosen.coverage)
 
 
 def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
