@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tests.models.two_tower.conftest import SMALL, two_clusters
 from typer.testing import CliRunner
 
 from recops.cli import app
+from tests.models.two_tower.conftest import SMALL, two_clusters
 
 runner = CliRunner()
 

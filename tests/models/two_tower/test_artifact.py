@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.models.two_tower.conftest import T0
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
 from recops.models.two_tower.artifact import ArtifactError
+from tests.models.two_tower.conftest import T0
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.models.two_tower.conftest import HOUR, SMALL, T0, two_clusters
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
 from recops.models.two_tower.inference import history_weight
+from tests.models.two_tower.conftest import HOUR, SMALL, T0, two_clusters
 
 
 def _query(history: list[str], user: str = "someone-new", now: int | None = None) -> Queries:
@@ -173,3 +173,11 @@ def test_single_query_fast_path_matches_the_batch_path(fitted: TwoTower) -> None
             batch.now[row : row + 1],
         )
         np.testing.assert_allclose(fitted.encode_users(one), together[row : row + 1], atol=1e-6)
+
+
+def test_fits_without_validation_when_the_window_would_be_empty() -> None:
+    interactions, items = two_clusters(n_users=20)
+    same_time = interactions.assign(timestamp=np.int64(T0))
+    model = TwoTower(**{**SMALL, "epochs": 1}).fit(same_time, items)
+    assert model.summary_.validation_start is None
+    assert model.summary_.epochs_run == 1

@@ -596,8 +596,13 @@ def train_network(
     summary = TrainingSummary(n_events=len(data.sequences.items))
     all_rows = np.arange(len(data.sequences.items))
     with deterministic_torch(cfg.seed, cfg.num_threads):
+        window = None
         if cfg.validation_fraction > 0 and len(np.unique(data.sequences.times)) > 1:
             rows, window = split_validation(data, cfg.validation_fraction)
+            # Too few events before the window, or no target in it: nothing to validate.
+            if len(rows) < 2 or not any(len(t) for t in window.targets):
+                window = None
+        if window is not None:
             summary.validation_start = window.start
             net = _run_epochs(data, cfg, rows, cfg.epochs, window, summary, verbose)
             horizon_prior = _choose_horizon(net, data, cfg, rows, window, summary)
