@@ -119,8 +119,8 @@ class TwoTowerConfig(BaseModel):
     user_id_embedding: bool = False
     user_id_dropout: float = Field(0.5, ge=0.0, le=1.0)
     time_prior: bool = True
-    prior_windows: tuple[int, ...] = tuple(d * DAY for d in (1, 3, 7, 14, 30, 90, 365))
-    prior_horizons: tuple[int, ...] = tuple(d * DAY for d in (1, 7, 30, 180))
+    prior_windows: tuple[int, ...] = tuple(d * DAY for d in (1, 3, 7, 14, 30, 90, 365, 730))
+    prior_horizons: tuple[int, ...] = tuple(d * DAY for d in (1, 7, 30, 180, 365, 730))
     min_coverage_ratio: float = Field(2.0, ge=0.0, le=100.0)
     prior_group_size: int = Field(32, ge=1, le=65_536)
     prior_max_cells: int = Field(20_000_000, ge=1_000, le=1_000_000_000)
