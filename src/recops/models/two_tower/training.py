@@ -3,14 +3,19 @@
 Every batch draws ``batch_size`` training events; their items (plus optional
 uniform negatives) form the candidate set shared by all four tasks:
 
-* **user**: the user's history before the event → the event's item, with the
-  time-aware prior of every candidate computed *at the event's timestamp* added to
-  the logit (so the prior learns how recent popularity and age predict the next
-  event, causally);
+* **user**: the user's history before the event → the event's item (or one of
+  the user's next ``positive_window`` items), with the time-aware prior of every
+  candidate added to the logit. Rows come in time-contiguous groups sharing one
+  prior evaluation at the group's earliest time, so the prior learns, causally,
+  how recent popularity and age predict the next event;
 * **similar**: the previous item of the same user → the event's item;
 * **query**: a random half of the item's title words → the item;
 * **category**: one of the item's categories → the item (candidates sharing the
   category are masked as accidental hits).
+
+After early stopping on the validation window, the window also picks the prior
+(the softmax-trained one, or one fitted to a consumption horizon) and the weights
+of the tower score for short and long histories.
 """
 
 from __future__ import annotations
@@ -399,8 +404,9 @@ def validation_blend(
     items, and a new user's three clicks say less than a regular's fifty: the
     weights re-balance the personal and the time-aware parts for both. Only
     weights whose lists cover at least ``cfg.min_coverage_ratio`` times as many
-    items as the prior alone are eligible (when any is); among those within half
-    a standard error of the best NDCG, the weights with the widest coverage win.
+    items as the prior alone are eligible (when any is); among those within
+    ``cfg.blend_tolerance`` standard errors of the best NDCG, the weights with the
+    widest coverage win.
     The returned NDCG is the best one (it drives early stopping). ``prior_net``
     replaces the network's own prior when given.
     """
@@ -435,9 +441,9 @@ def validation_blend(
         results.append(Blend.of(scores, targets, k, pair))
     eligible = [r for r in results if r.coverage >= floor] or results
     best = max(eligible, key=lambda r: r.ndcg)
-    # Among blends within half a standard error of the best (statistically tied:
-    # the window is small and its best is noisy), the most diverse, most personal.
-    tied = [r for r in eligible if r.ndcg >= best.ndcg - 0.5 * best.stderr]
+    # Among blends statistically tied with the best (the window is small and its
+    # best is noisy), the most diverse, most personal one.
+    tied = [r for r in eligible if r.ndcg >= best.ndcg - cfg.blend_tolerance * best.stderr]
     chosen = max(tied, key=lambda r: (r.coverage, r.ndcg))
     return Blend(best.ndcg, best.stderr, chosen.tower_weights, chosen.coverage)
 
