@@ -76,7 +76,8 @@ class TwoTowerConfig(BaseModel):
     blend_tolerance:
         Blends whose validation NDCG@20 is within this many standard errors of
         the best are considered tied; the one with the widest coverage wins. 0
-        takes the best NDCG.
+        (default) takes the best NDCG: on ML-100K, 0.5 traded too much accuracy
+        in the temporal split for coverage.
     min_coverage_ratio:
         When the validation window picks the tower weights, only weights whose
         top-20 lists cover at least this many times the items the prior alone
@@ -125,7 +126,7 @@ class TwoTowerConfig(BaseModel):
     time_prior: bool = True
     prior_windows: tuple[int, ...] = tuple(d * DAY for d in (1, 3, 7, 14, 30, 90, 365, 730))
     prior_horizons: tuple[int, ...] = tuple(d * DAY for d in (1, 7, 30, 180, 365, 730))
-    blend_tolerance: float = Field(0.5, ge=0.0, le=10.0)
+    blend_tolerance: float = Field(0.0, ge=0.0, le=10.0)
     min_coverage_ratio: float = Field(2.0, ge=0.0, le=100.0)
     prior_group_size: int = Field(32, ge=1, le=65_536)
     prior_max_cells: int = Field(20_000_000, ge=1_000, le=1_000_000_000)
