@@ -173,9 +173,9 @@ def demo(
     out: Annotated[
         Path, typer.Option(help="Folder for the world's data, the model repository and logs.")
     ] = Path("recops-demo"),
-    users: Annotated[int, typer.Option(min=50, help="Users in the world.")] = 2_000,
-    items: Annotated[int, typer.Option(min=100, help="Items in the world.")] = 5_000,
-    days: Annotated[int, typer.Option(min=3, max=365, help="Simulated days.")] = 30,
+    users: Annotated[int, typer.Option(min=50, help="Users in the world.")] = 1_000,
+    items: Annotated[int, typer.Option(min=100, help="Items in the world.")] = 2_000,
+    days: Annotated[int, typer.Option(min=3, max=365, help="Simulated days.")] = 21,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the world.")] = 0,
     quick: Annotated[bool, typer.Option(help="Smaller grids and fewer epochs.")] = False,
     serve: Annotated[

@@ -347,11 +347,15 @@ def _counts_before(data: TrainingData, rows: np.ndarray) -> TimeCounts | None:
     )
 
 
-def _ndcg_at(scores: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
-    """Per-user NDCG@k (users without targets skipped)."""
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` best scores, best first."""
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def _ndcg_at(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
+    """Per-user NDCG@k of ranked lists ``top`` (users without targets skipped)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     values = []
     for row, t in zip(top, targets, strict=True):
@@ -376,10 +380,12 @@ class Blend:
         cls, scores: np.ndarray, targets: list[np.ndarray], k: int, pair: tuple[float, float]
     ) -> Blend:
         """Score the blended ``scores`` of the weight pair ``pair``."""
-        per_user = _ndcg_at(scores, targets, k)
+        # One top-k serves both NDCG and coverage: it is the blend search's main cost.
+        top = _top_k(scores, k)
+        per_user = _ndcg_at(top, targets, k)
         mean = float(per_user.mean()) if len(per_user) else 0.0
         stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
-        return cls(mean, stderr, pair, _coverage(scores, k))
+        return cls(mean, stderr, pair, len(np.unique(top)))
 
 
 def _coverage(scores: np.ndarray, k: int) -> int:
