@@ -46,6 +46,13 @@ class FakeModel:
                 out[row] = self._vectors[rows].mean(axis=0)
         return out
 
+    def encode_history(
+        self, rows: np.ndarray, times: np.ndarray, now: int, user_id: str | None = None
+    ) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros(self.dim, dtype=np.float32)
+        return np.asarray(self._vectors[rows].mean(axis=0), dtype=np.float32)
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return np.tile(self._vectors[:1], (len(texts), 1))
 

@@ -45,7 +45,7 @@ class IndexParams:
     hnsw_m, hnsw_ef_construction, hnsw_ef_search:
         HNSW graph degree and beam widths.
     ivf_nlist:
-        IVF cells; ``None`` uses ``2 * sqrt(n_items)``.
+        IVF cells; ``None`` uses ``4 * sqrt(n_items)`` (the low end of FAISS' advice).
     ivf_nprobe:
         Cells scanned per query.
     """
@@ -57,7 +57,7 @@ class IndexParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None
-    ivf_nprobe: int = 64
+    ivf_nprobe: int = 48
 
 
 def choose_index_kind(n_items: int, params: IndexParams) -> IndexKind:
@@ -110,7 +110,7 @@ class VectorIndex:
             index.hnsw.efConstruction = self.params.hnsw_ef_construction
             index.hnsw.efSearch = self.params.hnsw_ef_search
         else:
-            nlist = self.params.ivf_nlist or max(1, int(2 * math.sqrt(self.n_items)))
+            nlist = self.params.ivf_nlist or max(1, int(4 * math.sqrt(self.n_items)))
             nlist = min(nlist, self.n_items)
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -270,6 +270,21 @@ def contains(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(sorted_values, x)
     pos[pos >= len(sorted_values)] = 0
     return np.asarray(sorted_values[pos] == x)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` for the short int arrays of one request, about 3x faster.
+
+    NumPy 2's ``unique`` hashes first and sorts after; for a few hundred ints a
+    sort and a neighbour comparison is cheaper.
+    """
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def _with_exclusions(eligible: np.ndarray | None, exclude: np.ndarray, n_items: int) -> np.ndarray:

@@ -47,6 +47,16 @@ class ServableModel(Protocol):
         """``(n, dim)`` float32 user vectors from the queries' recent histories."""
         ...
 
+    def encode_history(
+        self, rows: np.ndarray, times: np.ndarray, now: int, user_id: str | None = None
+    ) -> np.ndarray:
+        """``(dim,)`` float32 vector of one user from item rows (oldest first) and times.
+
+        The per-request path: the same function as ``encode_users`` for one query,
+        with the items already resolved to rows of ``item_ids_``.
+        """
+        ...
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, dim)`` query vectors for free texts."""
         ...

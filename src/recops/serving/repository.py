@@ -27,7 +27,6 @@ from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
-from recops.serving.state import UserHistory
 
 #: Names and versions are path components: no separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -103,6 +102,25 @@ class _PriorCache:
 
 
 @dataclass(frozen=True)
+class RowHistory:
+    """A known user's training history as model rows, oldest first.
+
+    Parameters
+    ----------
+    rows:
+        Indices into the model's ``item_ids_``, int64.
+    times:
+        Unix seconds of the events, int64, same length.
+    """
+
+    rows: np.ndarray
+    times: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """One servable version: model, index and item facts, built together.
 
@@ -123,8 +141,8 @@ class LoadedModel:
     known_users:
         Users the model has an id embedding for (``user_ids_``), if it has any.
     histories:
-        Each training user's most recent items, from the training interactions the
-        model keeps (``_train``, see :class:`~recops.models.base.Recommender`): a
+        Each training user's most recent items (as model rows), from the training
+        interactions the model keeps (``_train``, see :class:`~recops.models.base.Recommender`): a
         known user's history before any event reaches the online state.
     """
 
@@ -136,17 +154,13 @@ class LoadedModel:
     catalog: ItemCatalog
     load_seconds: float
     known_users: frozenset[str] = frozenset()
-    histories: dict[str, UserHistory] = field(default_factory=dict, repr=False)
+    histories: dict[str, RowHistory] = field(default_factory=dict, repr=False)
     loaded_at: float = field(default_factory=time.time)
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
 
-    def item_prior(self, now: int) -> np.ndarray:
-        """The model's additive item prior at ``now`` (refreshed every ``refresh_s``)."""
-        return self._prior.get(self.model, now)[0]
-
-    def prior_top(self, now: int, n: int) -> np.ndarray:
-        """Index rows of the ``n`` items with the highest prior (empty if it is flat)."""
-        return self._prior.get(self.model, now)[1][:n]
+    def prior_and_top(self, now: int) -> tuple[np.ndarray, np.ndarray]:
+        """The prior and the index rows of its best items, best first (one lookup)."""
+        return self._prior.get(self.model, now)
 
 
 def build_loaded_model(
@@ -173,7 +187,7 @@ def build_loaded_model(
         catalog = ItemCatalog.from_parquet(catalog_file, item_ids, model.categories_)
     else:
         catalog = catalog_from_model(model, item_ids)
-    histories = training_histories(getattr(model, "_train", None), history_size)
+    histories = training_histories(getattr(model, "_train", None), history_size, model.item_index)
     known = frozenset(str(u) for u in getattr(model, "user_ids_", ())) | histories.keys()
     return LoadedModel(
         name,
@@ -189,11 +203,14 @@ def build_loaded_model(
     )
 
 
-def training_histories(interactions: object, limit: int) -> dict[str, UserHistory]:
-    """The last ``limit`` items of each user in a frame with user_id, item_id, timestamp.
+def training_histories(
+    interactions: object, limit: int, item_index: dict[str, int]
+) -> dict[str, RowHistory]:
+    """The last ``limit`` known items of each user in a frame with user_id, item_id, timestamp.
 
-    Vectorised (one sort, one split) so that a few million training events take
-    seconds at load time and nothing at request time.
+    Items are mapped to model rows here, once, so that a request does no lookups
+    for the part of the history the model was trained on. Vectorised (one sort,
+    one split) so that a few million training events take seconds at load time.
     """
     import pandas as pd
 
@@ -201,16 +218,19 @@ def training_histories(interactions: object, limit: int) -> dict[str, UserHistor
         return {}
     if not {USER_ID, ITEM_ID, TIMESTAMP} <= set(interactions.columns):
         return {}
-    codes, users = pd.factorize(interactions[USER_ID].astype(str))
-    times = interactions[TIMESTAMP].to_numpy(dtype=np.int64)
-    items = interactions[ITEM_ID].astype(str).to_numpy(dtype=object)
+    item_rows = interactions[ITEM_ID].astype(str).map(item_index)
+    known = item_rows.notna().to_numpy()
+    frame = interactions[known]
+    codes, users = pd.factorize(frame[USER_ID].astype(str))
+    times = frame[TIMESTAMP].to_numpy(dtype=np.int64)
+    items = item_rows[known].to_numpy(dtype=np.int64)
     order = np.lexsort((times, codes))
     starts = np.searchsorted(codes[order], np.arange(len(users)))
     ends = np.append(starts[1:], len(order))
-    out: dict[str, UserHistory] = {}
+    out: dict[str, RowHistory] = {}
     for user, start, end in zip(users, starts, ends, strict=True):
         rows = order[max(start, end - limit) : end]
-        out[str(user)] = UserHistory(items[rows], times[rows])
+        out[str(user)] = RowHistory(items[rows], times[rows])
     return out
 
 

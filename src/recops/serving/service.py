@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recops.models.base import Queries
-from recops.serving.index import contains
+from recops.serving.index import contains, sorted_unique
 from recops.serving.repository import LoadedModel
 from recops.serving.schemas import (
     CategoryRequest,
@@ -30,12 +30,13 @@ from recops.serving.schemas import (
     SearchRequest,
     SimilarRequest,
 )
-from recops.serving.state import EMPTY_HISTORY, UserHistory, UserStateStore
+from recops.serving.state import UserStateStore
 
 StageObserver = Callable[[str, float], None]
 
 #: Items taken from the prior's top list as extra re-ranking candidates.
 _PRIOR_CANDIDATES = 100
+_NO_ROWS = np.array([], dtype=np.int64)
 
 
 class NotFoundError(LookupError):
@@ -55,10 +56,13 @@ class UserRequest:
     ----------
     bundle:
         The model version this request is served by.
-    query:
-        A one-row :class:`Queries` with the user's combined history.
-    seen:
-        Index rows of the history's known items (to exclude when asked).
+    user_id:
+        The user, if the request names one.
+    rows:
+        Index rows (into the model's ``item_ids_``) of the user's known history
+        items, oldest first: training history, then live events, then the request's.
+    times:
+        Unix seconds of those events.
     strategy:
         ``personalized`` when the history holds a known item (or the model knows
         the user), else ``cold_start``.
@@ -67,8 +71,9 @@ class UserRequest:
     """
 
     bundle: LoadedModel
-    query: Queries
-    seen: np.ndarray
+    user_id: str | None
+    rows: np.ndarray
+    times: np.ndarray
     strategy: str
     now: int
 
@@ -94,7 +99,7 @@ class RecommendService:
         self,
         state: UserStateStore,
         *,
-        rerank_candidates: int = 200,
+        rerank_candidates: int = 50,
         observer: StageObserver | None = None,
     ) -> None:
         if isinstance(rerank_candidates, bool) or not isinstance(rerank_candidates, int):
@@ -116,59 +121,74 @@ class RecommendService:
         start = time.perf_counter()
         now = request.now if request.now is not None else int(time.time())
         # Oldest first: what the model saw in training, then live events, then the
-        # items the request itself carries.
-        parts: list[UserHistory] = []
-        if request.user_id:
-            trained = bundle.histories.get(request.user_id)
+        # items the request itself carries. Training histories are stored as rows.
+        rows: list[np.ndarray] = []
+        times: list[np.ndarray] = []
+        user_id = request.user_id
+        if user_id:
+            trained = bundle.histories.get(user_id)
             if trained is not None:
-                parts.append(trained)
-            parts.append(self.state.history(request.user_id))
+                rows.append(trained.rows)
+                times.append(trained.times)
+            live = self.state.history(user_id)
+            if len(live):
+                self._append_known(bundle, live.item_ids, live.timestamps, rows, times)
         if request.history:
-            parts.append(
-                UserHistory(
-                    np.array(request.history, dtype=object),
-                    np.full(len(request.history), now, dtype=np.int64),
-                )
-            )
-        parts = [p for p in parts if len(p)]
-        if len(parts) == 1:
-            items, times = parts[0].item_ids, parts[0].timestamps
-        elif parts:
-            items = np.concatenate([p.item_ids for p in parts])
-            times = np.concatenate([p.timestamps for p in parts])
+            stamps = [now] * len(request.history)
+            self._append_known(bundle, request.history, stamps, rows, times)
+        if len(rows) == 1:
+            all_rows, all_times = rows[0], times[0]
+        elif rows:
+            all_rows, all_times = np.concatenate(rows), np.concatenate(times)
         else:
-            items, times = EMPTY_HISTORY.item_ids, EMPTY_HISTORY.timestamps
-        index = bundle.model.item_index
-        seen = np.fromiter((index[i] for i in items if i in index), dtype=np.int64, count=-1)
-        known_user = request.user_id is not None and request.user_id in bundle.known_users
-        query = Queries(
-            user_ids=[request.user_id or ""],
-            histories=[items],
-            history_times=[times],
-            now=np.array([now], dtype=np.int64),
-        )
-        strategy = "personalized" if len(seen) or known_user else "cold_start"
+            all_rows, all_times = _NO_ROWS, _NO_ROWS
+        known_user = user_id is not None and user_id in bundle.known_users
+        strategy = "personalized" if len(all_rows) or known_user else "cold_start"
         self.observe("state", time.perf_counter() - start)
-        return UserRequest(bundle, query, seen, strategy, now)
+        return UserRequest(bundle, user_id, all_rows, all_times, strategy, now)
+
+    @staticmethod
+    def _append_known(
+        bundle: LoadedModel,
+        item_ids: Sequence[str] | np.ndarray,
+        stamps: Sequence[int] | np.ndarray,
+        rows: list[np.ndarray],
+        times: list[np.ndarray],
+    ) -> None:
+        """Append the rows and times of the items the model knows (others are dropped)."""
+        index = bundle.model.item_index
+        pairs = [(index[i], t) for i, t in zip(item_ids, stamps, strict=True) if i in index]
+        if pairs:
+            rows.append(np.array([r for r, _ in pairs], dtype=np.int64))
+            times.append(np.array([t for _, t in pairs], dtype=np.int64))
 
     def encode(self, requests: Sequence[UserRequest]) -> list[np.ndarray]:
-        """Stage 2: user vectors, one model call per model version in the batch."""
+        """Stage 2: user vectors; one model call per model version in the batch.
+
+        A single request takes the model's one-user path (``encode_history``); a
+        batch (dynamic batching) one ``encode_users`` call per model version.
+        """
         start = time.perf_counter()
+        if len(requests) == 1:
+            r = requests[0]
+            vector = r.bundle.model.encode_history(r.rows, r.times, r.now, r.user_id)
+            self.observe("user_tower", time.perf_counter() - start)
+            return [np.asarray(vector, dtype=np.float32)]
         out: list[np.ndarray | None] = [None] * len(requests)
         by_bundle: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
             by_bundle.setdefault(id(r.bundle), []).append(i)
-        for rows in by_bundle.values():
-            bundle = requests[rows[0]].bundle
-            queries = [requests[i].query for i in rows]
+        for positions in by_bundle.values():
+            bundle = requests[positions[0]].bundle
+            batch = [requests[i] for i in positions]
             merged = Queries(
-                user_ids=[q.user_ids[0] for q in queries],
-                histories=[q.histories[0] for q in queries],
-                history_times=[q.history_times[0] for q in queries],
-                now=np.concatenate([q.now for q in queries]),
+                user_ids=[r.user_id or "" for r in batch],
+                histories=[bundle.model.item_ids_[r.rows] for r in batch],
+                history_times=[r.times for r in batch],
+                now=np.array([r.now for r in batch], dtype=np.int64),
             )
             vectors = np.asarray(bundle.model.encode_users(merged), dtype=np.float32)
-            for row, i in enumerate(rows):
+            for row, i in enumerate(positions):
                 out[i] = vectors[row]
         self.observe("user_tower", time.perf_counter() - start)
         return [v for v in out if v is not None]
@@ -178,7 +198,7 @@ class RecommendService:
     ) -> Recommendations:
         """Stages 3-5: ANN with filters, re-rank with the item prior, build the reply."""
         bundle = user.bundle
-        excluded = self._excluded(bundle, request, user.seen if request.exclude_seen else None)
+        excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
         ids, scores = self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True)
         return self._reply(bundle, ids, scores, user.strategy)
 
@@ -240,7 +260,7 @@ class RecommendService:
         parts = [np.asarray(explicit, dtype=np.int64)]
         if extra is not None:
             parts.append(extra)
-        return np.unique(np.concatenate(parts))
+        return sorted_unique(np.concatenate(parts))
 
     def _retrieve(
         self,
@@ -272,31 +292,41 @@ class RecommendService:
         self.observe("ann", time.perf_counter() - start)
 
         start = time.perf_counter()
-        prior = bundle.item_prior(now) if use_prior else None
-        if prior is not None:
-            extra = bundle.prior_top(now, _PRIOR_CANDIDATES)
+        prior = None
+        if use_prior:
+            prior, top = bundle.prior_and_top(now)
+            extra = top[:_PRIOR_CANDIDATES]
             if len(extra):
-                keep = ~contains(np.sort(candidates), extra)
+                keep = ~contains(excluded, extra)  # `excluded` is sorted
                 if eligible is not None:
                     keep &= eligible[extra]
-                keep &= ~contains(excluded, extra)  # `excluded` is sorted
-                candidates = np.concatenate([candidates, extra[keep]])
-        vectors = bundle.index.vectors[candidates]
-        scores = bundle.model.score_scale * (vectors @ vector)
+                # Sorted and without the items the index found too.
+                candidates = sorted_unique(np.concatenate([candidates, extra[keep]]))
+        scores = bundle.index.vectors[candidates] @ vector
+        scores *= bundle.model.score_scale
         if prior is not None:
-            scores = scores + prior[candidates]
-        k = min(request.k, len(candidates))
-        order = np.argsort(-scores, kind="stable")[:k]
+            scores += prior[candidates]
+        order = _top_k(scores, request.k)
         self.observe("rerank", time.perf_counter() - start)
         return candidates[order], scores[order]
 
     def _reply(
         self, bundle: LoadedModel, ids: np.ndarray, scores: np.ndarray, strategy: str
     ) -> Recommendations:
-        return Recommendations(
+        # Built from values the server made itself: no need to validate them again.
+        return Recommendations.model_construct(
             items=bundle.model.item_ids_[ids].tolist(),
-            scores=[float(s) for s in scores],
+            scores=scores.tolist(),
             model=bundle.name,
             version=bundle.version,
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=strategy,
         )
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first (ties: lower position first)."""
+    if len(scores) > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        part.sort()  # so that the stable sort below breaks ties by position
+        return part[np.argsort(-scores[part], kind="stable")]
+    return np.argsort(-scores, kind="stable")

@@ -181,7 +181,15 @@ class RequestSource(Protocol):
 
 
 class RequestFactory:
-    """Draws the next request of the mix: ``(endpoint, method, path, JSON body)``."""
+    """Draws the next request of the mix: ``(endpoint, method, path, JSON body)``.
+
+    The generator shares the machine with the server it measures, so its own cost
+    per request must stay small: random draws are made in blocks of
+    ``_BLOCK`` (one ``Generator.choice`` with probabilities costs tens of
+    microseconds, about what a whole request costs the server).
+    """
+
+    _BLOCK = 4096
 
     def __init__(self, traffic: Traffic, config: LoadTestConfig) -> None:
         self.traffic = traffic
@@ -191,30 +199,39 @@ class RequestFactory:
         weights = np.array([config.mix[e] for e in names], dtype=np.float64)
         self.endpoints = names
         self.weights = weights / weights.sum()
+        self._draws: dict[str, list[int]] = {}
 
-    def _item(self) -> str:
+    def _draw(self, kind: str) -> int:
+        """The next index of ``kind`` (endpoint, user, item or query), from a block."""
+        block = self._draws.get(kind)
+        if not block:
+            block = self._draws[kind] = self._block(kind, self._BLOCK)[::-1].tolist()
+        return block.pop()
+
+    def _block(self, kind: str, size: int) -> np.ndarray:
         t = self.traffic
-        return str(t.item_ids[self.rng.choice(len(t.item_ids), p=t.item_weights)])
-
-    def _user(self) -> str:
-        return str(self.traffic.user_ids[self.rng.integers(len(self.traffic.user_ids))])
+        if kind == "endpoint":
+            return self.rng.choice(len(self.endpoints), size=size, p=self.weights)
+        if kind == "item":
+            return self.rng.choice(len(t.item_ids), size=size, p=t.item_weights)
+        n = len(t.user_ids) if kind == "user" else len(t.queries)
+        return self.rng.integers(n, size=size)
 
     def next(self) -> tuple[str, str, str, bytes]:
-        endpoint = self.endpoints[self.rng.choice(len(self.endpoints), p=self.weights)]
+        endpoint = self.endpoints[self._draw("endpoint")]
         k = self.config.k
+        t = self.traffic
         body: dict[str, object]
         if endpoint == "recommend":
-            body = {"user_id": self._user(), "k": k}
+            body = {"user_id": str(t.user_ids[self._draw("user")]), "k": k}
         elif endpoint == "similar":
-            body = {"item_id": self._item(), "k": k}
+            body = {"item_id": str(t.item_ids[self._draw("item")]), "k": k}
         elif endpoint == "search":
-            queries = self.traffic.queries
-            body = {"query": queries[int(self.rng.integers(len(queries)))], "k": k}
+            body = {"query": t.queries[self._draw("query")], "k": k}
         else:
-            # Drawn in one call: the generator shares the CPU with the server.
-            n, t = self.config.events_per_request, self.traffic
-            users = t.user_ids[self.rng.integers(len(t.user_ids), size=n)]
-            items = t.item_ids[self.rng.choice(len(t.item_ids), size=n, p=t.item_weights)]
+            n = self.config.events_per_request
+            users = t.user_ids[self._block("user", n)]
+            items = t.item_ids[self._block("item", n)]
             body = {
                 "events": [
                     {"user_id": str(u), "item_id": str(i), "event": "click"}

@@ -37,6 +37,15 @@ class NumpyMLP:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
 
+    def one(self, x: np.ndarray) -> np.ndarray:
+        """The same for a single ``(in,)`` row, in place where NumPy allows."""
+        hidden = x @ self.w1
+        hidden += self.b1
+        np.maximum(hidden, 0.0, out=hidden)
+        out = hidden @ self.w2
+        out += self.b2
+        return out
+
 
 def history_weight(
     n_items: np.ndarray | int, weights: tuple[float, float], max_history: int
@@ -106,22 +115,29 @@ class UserEncoder:
         return _normalize(self.mlp(np.concatenate(parts, axis=1).astype(np.float32)))
 
     def one(self, history: np.ndarray, age_hours: np.ndarray, user: int) -> np.ndarray:
-        """The same function for one query, without padding: ``(1, dim)``.
+        """The same function for one query, without padding: ``(dim,)``.
 
-        The real-time path: a dozen array operations on the valid positions only,
-        instead of masked operations on a padded batch.
+        The real-time path. The recency-weighted and the plain mean of the history
+        come from one ``(2, k) @ (k, d)`` product, and the MLP input is filled in
+        place: each NumPy call costs about a microsecond whatever its size, so the
+        count of calls, not the arithmetic, is what this path minimises.
         """
         k = len(history)
-        emb = self.history[history]
-        parts = [np.zeros((2, self.history.shape[1]), dtype=np.float32)]
+        d = self.history.shape[1]
+        x = np.zeros(self.mlp.w1.shape[0], dtype=np.float32)
         if k:
             logw = self.rank_bias[len(self.rank_bias) - k :] + self.age_slope * np.log1p(age_hours)
-            w = np.exp(logw - logw.max())
-            parts = [np.stack([(w / w.sum()) @ emb, emb.mean(axis=0)])]
-        x = np.concatenate([parts[0].ravel(), [np.log1p(k)]]).astype(np.float32)
+            weights = np.empty((2, k), dtype=np.float32)
+            np.exp(logw - logw.max(), out=weights[0])
+            weights[0] /= weights[0].sum()
+            weights[1] = 1.0 / k
+            x[: 2 * d] = (weights @ self.history[history]).ravel()
+        x[2 * d] = np.log1p(k)
         if self.users is not None:
-            x = np.concatenate([x, self.users[user]])
-        return _normalize(self.mlp(x[None, :]))
+            x[2 * d + 1 :] = self.users[user]
+        out = self.mlp.one(x)
+        norm = float(np.sqrt(out @ out))
+        return out / max(norm, 1e-12)
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,8 @@ class TwoTower(Recommender):
         self.summary_ = summary
         self._counts = self._time_counts(events, catalog, len(item_ids))
         self._user_encoder = UserEncoder.from_tower(net.user)
+        # The tower weight per history length, looked up instead of computed per request.
+        self._weights_by_length = self._history_weight(np.arange(self.config.max_history + 1))
         self._prior = PriorScorer.from_network(net, self._counts)
         if item_vectors is None:
             with torch.no_grad():
@@ -301,15 +303,41 @@ class TwoTower(Recommender):
         return self._user_encoder(history, ages, users) * weight[:, None]
 
     def _encode_one(self, queries: Queries) -> np.ndarray:
-        lookup = self._lookup
-        idx = [lookup.get(i, 0) for i in queries.histories[0]]
-        known = [j for j, i in enumerate(idx) if i][-self.config.max_history :]
-        times = np.asarray(queries.history_times[0], dtype=np.int64)[known]
-        hours = np.maximum((int(queries.now[0]) - times) / SECONDS_PER_HOUR, 0.0)
-        user = self._user_lookup.get(str(queries.user_ids[0]), 0)
-        items = np.array([idx[j] for j in known], dtype=np.int64)
-        vector = self._user_encoder.one(items, hours.astype(np.float32), user)
-        return vector * self._history_weight(len(items))
+        index = self.item_index
+        pairs = [
+            (index[i], t)
+            for i, t in zip(queries.histories[0], queries.history_times[0], strict=True)
+            if i in index
+        ]
+        rows = np.array([r for r, _ in pairs], dtype=np.int64)
+        times = np.array([t for _, t in pairs], dtype=np.int64)
+        user = str(queries.user_ids[0])
+        return self.encode_history(rows, times, int(queries.now[0]), user)[None, :]
+
+    def encode_history(
+        self, rows: np.ndarray, times: np.ndarray, now: int, user_id: str | None = None
+    ) -> np.ndarray:
+        """One user's vector from item rows: the serving path, ``(dim,)`` float32.
+
+        Parameters
+        ----------
+        rows:
+            Indices into ``item_ids_`` of the user's items, oldest first (only the
+            last ``max_history`` count).
+        times:
+            Unix seconds of those events, same length.
+        now:
+            Unix time of the request.
+        user_id:
+            The user, for the user-id embedding when the model has one.
+        """
+        width = self.config.max_history
+        rows, times = rows[-width:], times[-width:]
+        hours = np.maximum((now - times) * (1.0 / SECONDS_PER_HOUR), 0.0)
+        user = self._user_lookup.get(user_id, 0) if user_id is not None else 0
+        vector = self._user_encoder.one(rows + 1, hours, user)
+        vector *= self._weights_by_length[len(rows)]
+        return vector
 
     def _history_weight(self, n_items: np.ndarray | int) -> np.ndarray:
         return history_weight(n_items, self.summary_.tower_weights, self.config.max_history)
