@@ -265,8 +265,14 @@ def test_batching_gives_the_same_answers(settings: ServerSettings) -> None:
     assert got == expected
 
 
-def test_ceiling_route_only_when_asked(client: TestClient, settings: ServerSettings) -> None:
-    assert len(client.get("/v1/ceiling", params={"k": 12}).json()["items"]) == 12
+def test_ceiling_routes_only_when_asked(client: TestClient, settings: ServerSettings) -> None:
+    for path in ("/v1/ceiling", "/v1/ceiling/standard"):
+        assert len(client.get(path, params={"k": 12}).json()["items"]) == 12
+        assert len(client.get(path).json()["items"]) == 10
+        for bad in ("0", "1001", "x", "-1"):
+            reply = client.get(path, params={"k": bad})
+            assert reply.status_code == 422, (path, bad)
+            assert reply.json()["detail"][0]["loc"] == ["query", "k"]
     plain = settings.model_copy(update={"benchmark_routes": False})
     with TestClient(create_app(plain)) as other:
         assert other.get("/v1/ceiling").status_code == 404

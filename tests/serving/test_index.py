@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recops.serving.index import IndexParams, VectorIndex, choose_index_kind, contains
+from recops.serving.index import (
+    IndexParams,
+    VectorIndex,
+    choose_index_kind,
+    contains,
+    sorted_unique,
+)
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
@@ -111,3 +117,29 @@ def test_contains_matches_isin() -> None:
     x = rng.integers(0, 60, (3, 40))
     np.testing.assert_array_equal(contains(values, x), np.isin(x, values))
     assert not contains(np.array([], dtype=np.int64), x).any()
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
+def test_single_query_candidates_equal_the_batch_search(
+    vectors: np.ndarray, indexes: dict, kind: str
+) -> None:
+    index = indexes[kind]
+    rng = np.random.default_rng(3)
+    exclude = np.sort(rng.choice(len(vectors), 40, replace=False))
+    mask = rng.random(len(vectors)) < 0.3
+    for query in _unit(rng, 5):
+        for eligible, excluded in ((None, None), (None, exclude), (mask, exclude)):
+            want = index.search(query[None, :], 20, eligible=eligible, exclude=excluded)[0][0]
+            got = index.candidates(query, 20, eligible=eligible, exclude=excluded)
+            np.testing.assert_array_equal(got, want[want >= 0])
+            assert not set(got) & set(exclude if excluded is not None else [])
+    # More than the catalog: every item once, best first, never padded.
+    everything = indexes["exact"].candidates(vectors[0], len(vectors) + 5)
+    assert sorted(everything) == list(range(len(vectors)))
+
+
+def test_sorted_unique_matches_numpy() -> None:
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 50, 300):
+        values = rng.integers(0, 40, size=n)
+        np.testing.assert_array_equal(sorted_unique(values), np.unique(values))

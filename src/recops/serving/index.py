@@ -45,7 +45,9 @@ class IndexParams:
     hnsw_m, hnsw_ef_construction, hnsw_ef_search:
         HNSW graph degree and beam widths.
     ivf_nlist:
-        IVF cells; ``None`` uses ``4 * sqrt(n_items)`` (the low end of FAISS' advice).
+        IVF cells; ``None`` uses ``4 * sqrt(n_items)`` (the low end of FAISS' advice),
+        at most 2048: k-means on 40 points per cell then builds a million items in
+        about 25 s on one core.
     ivf_nprobe:
         Cells scanned per query.
     """
@@ -98,6 +100,9 @@ class VectorIndex:
         start = time.perf_counter()
         self._index: Any = self._build(vectors)
         self.build_seconds = time.perf_counter() - start
+        import faiss
+
+        self._swig_ptr = faiss.swig_ptr
 
     def _build(self, vectors: np.ndarray) -> Any:
         import faiss
@@ -110,7 +115,7 @@ class VectorIndex:
             index.hnsw.efConstruction = self.params.hnsw_ef_construction
             index.hnsw.efSearch = self.params.hnsw_ef_search
         else:
-            nlist = self.params.ivf_nlist or max(1, int(4 * math.sqrt(self.n_items)))
+            nlist = self.params.ivf_nlist or max(1, min(2048, int(4 * math.sqrt(self.n_items))))
             nlist = min(nlist, self.n_items)
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -185,6 +190,46 @@ class VectorIndex:
         if self.kind == "exact":
             return self._search_selected(queries, k, eligible)
         return self._search_overfetch(queries, k, eligible, n_eligible)
+
+    def candidates(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        eligible: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Item indices of the ``k`` best items for one query vector, best first.
+
+        The per-request path: the same items as :meth:`search` for one row, without
+        the scores or padding (shorter than ``k`` only when fewer items are
+        eligible). Without an ``eligible`` mask it calls FAISS directly: the
+        generic path's checks, copies and padding cost more than the search of a
+        small IVF probe.
+
+        Parameters
+        ----------
+        vector:
+            ``(dim,)`` float32 query.
+        exclude:
+            Sorted item indices never returned.
+        """
+        if eligible is not None or k < 1 or vector.shape != (self.dim,):
+            ids = self.search(vector[None, :], k, eligible=eligible, exclude=exclude)[0][0]
+            return ids[ids >= 0]
+        n_exclude = 0 if exclude is None else len(exclude)
+        fetch = min(self.n_items, k + n_exclude)
+        if self.kind == "hnsw":
+            self._index.hnsw.efSearch = max(self.params.hnsw_ef_search, fetch)
+        query = np.ascontiguousarray(vector, dtype=np.float32)
+        sims = np.empty(fetch, dtype=np.float32)
+        ids = np.empty(fetch, dtype=np.int64)
+        ptr = self._swig_ptr
+        self._index.search_c(1, ptr(query), fetch, ptr(sims), ptr(ids))
+        keep = ids >= 0
+        if n_exclude:
+            keep &= ~contains(exclude, ids)  # type: ignore[arg-type]
+        return ids[keep][:k]
 
     def _search_all(self, queries: np.ndarray, fetch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "hnsw":

@@ -35,7 +35,7 @@ from recops.serving.state import UserStateStore
 StageObserver = Callable[[str, float], None]
 
 #: Items taken from the prior's top list as extra re-ranking candidates.
-_PRIOR_CANDIDATES = 100
+_PRIOR_CANDIDATES = 50
 _NO_ROWS = np.array([], dtype=np.int64)
 
 
@@ -287,8 +287,7 @@ class RecommendService:
 
         start = time.perf_counter()
         fetch = max(request.k, self.rerank_candidates)
-        ids, _ = bundle.index.search(vector[None, :], fetch, eligible=eligible, exclude=excluded)
-        candidates = ids[0][ids[0] >= 0]
+        candidates = bundle.index.candidates(vector, fetch, eligible=eligible, exclude=excluded)
         self.observe("ann", time.perf_counter() - start)
 
         start = time.perf_counter()
