@@ -43,11 +43,11 @@ class ServerSettings(BaseModel):
         Events replayed from the log into the online state at start-up.
     batching:
         Batch concurrent user-tower calls (dynamic batching). Off by default: in
-        four runs of benchmarks/serving.py on 2 shared cores (servers measured in
-        rotation) it lost throughput at concurrency 1 in three runs (two more
-        event-loop hops per request), was inconclusive at 8, and gained 50-90% at
-        32 in every run (one call for 8 users costs about 2.4x one for a single
-        user). Turn it on for heavily concurrent traffic.
+        two runs of benchmarks/serving.py on 2 shared cores (servers measured in
+        rotation), batching without a wait lost 3-11% of throughput at
+        concurrency 1 (two more event-loop hops per request), tied at 8 (+2%,
+        +8%) and gained 22-55% at 32, with a lower p99 at 8 and 32. Turn it on for
+        heavily concurrent traffic.
     batch_max_delay_ms:
         Longest time a request waits for others to join its batch. 0 (the default)
         takes whatever queued while the previous batch ran, so a lone request never
