@@ -6,9 +6,11 @@ mix two versions. Every stage is timed and reported to an observer (the Promethe
 stage histogram in the server, a plain dict in the benchmark).
 
 Re-ranking: the index retrieves by inner product only; the user→item score adds the
-model's time-aware ``item_prior(now)``. Items the prior favours but the ANN missed
-are added from a per-second cache of the prior's top items, and every candidate is
-re-scored exactly, so the ranking is that of the full score over the candidates.
+model's time-aware ``item_prior(now)``. The prior's best items (cached with the
+prior, recomputed every ``prior_refresh_s``) join the ANN's candidates, and every
+candidate is re-scored exactly, so the ranking is that of the full score over the
+candidates. On the benchmark catalog the served top-10 equals the exact top-10 of
+the full score over every item.
 """
 
 from __future__ import annotations
