@@ -31,7 +31,10 @@ def serve(
     ] = None,
     batching: Annotated[
         bool | None,
-        typer.Option("--batching/--no-batching", help="Dynamic batching of user-tower calls."),
+        typer.Option(
+            "--batching/--no-batching",
+            help="Dynamic batching of user-tower calls (default: on, no added wait).",
+        ),
     ] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="BLAS/torch/FAISS threads (default 1).")
