@@ -53,8 +53,8 @@ from recops.serving.state import UserStateStore
 from recops.sim.loadtest import HttpConnection, LoadTestConfig, Traffic, run_load_test
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
-# The server's default configuration (dynamic batching on, no added wait).
-DEFAULT_MODE = "batching_0ms"
+# The server's default configuration (dynamic batching off).
+DEFAULT_MODE = "batching_off"
 K = 10
 # Wide enough for the table even when the output goes to a file.
 console = Console(width=120)

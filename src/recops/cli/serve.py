@@ -33,7 +33,7 @@ def serve(
         bool | None,
         typer.Option(
             "--batching/--no-batching",
-            help="Dynamic batching of user-tower calls (default: on, no added wait).",
+            help="Dynamic batching of user-tower calls (default: off).",
         ),
     ] = None,
     threads: Annotated[

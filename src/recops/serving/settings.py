@@ -42,11 +42,12 @@ class ServerSettings(BaseModel):
     warm_start_events:
         Events replayed from the log into the online state at start-up.
     batching:
-        Batch concurrent user-tower calls (dynamic batching). On by default: in
-        three runs of benchmarks/serving.py on 2 shared cores (servers measured in
-        rotation), batching without a wait raised throughput at concurrency 8 by
-        2%, 8% and 53% and at 32 by 11-55%, with a lower p99 in every run at both;
-        at concurrency 1 it cost 3-11% (two more event-loop hops, about 0.07 ms).
+        Batch concurrent user-tower calls (dynamic batching). Off by default: in
+        four runs of benchmarks/serving.py on 2 shared cores (servers measured in
+        rotation), batching without a wait changed throughput at concurrency 8 by
+        +2%, +8%, +53% and -5% with a higher p50 in three runs and a lower p99 in
+        all four; at 32 it gained 11-55% in every run; at 1 it cost 3-11% (two
+        more event-loop hops). Turn it on for heavily concurrent traffic.
     batch_max_delay_ms:
         Longest time a request waits for others to join its batch. 0 (the default)
         takes whatever queued while the previous batch ran, so a lone request never
@@ -100,7 +101,7 @@ class ServerSettings(BaseModel):
     history_size: int = Field(default=50, ge=1, le=10_000)
     max_users: int = Field(default=1_000_000, ge=1)
     warm_start_events: int = Field(default=1_000_000, ge=0)
-    batching: bool = True
+    batching: bool = False
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0, le=100.0)
     batch_max_size: int = Field(default=32, ge=1, le=4096)
     exact_index_max_items: int = Field(default=20_000, ge=0)
