@@ -20,7 +20,7 @@ load generator runs in this process on the same machine, loopback only.
 
 Usage::
 
-    python benchmarks/serving.py [--items 100000] [--ann-items 1000000] [--duration 3]
+    python benchmarks/serving.py [--items 100000] [--ann-items 1000000] [--duration 8] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -434,9 +434,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="catalog size served")
     parser.add_argument("--ann-items", type=int, default=1_000_000, help="ANN-only catalog size")
     parser.add_argument(
-        "--duration", type=float, default=3.0, help="measured seconds per target and concurrency"
+        "--duration", type=float, default=8.0, help="measured seconds per target and concurrency"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per run")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per run")
     parser.add_argument(
         "--hnsw-large", action="store_true", help="also build HNSW on the ANN-only catalog (slow)"
     )
