@@ -75,3 +75,27 @@ def test_empty_repository_names_the_problem(tmp_path: Path) -> None:
     repo = ModelRepository(tmp_path / "nothing")
     with pytest.raises(ModelNotFoundError, match="0 models"):
         repo.default_name(None)
+
+
+class _WithoutHistory:
+    """A model written before ``encode_history`` joined the serving interface."""
+
+    def __init__(self, model: object) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> object:
+        if name == "encode_history":
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+def test_a_model_missing_part_of_the_interface_fails_to_load(repo: ModelRepository) -> None:
+    def load(path: Path) -> object:
+        model = load_fake(path)
+        return _WithoutHistory(model) if path.name == "2" else model
+
+    manager = ModelManager(repo, loader=load)  # type: ignore[arg-type]
+    first = manager.switch("news", "1")
+    with pytest.raises(ModelLoadError, match="not servable: it lacks encode_history"):
+        manager.switch("news", "2")
+    assert manager.current() is first, "the old version keeps serving"

@@ -174,6 +174,12 @@ def build_loaded_model(
 ) -> LoadedModel:
     """Check the model against the interface, build its index and catalog."""
     start = time.perf_counter()
+    missing = missing_members(model)
+    if missing:
+        raise ModelLoadError(
+            f"{path}: {type(model).__name__} is not servable: it lacks {', '.join(missing)} "
+            "(see recops.serving.model_api.ServableModel)"
+        )
     vectors = np.asarray(model.item_vectors(), dtype=np.float32)
     n_items = len(model.item_ids_)
     if vectors.shape != (n_items, model.dim):
@@ -201,6 +207,15 @@ def build_loaded_model(
         histories=histories,
         _prior=_PriorCache(prior_refresh_s),
     )
+
+
+def missing_members(model: object) -> list[str]:
+    """Names of :class:`ServableModel` members that ``model`` does not have."""
+    if isinstance(model, ServableModel):
+        return []
+    members = {m for m in vars(ServableModel) if not m.startswith("_")}
+    members |= set(ServableModel.__annotations__)
+    return sorted(m for m in members if not hasattr(model, m))
 
 
 def training_histories(
