@@ -57,12 +57,12 @@ class ServerSettings(BaseModel):
     exact_index_max_items:
         Catalogs up to this size get an exact index, larger ones ``ann_kind``.
         Measured on 2 cores, one thread, 100k items x 64 dims, queries = trained
-        two-tower user vectors (benchmarks/serving.py): exact 1.2 ms per query;
-        IVF 0.23 ms at recall@100 0.94 (nprobe 64); HNSW (M 32, ef 128) 0.1 ms but
-        recall@100 0.81 and 12 s to build (inner product on non-unit user
-        vectors suits its graph less well).
+        two-tower user vectors (benchmarks/serving.py): exact 1.0-1.5 ms per query;
+        IVF 0.07 ms at recall@100 0.92 (nlist 1264, nprobe 48; the served top-10
+        after re-ranking matched the exact one); HNSW (M 32, ef 128) 0.09 ms but
+        recall@100 0.86 and 10 s to build.
     ann_kind:
-        ``"ivf"`` (builds in about 1 s per 100k items) or ``"hnsw"`` (about 10 s).
+        ``"ivf"`` (builds in about 4 s per 100k items) or ``"hnsw"`` (about 10 s).
     ivf_nprobe:
         IVF cells scanned per query (of ``4 * sqrt(n_items)``, at most 2048). On
         the 100k benchmark catalog (400 users, served top-10 against an exact index,
