@@ -127,7 +127,11 @@ def loadtest(
         Path | None, typer.Option("--json", help="Write the report as JSON here.")
     ] = None,
 ) -> None:
-    """Replay simulated traffic against a running server and report latency per endpoint."""
+    """Replay simulated traffic against a running server and report latency per endpoint.
+
+    Against a recops server the report also gives the server's own mean time per
+    stage (state, user tower, ANN, re-rank, ...) over the run, from its /metrics.
+    """
     from pydantic import ValidationError
     from rich.console import Console
 

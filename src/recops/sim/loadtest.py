@@ -335,11 +335,17 @@ class EndpointStats:
 
 @dataclass(frozen=True)
 class LoadTestReport:
-    """The outcome of a run; ``endpoints`` holds one summary per endpoint and ``all``."""
+    """The outcome of a run; ``endpoints`` holds one summary per endpoint and ``all``.
+
+    ``server_stages_us`` is the server's own mean time per recommendation stage over
+    the run (from its ``recops_stage_seconds`` metric, scraped before and after), or
+    ``None`` when the target exposes no such metric.
+    """
 
     config: LoadTestConfig
     duration_s: float
     endpoints: dict[str, dict[str, object]]
+    server_stages_us: dict[str, float] | None = None
 
     @property
     def total(self) -> dict[str, object]:
@@ -350,6 +356,7 @@ class LoadTestReport:
             "config": self.config.model_dump(),
             "duration_s": self.duration_s,
             "endpoints": self.endpoints,
+            "server_stages_us": self.server_stages_us,
         }
 
     def save_json(self, path: str | Path) -> Path:
@@ -415,6 +422,7 @@ async def run_load_test_async(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     factory: RequestSource = source or RequestFactory(traffic, config)
     n_events = config.events_per_request
+    stages_before = await scrape_stages(host, port)
     start = time.perf_counter()
     recorder = _Recorder(start, config.warmup_s, config.duration_s)
 
@@ -478,7 +486,53 @@ async def run_load_test_async(
         for key, value in s.statuses.items():
             merged.statuses[key] = merged.statuses.get(key, 0) + value
     endpoints["all"] = merged.summary(duration)
-    return LoadTestReport(config, duration, endpoints)
+    stages = stage_means(stages_before, await scrape_stages(host, port))
+    return LoadTestReport(config, duration, endpoints, stages)
+
+
+#: What a server's /metrics says per stage: ``stage -> (sum of seconds, count)``.
+StageTotals = dict[str, tuple[float, float]]
+
+
+async def scrape_stages(host: str, port: int) -> StageTotals | None:
+    """The server's ``recops_stage_seconds`` totals, or ``None`` if it exposes none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = HttpConnection(host, port)
+    try:
+        status, body = await conn.request("GET", "/metrics")
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        return None
+    finally:
+        await conn.close()
+    if status != 200:
+        return None
+    totals: dict[str, list[float]] = {}
+    try:
+        for family in text_string_to_metric_families(body.decode("utf-8", "replace")):
+            if family.name != "recops_stage_seconds":
+                continue
+            for sample in family.samples:
+                stage = sample.labels.get("stage")
+                if stage is not None and sample.name.endswith(("_sum", "_count")):
+                    slot = 0 if sample.name.endswith("_sum") else 1
+                    totals.setdefault(stage, [0.0, 0.0])[slot] = sample.value
+    except ValueError:  # not Prometheus text: not a recops server
+        return None
+    return {stage: (v[0], v[1]) for stage, v in totals.items()} or None
+
+
+def stage_means(before: StageTotals | None, after: StageTotals | None) -> dict[str, float] | None:
+    """Mean microseconds per stage between two scrapes (stages seen in both runs)."""
+    if after is None:
+        return None
+    before = before or {}
+    out = {}
+    for stage, (total, count) in after.items():
+        prev_total, prev_count = before.get(stage, (0.0, 0.0))
+        if count > prev_count:
+            out[stage] = (total - prev_total) / (count - prev_count) * 1e6
+    return out or None
 
 
 def run_load_test(
@@ -535,4 +589,7 @@ def report_table(report: LoadTestReport) -> object:
             f"{s['p99_ms']:.2f}",
             f"{s['max_ms']:.2f}",
         )
+    if report.server_stages_us:
+        parts = " · ".join(f"{k} {v:,.0f}" for k, v in report.server_stages_us.items())
+        table.caption = f"server stages, mean µs: {parts}"
     return table
