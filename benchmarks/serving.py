@@ -96,8 +96,24 @@ def build_world_and_model(n_items: int, workdir: Path) -> tuple[pd.DataFrame, pd
     return clicks, data.items, path
 
 
+def _pid(server: ServerProcess) -> int:
+    if server.process is None:
+        raise RuntimeError(f"server at {server.url} is not running")
+    return server.process.pid
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; else ``None``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" of the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def interleaved_runs(
-    targets: dict[str, tuple[str, Any]],
+    targets: dict[str, tuple[str, Any, int]],
     traffic: Traffic,
     duration: float,
     rounds: int,
@@ -111,7 +127,10 @@ def interleaved_runs(
     Parameters
     ----------
     targets:
-        Label → (server URL, request source or ``None`` for ``/v1/recommend``).
+        Label → (server URL, request source or ``None`` for ``/v1/recommend``,
+        server pid). The CPU time the server and this process (the load generator)
+        spend per request is measured too: on a shared machine it says more than
+        wall-clock throughput about what each route costs.
     duration:
         Measured seconds per target and concurrency, split over the rounds.
     """
@@ -121,7 +140,7 @@ def interleaved_runs(
         labels = list(targets)
         for r in range(rounds):
             for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                url, source = targets[label]
+                url, source, pid = targets[label]
                 config = LoadTestConfig(
                     url=url,
                     concurrency=concurrency,
@@ -131,19 +150,34 @@ def interleaved_runs(
                     k=K,
                     seed=concurrency * 100 + r,
                 )
-                runs[label].append(run_load_test(config, traffic, source).total)
+                server_before, client_before = process_cpu_seconds(pid), time.process_time()
+                total = dict(run_load_test(config, traffic, source).total)
+                server_after, client_after = process_cpu_seconds(pid), time.process_time()
+                # The CPU also covers the warm-up, whose requests are not counted in
+                # `requests`: scale the count by the whole run's length (steady rate).
+                span = (config.warmup_s + config.duration_s) / config.duration_s
+                n = max(int(total["requests"]) * span, 1.0)
+                total["client_cpu_us"] = (client_after - client_before) / n * 1e6
+                if server_before is not None and server_after is not None:
+                    total["server_cpu_us"] = (server_after - server_before) / n * 1e6
+                runs[label].append(total)
         for label, totals in runs.items():
             summary = {
                 key: float(np.median([t[key] for t in totals]))
                 for key in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")
             }
+            for key in ("server_cpu_us", "client_cpu_us"):
+                if all(key in t for t in totals):
+                    summary[key] = float(np.median([t[key] for t in totals]))
             summary["errors"] = int(sum(t["errors"] for t in totals))
             summary["requests"] = int(sum(t["requests"] for t in totals))
             out[label][str(concurrency)] = summary
+            cpu = summary.get("server_cpu_us")
             console.print(
                 f"{label:>22} c={concurrency:<3} {summary['throughput_rps']:8.0f} req/s  "
                 f"p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:6.2f} ms  "
                 f"errors {summary['errors']}"
+                + ("" if cpu is None else f"  server CPU {cpu:5.0f} µs/request")
             )
     return out
 
@@ -342,12 +376,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 log = workdir / f"events-{key}.sqlite3"
                 process = ServerProcess(repo, log, (flag, "--benchmark-routes"), env)
                 servers[key] = stack.enter_context(process)
-            targets: dict[str, tuple[str, Any]] = {
-                f"recommend_{key}": (server.url, None) for key, server in servers.items()
+            pids = {key: _pid(server) for key, server in servers.items()}
+            targets: dict[str, tuple[str, Any, int]] = {
+                f"recommend_{key}": (server.url, None, pids[key]) for key, server in servers.items()
             }
-            default = servers[DEFAULT_MODE].url
-            targets["ceiling"] = (default, FixedRoute(f"/v1/ceiling?k={K}"))
-            targets["ceiling_standard"] = (default, FixedRoute(f"/v1/ceiling/standard?k={K}"))
+            default, pid = servers[DEFAULT_MODE].url, pids[DEFAULT_MODE]
+            targets["ceiling"] = (default, FixedRoute(f"/v1/ceiling?k={K}"), pid)
+            standard = FixedRoute(f"/v1/ceiling/standard?k={K}")
+            targets["ceiling_standard"] = (default, standard, pid)
             results.update(interleaved_runs(targets, traffic, args.duration, args.rounds))
             results["events"] = events_throughput(default, traffic, args.duration)
             results["freshness"] = freshness(default, clicks["item_id"].unique())
