@@ -434,6 +434,13 @@ def table(results: dict[str, Any]) -> Table:
         )
         ratio = default["throughput_rps"] / standard["throughput_rps"]
         out.add_row(f"  recommend (default) / standard ceiling c={c}", f"{ratio:.0%}", "")
+        if "server_cpu_us" in default and "server_cpu_us" in ceil:
+            out.add_row(
+                f"  CPU µs per request c={c}: server (recommend / ceiling); load generator",
+                f"{default['server_cpu_us']:,.0f} / {ceil['server_cpu_us']:,.0f}; "
+                f"{default['client_cpu_us']:,.0f} / {ceil['client_cpu_us']:,.0f}",
+                "",
+            )
         errors = (
             ceil["errors"]
             + standard["errors"]
