@@ -201,11 +201,9 @@ class VectorIndex:
     ) -> np.ndarray:
         """Item indices of the ``k`` best items for one query vector, best first.
 
-        The per-request path: the same items as :meth:`search` for one row, without
-        the scores or padding (shorter than ``k`` only when fewer items are
-        eligible). Without an ``eligible`` mask it calls FAISS directly: the
-        generic path's checks, copies and padding cost more than the search of a
-        small IVF probe.
+        The same items as :meth:`search` for one row, without the scores or padding
+        (shorter than ``k`` only when fewer items are eligible). Without an
+        ``eligible`` mask it takes :meth:`nearest`'s direct FAISS call.
 
         Parameters
         ----------
@@ -218,7 +216,24 @@ class VectorIndex:
             ids = self.search(vector[None, :], k, eligible=eligible, exclude=exclude)[0][0]
             return ids[ids >= 0]
         n_exclude = 0 if exclude is None else len(exclude)
-        fetch = min(self.n_items, k + n_exclude)
+        ids, _ = self.nearest(vector, k + n_exclude)
+        if n_exclude:
+            ids = ids[~contains(exclude, ids)]  # type: ignore[arg-type]
+        return ids[:k]
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest items of one ``(dim,)`` float32 query, unfiltered.
+
+        The per-request path: one FAISS call, without the generic path's checks,
+        copies and padding (which cost more than the search of a small IVF probe).
+
+        Returns
+        -------
+        (ids, sims):
+            Item indices and inner products, best first; shorter than ``k`` only
+            when the index returns fewer (a small catalog, or sparse IVF cells).
+        """
+        fetch = min(self.n_items, k)
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = max(self.params.hnsw_ef_search, fetch)
         query = np.ascontiguousarray(vector, dtype=np.float32)
@@ -226,10 +241,10 @@ class VectorIndex:
         ids = np.empty(fetch, dtype=np.int64)
         ptr = self._swig_ptr
         self._index.search_c(1, ptr(query), fetch, ptr(sims), ptr(ids))
-        keep = ids >= 0
-        if n_exclude:
-            keep &= ~contains(exclude, ids)  # type: ignore[arg-type]
-        return ids[keep][:k]
+        if fetch and ids[-1] < 0:  # padding comes last
+            found = ids >= 0
+            return ids[found], sims[found]
+        return ids, sims
 
     def _search_all(self, queries: np.ndarray, fetch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "hnsw":

@@ -65,6 +65,29 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
 
 
+@dataclass(frozen=True)
+class PriorSnapshot:
+    """The item prior of one refresh window and its best items, ready to re-rank.
+
+    Parameters
+    ----------
+    prior:
+        ``(n_items,)`` float32 ``item_prior`` at the start of the window.
+    top:
+        Rows of the prior's best items, best first (at most ``top_n``).
+    top_vectors:
+        Their item vectors, contiguous: every request scores these same rows, so
+        they stay in cache instead of being gathered from the item matrix.
+    top_prior:
+        ``prior[top]``.
+    """
+
+    prior: np.ndarray
+    top: np.ndarray
+    top_vectors: np.ndarray
+    top_prior: np.ndarray
+
+
 class _PriorCache:
     """The item prior and its best items, recomputed once per ``refresh_s`` seconds.
 
@@ -75,20 +98,20 @@ class _PriorCache:
     window. The lock only guards the single slot; the computation runs outside it.
     """
 
-    def __init__(self, refresh_s: int = 60, top_n: int = 1000) -> None:
+    def __init__(self, refresh_s: int = 60, top_n: int = 50) -> None:
         if refresh_s < 1:
             raise ValueError(f"`refresh_s` must be a positive int (got {refresh_s!r})")
         self.refresh_s = refresh_s
         self.top_n = top_n
         self._lock = threading.Lock()
-        self._slot: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._slot: tuple[int, PriorSnapshot] | None = None
 
-    def get(self, model: ServableModel, now: int) -> tuple[np.ndarray, np.ndarray]:
+    def get(self, model: ServableModel, vectors: np.ndarray, now: int) -> PriorSnapshot:
         now -= now % self.refresh_s
         with self._lock:
             slot = self._slot
         if slot is not None and slot[0] == now:
-            return slot[1], slot[2]
+            return slot[1]
         prior = np.asarray(model.item_prior(now), dtype=np.float32)
         if len(prior) == 0 or prior.max() == prior.min():
             top = np.array([], dtype=np.int64)  # a flat prior favours nothing
@@ -96,9 +119,10 @@ class _PriorCache:
             n = min(self.top_n, len(prior))
             part = np.argpartition(-prior, n - 1)[:n]
             top = part[np.argsort(-prior[part], kind="stable")].astype(np.int64)
+        snapshot = PriorSnapshot(prior, top, np.ascontiguousarray(vectors[top]), prior[top])
         with self._lock:
-            self._slot = (now, prior, top)
-        return prior, top
+            self._slot = (now, snapshot)
+        return snapshot
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,9 @@ class LoadedModel:
         Each training user's most recent items (as model rows), from the training
         interactions the model keeps (``_train``, see :class:`~recops.models.base.Recommender`): a
         known user's history before any event reaches the online state.
+    item_names:
+        ``model.item_ids_`` as Python strings, row by row: replies name items
+        without converting NumPy strings per request.
     """
 
     name: str
@@ -155,12 +182,13 @@ class LoadedModel:
     load_seconds: float
     known_users: frozenset[str] = frozenset()
     histories: dict[str, RowHistory] = field(default_factory=dict, repr=False)
+    item_names: list[str] = field(default_factory=list, repr=False)
     loaded_at: float = field(default_factory=time.time)
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
 
-    def prior_and_top(self, now: int) -> tuple[np.ndarray, np.ndarray]:
-        """The prior and the index rows of its best items, best first (one lookup)."""
-        return self._prior.get(self.model, now)
+    def prior_at(self, now: int) -> PriorSnapshot:
+        """The prior of ``now``'s refresh window and its best items (one lookup)."""
+        return self._prior.get(self.model, self.index.vectors, now)
 
 
 def build_loaded_model(
@@ -205,6 +233,7 @@ def build_loaded_model(
         load_seconds=time.perf_counter() - start,
         known_users=known,
         histories=histories,
+        item_names=item_ids,
         _prior=_PriorCache(prior_refresh_s),
     )
 

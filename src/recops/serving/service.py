@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from recops.models.base import Queries
-from recops.serving.index import contains, sorted_unique
 from recops.serving.repository import LoadedModel
 from recops.serving.schemas import (
     CategoryRequest,
@@ -36,8 +35,6 @@ from recops.serving.state import UserStateStore
 
 StageObserver = Callable[[str, float], None]
 
-#: Items taken from the prior's top list as extra re-ranking candidates.
-_PRIOR_CANDIDATES = 50
 _NO_ROWS = np.array([], dtype=np.int64)
 
 
@@ -201,8 +198,8 @@ class RecommendService:
         """Stages 3-5: ANN with filters, re-rank with the item prior, build the reply."""
         bundle = user.bundle
         excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
-        ids, scores = self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True)
-        return self._reply(bundle, ids, scores, user.strategy)
+        ranked = self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True)
+        return self._reply(bundle, ranked, user.strategy)
 
     def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
         """The whole user → items pipeline without batching."""
@@ -219,16 +216,16 @@ class RecommendService:
         own = np.array([bundle.model.item_index[request.item_id]], dtype=np.int64)
         excluded = self._excluded(bundle, request, own)
         now = request.now if request.now is not None else int(time.time())
-        ids, scores = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
-        return self._reply(bundle, ids, scores, "similar")
+        ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+        return self._reply(bundle, ranked, "similar")
 
     def search(self, request: SearchRequest, bundle: LoadedModel) -> Recommendations:
         """Items matching a free-text query."""
         vector = self._encode_timed(bundle.model.encode_texts, [request.query])
         excluded = self._excluded(bundle, request, None)
         now = request.now if request.now is not None else int(time.time())
-        ids, scores = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
-        return self._reply(bundle, ids, scores, "search")
+        ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+        return self._reply(bundle, ranked, "search")
 
     def category(self, request: CategoryRequest, bundle: LoadedModel) -> Recommendations:
         """Items of a category, ranked by the category tower."""
@@ -240,10 +237,10 @@ class RecommendService:
         # When the catalog knows the category's items, only they are eligible.
         own = bundle.catalog.category_masks[request.category]
         restrict = own if own.any() else None
-        ids, scores = self._retrieve(
+        ranked = self._retrieve(
             bundle, vector, request, now, excluded, use_prior=False, restrict=restrict
         )
-        return self._reply(bundle, ids, scores, "category")
+        return self._reply(bundle, ranked, "category")
 
     # -- shared stages -----------------------------------------------------------
 
@@ -256,13 +253,13 @@ class RecommendService:
         return vector
 
     @staticmethod
-    def _excluded(bundle: LoadedModel, request: Filters, extra: np.ndarray | None) -> np.ndarray:
+    def _excluded(bundle: LoadedModel, request: Filters, extra: np.ndarray | None) -> set[int]:
+        """Rows never returned: the request's ``exclude_items`` plus ``extra``."""
         index = bundle.model.item_index
-        explicit = [index[i] for i in request.exclude_items if i in index]
-        parts = [np.asarray(explicit, dtype=np.int64)]
+        excluded = {index[i] for i in request.exclude_items if i in index}
         if extra is not None:
-            parts.append(extra)
-        return sorted_unique(np.concatenate(parts))
+            excluded.update(extra.tolist())
+        return excluded
 
     def _retrieve(
         self,
@@ -270,11 +267,11 @@ class RecommendService:
         vector: np.ndarray,
         request: Filters,
         now: int,
-        excluded: np.ndarray,
+        excluded: set[int],
         *,
         use_prior: bool,
         restrict: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[list[int], list[float]]:
         start = time.perf_counter()
         # An age window is [now - max_age, now]: an item published after `now` (a
         # replay of the past, or an embargo) is not fresh, it is not out yet.
@@ -289,45 +286,74 @@ class RecommendService:
 
         start = time.perf_counter()
         fetch = max(request.k, self.rerank_candidates)
-        candidates = bundle.index.candidates(vector, fetch, eligible=eligible, exclude=excluded)
-        self.observe("ann", time.perf_counter() - start)
-
-        start = time.perf_counter()
-        prior = None
+        index = bundle.index
+        if eligible is None:
+            # Without a mask the exclusions (seen items: tens) are dropped in the
+            # re-rank below: fetching that many more is cheaper than filtering here.
+            rows, sims = index.nearest(vector, fetch + len(excluded))
+            self.observe("ann", time.perf_counter() - start)
+            start = time.perf_counter()
+            # The index's inner products are exact (flat vectors): no need to gather
+            # the candidates' rows from the item matrix again.
+            scores = sims * bundle.model.score_scale
+        else:
+            drop = np.fromiter(sorted(excluded), dtype=np.int64, count=len(excluded))
+            rows = index.candidates(vector, fetch, eligible=eligible, exclude=drop)
+            self.observe("ann", time.perf_counter() - start)
+            start = time.perf_counter()
+            scores = index.vectors[rows] @ vector
+            scores *= bundle.model.score_scale
         if use_prior:
-            prior, top = bundle.prior_and_top(now)
-            extra = top[:_PRIOR_CANDIDATES]
-            if len(extra):
-                keep = ~contains(excluded, extra)  # `excluded` is sorted
-                if eligible is not None:
-                    keep &= eligible[extra]
-                # Sorted and without the items the index found too.
-                candidates = sorted_unique(np.concatenate([candidates, extra[keep]]))
-        scores = bundle.index.vectors[candidates] @ vector
-        scores *= bundle.model.score_scale
-        if prior is not None:
-            scores += prior[candidates]
-        order = _top_k(scores, request.k)
+            snapshot = bundle.prior_at(now)
+            scores += snapshot.prior[rows]
+            if len(snapshot.top):
+                top_scores = snapshot.top_vectors @ vector
+                top_scores *= bundle.model.score_scale
+                top_scores += snapshot.top_prior
+                rows = np.concatenate([rows, snapshot.top])
+                scores = np.concatenate([scores, top_scores])
+        picked = _best(rows, scores, request.k, excluded, eligible)
         self.observe("rerank", time.perf_counter() - start)
-        return candidates[order], scores[order]
+        return picked
 
     def _reply(
-        self, bundle: LoadedModel, ids: np.ndarray, scores: np.ndarray, strategy: str
+        self, bundle: LoadedModel, ranked: tuple[list[int], list[float]], strategy: str
     ) -> Recommendations:
+        rows, scores = ranked
+        names = bundle.item_names
         # Built from values the server made itself: no need to validate them again.
         return Recommendations.model_construct(
-            items=bundle.model.item_ids_[ids].tolist(),
-            scores=scores.tolist(),
+            items=[names[r] for r in rows],
+            scores=scores,
             model=bundle.name,
             version=bundle.version,
             strategy=strategy,
         )
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` highest scores, best first (ties: lower position first)."""
-    if len(scores) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        part.sort()  # so that the stable sort below breaks ties by position
-        return part[np.argsort(-scores[part], kind="stable")]
-    return np.argsort(-scores, kind="stable")
+def _best(
+    rows: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    excluded: set[int],
+    eligible: np.ndarray | None,
+) -> tuple[list[int], list[float]]:
+    """The ``k`` best distinct rows by score, skipping excluded and ineligible ones.
+
+    ``rows`` may repeat (an item both the index and the prior proposed) and may
+    hold excluded rows; ties go to the lower row. The walk stops after ``k``
+    picks, so it visits a few more than ``k`` candidates, not all of them.
+    """
+    order = np.lexsort((rows, -scores))
+    picked: list[int] = []
+    picked_scores: list[float] = []
+    skip = set(excluded)
+    for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True):
+        if row in skip or (eligible is not None and not eligible[row]):
+            continue
+        skip.add(row)
+        picked.append(row)
+        picked_scores.append(score)
+        if len(picked) == k:
+            break
+    return picked, picked_scores
