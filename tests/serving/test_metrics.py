@@ -46,3 +46,33 @@ def test_hot_histogram_refuses_bad_buckets_and_labels() -> None:
     hot = HotHistogram("y", "doc", ["a", "b"], BUCKETS, CollectorRegistry())
     with pytest.raises(ValueError, match=r"takes labels \('a', 'b'\)"):
         hot.observe(0.5, "only-one")
+
+
+def _without_created(text: bytes) -> list[str]:
+    return [line for line in text.decode().splitlines() if "_created" not in line]
+
+
+def test_merged_workers_render_what_one_process_would() -> None:
+    # Two workers' metrics, summed, against one process that saw every observation.
+    from recops.serving.metrics import ServerMetrics, render_merged
+
+    first, second, single = ServerMetrics(), ServerMetrics(), ServerMetrics()
+    # Powers of two: sums are exact whatever the order of addition.
+    observations = [
+        ("/v1/recommend", "m/1", 200, 2.0**-9),
+        ("/v1/recommend", "m/1", 200, 2.0**-6),
+        ("/v1/events", "none", 422, 2.0**-10),
+        ("/v1/recommend", "m/1", 500, 2.0**-2),
+    ]
+    for i, obs in enumerate(observations):
+        worker = first if i % 2 else second
+        for metrics in (worker, single):
+            metrics.observe_request(*obs)
+            metrics.stage.observe(obs[3] / 8, "ann")
+            metrics.events.labels("click").inc(i + 1)
+    for metrics in (first, second, single):
+        metrics.set_serving("m", "1")
+    merged = render_merged([first.samples(), second.samples()])
+    # Label sets come in first-seen order: compare the lines as sets.
+    assert sorted(_without_created(merged)) == sorted(_without_created(single.render()))
+    assert 'recops_events_ingested_total{event="click"} 10.0' in merged.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,6 +43,17 @@ def serve(
     benchmark_routes: Annotated[
         bool, typer.Option(help="Expose GET /v1/ceiling (framework ceiling for benchmarks).")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=(
+                "Server processes sharing the port (default 1). One per core: each "
+                "computes requests inline on one thread; they share the event log, "
+                "admin operations and metrics."
+            ),
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve a model repository over HTTP (OpenAPI docs at /docs).
@@ -49,10 +61,13 @@ def serve(
     Settings not given here come from RECOPS_* environment variables (e.g.
     RECOPS_ADMIN_TOKEN for the admin API), then from the embedded defaults.
     """
+    import shutil
+    import tempfile
+
     import uvicorn
     from pydantic import ValidationError
 
-    from recops.serving.app import create_app
+    from recops.serving.app import SETTINGS_ENV, create_app
     from recops.serving.settings import ServerSettings
 
     try:
@@ -65,19 +80,36 @@ def serve(
             batching=batching,
             threads=threads,
             benchmark_routes=benchmark_routes or None,
+            workers=workers,
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if not settings.model_repository.is_dir():
         raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    options: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    # Workers are new processes that import the app: the validated settings reach
+    # them through the environment, with a run folder of their own for this run.
+    run_dir = Path(tempfile.mkdtemp(prefix="recops-serve-"))
+    try:
+        shared = settings.model_copy(update={"run_dir": run_dir})
+        os.environ[SETTINGS_ENV] = shared.model_dump_json()
+        uvicorn.run(
+            "recops.serving.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **options,  # type: ignore[arg-type]
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _parse_mix(text: str) -> dict[str, float]:

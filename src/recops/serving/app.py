@@ -14,8 +14,10 @@ thread; the handler awaits its future) and model loads (a worker thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -34,8 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recops.serving.batching import DynamicBatcher
 from recops.serving.eventlog import Event, EventLog, SQLiteEventLog
+from recops.serving.follower import LogFollower
 from recops.serving.index import IndexParams
-from recops.serving.metrics import ServerMetrics
+from recops.serving.metrics import ServerMetrics, render_merged
 from recops.serving.model_api import ModelLoader
 from recops.serving.repository import (
     InvalidNameError,
@@ -59,14 +62,22 @@ from recops.serving.schemas import (
     SearchRequest,
     SimilarRequest,
     Status,
+    WorkerInfo,
 )
 from recops.serving.service import NotFoundError, RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
-from recops.serving.state import POSITIVE_EVENTS, UserStateStore
+from recops.serving.state import UserStateStore
+from recops.serving.workers import Operation, WorkerGroup
 
 log = logging.getLogger("recops.serving")
 
 _JSON = "application/json"
+#: Environment variable through which ``recops serve`` hands its settings to workers.
+SETTINGS_ENV = "RECOPS_SERVER_SETTINGS"
+#: How often a worker looks for other workers' admin operations and reports itself.
+_SYNC_S = 0.2
+#: How often a worker publishes its metrics for the others' ``/metrics``.
+_METRICS_S = 0.5
 
 
 @dataclass
@@ -80,6 +91,13 @@ class ServerContext:
     metrics: ServerMetrics
     service: RecommendService
     batcher: DynamicBatcher[UserRequest, Any] | None
+    follower: LogFollower
+    group: WorkerGroup | None = None
+    last_error: str | None = None
+
+    def serving_label(self) -> str | None:
+        bundle = self.manager.serving
+        return None if bundle is None else f"{bundle.name}/{bundle.version}"
 
 
 def configure_threads(n: int) -> None:
@@ -108,15 +126,6 @@ def index_params(settings: ServerSettings) -> IndexParams:
         hnsw_ef_search=settings.hnsw_ef_search,
         ivf_nprobe=settings.ivf_nprobe,
     )
-
-
-def warm_state(state: UserStateStore, event_log: EventLog, n_events: int) -> int:
-    """Replay the last ``n_events`` logged events into the online state."""
-    events = event_log.tail(n_events)
-    state.record_many(
-        (e.user_id, e.item_id, e.timestamp) for e in events if e.event in POSITIVE_EVENTS
-    )
-    return len(events)
 
 
 class RequestGuard:
@@ -219,7 +228,7 @@ def _version_info(ctx: ServerContext, name: str, version: str) -> ModelVersion:
     )
 
 
-def _models(ctx: ServerContext) -> ModelsResponse:
+def _models(ctx: ServerContext, workers: list[WorkerInfo] | None = None) -> ModelsResponse:
     on_disk = ctx.manager.repository.models()
     keys = {(n, v) for n, vs in on_disk.items() for v in vs}
     keys |= {(b.name, b.version) for b in ctx.manager.loaded()}
@@ -228,6 +237,7 @@ def _models(ctx: ServerContext) -> ModelsResponse:
         version_policy=ctx.settings.version_policy,
         serving=None if serving is None else _version_info(ctx, serving.name, serving.version),
         versions=[_version_info(ctx, n, v) for n, v in sorted(keys)],
+        workers=workers,
     )
 
 
@@ -261,7 +271,8 @@ def create_app(
         configure_threads(settings.threads)
         log_store = event_log or SQLiteEventLog(settings.event_log_path)
         state = UserStateStore(settings.history_size, settings.max_users)
-        await run_in_threadpool(warm_state, state, log_store, settings.warm_start_events)
+        follower = LogFollower(log_store, state)
+        await run_in_threadpool(follower.warm, settings.warm_start_events)
         manager = ModelManager(
             ModelRepository(settings.model_repository),
             index_params(settings),
@@ -282,9 +293,11 @@ def create_app(
                 max_delay_s=settings.batch_max_delay_ms / 1000.0,
                 observer=metrics.observe_batch,
             )
-        app.state.ctx = ServerContext(
-            settings, manager, state, log_store, metrics, service, batcher
+        group = None if settings.run_dir is None else WorkerGroup(settings.run_dir)
+        ctx = ServerContext(
+            settings, manager, state, log_store, metrics, service, batcher, follower, group
         )
+        app.state.ctx = ctx
         try:
             bundle = await run_in_threadpool(
                 manager.apply_policy,
@@ -296,11 +309,23 @@ def create_app(
         except (ModelNotFoundError, ModelLoadError, ValueError) as exc:
             # Start anyway: /readyz says why, and the admin API can load a version.
             log.error("no model served at start-up: %s", exc)
+        sync: asyncio.Task[None] | None = None
+        if group is not None:
+            # A worker restarted by the supervisor catches up with the admin
+            # operations of this run before it says it is ready.
+            await _apply_pending(ctx, group)
+            sync = asyncio.create_task(_sync_forever(ctx, group))
         try:
             yield
         finally:
+            if sync is not None:
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
             if batcher is not None:
                 await batcher.close()
+            if group is not None:
+                group.close()
             await run_in_threadpool(log_store.close)
 
     app = FastAPI(
@@ -313,6 +338,81 @@ def create_app(
     _install_error_handlers(app)
     _install_routes(app, settings)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker of ``recops serve --workers N`` (a uvicorn factory).
+
+    Reads the settings ``recops serve`` validated and wrote to ``RECOPS_SERVER_SETTINGS``.
+    """
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(f"{SETTINGS_ENV} is not set: start workers with `recops serve`")
+    return create_app(ServerSettings.model_validate_json(raw))
+
+
+async def _apply(ctx: ServerContext, op: Operation) -> None:
+    """Carry out an admin operation another worker published."""
+    manager = ctx.manager
+    try:
+        if op.op == "switch":
+            bundle = await run_in_threadpool(manager.switch, op.name, op.version)
+            ctx.metrics.set_serving(bundle.name, bundle.version)
+        elif op.op == "load":
+            await run_in_threadpool(manager.load, op.name, op.version)
+        else:
+            manager.unload(op.name, op.version)
+        ctx.last_error = None
+    except (ModelNotFoundError, ModelLoadError, InvalidNameError, ValueError) as exc:
+        ctx.last_error = f"{op.op} {op.name}/{op.version}: {exc}"
+        log.error("worker %d could not apply %s", os.getpid(), ctx.last_error)
+
+
+async def _apply_pending(ctx: ServerContext, group: WorkerGroup) -> None:
+    for op in group.pending():
+        await _apply(ctx, op)
+        group.report(op.id, ctx.serving_label(), ctx.last_error)
+
+
+async def _sync_forever(ctx: ServerContext, group: WorkerGroup) -> None:
+    """A worker's background duty: other workers' admin operations, its report, metrics.
+
+    Also catches the online state up with the log, so that an idle worker does not
+    face a long catch-up on its next request.
+    """
+    published = 0.0
+    while True:
+        try:
+            await _apply_pending(ctx, group)
+            group.report(group.applied, ctx.serving_label(), ctx.last_error)
+            ctx.follower.poll()
+            if time.monotonic() - published >= _METRICS_S:
+                group.write_metrics(ctx.metrics.samples())
+                published = time.monotonic()
+        except Exception:  # keep syncing: one failed round must not stop the worker's duties
+            log.exception("worker %d: sync with the other workers failed", os.getpid())
+        await asyncio.sleep(_SYNC_S)
+
+
+async def _propagate(
+    ctx: ServerContext, op: str, name: str, version: str
+) -> list[WorkerInfo] | None:
+    """Publish an admin operation done here and wait until every live worker applied it."""
+    group = ctx.group
+    if group is None:
+        return None
+    op_id = group.publish(op, name, version, ctx.serving_label())
+    deadline = time.monotonic() + ctx.settings.admin_wait_s
+    while group.behind(op_id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return _worker_infos(group, op_id)
+
+
+def _worker_infos(group: WorkerGroup, op_id: int) -> list[WorkerInfo]:
+    return [
+        WorkerInfo(pid=w.pid, serving=w.serving, up_to_date=w.applied >= op_id, error=w.error)
+        for w in group.workers()
+    ]
 
 
 def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:
@@ -454,6 +554,8 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
     }
 
     async def recommend(body: RecommendRequest, request: Request, ctx: ServerContext) -> Response:
+        if ctx.group is not None:
+            ctx.follower.poll()  # events another worker acknowledged
         bundle = _bundle(ctx, request)
         user = ctx.service.prepare(bundle, body)
         if ctx.batcher is not None:
@@ -545,9 +647,8 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
         except Exception as exc:
             log.exception("event log write failed")
             raise HTTPException(503, f"the event log could not store the events: {exc}") from exc
-        ctx.state.record_many(
-            (e.user_id, e.item_id, e.timestamp) for e in batch if e.event in POSITIVE_EVENTS
-        )
+        # Into the online state from the log, like events other workers wrote.
+        ctx.follower.catch_up()
         for kind, count in Counter(e.event for e in batch).items():
             ctx.metrics.events.labels(kind).inc(count)
         ctx.service.observe("event_log", time.perf_counter() - start)
@@ -555,8 +656,9 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
 
     @app.get("/v1/models", response_model=ModelsResponse, tags=["models"])
     async def models(ctx: Context) -> ModelsResponse:
-        """Versions in the repository, those in memory, and the one served."""
-        return _models(ctx)
+        """Versions in the repository, those in memory, and the one served (and workers)."""
+        group = ctx.group
+        return _models(ctx, None if group is None else _worker_infos(group, group.last_op()))
 
     admin: dict[str, Any] = {
         "response_model": ModelsResponse,
@@ -579,15 +681,16 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
     @app.post("/v1/admin/models/load", responses=admin_errors, **admin)
     async def load(ref: ModelRef, ctx: Context) -> ModelsResponse:
         """Load a version into memory without serving it."""
-        await run_in_threadpool(ctx.manager.load, _name(ctx, ref), ref.version)
-        return _models(ctx)
+        name = _name(ctx, ref)
+        await run_in_threadpool(ctx.manager.load, name, ref.version)
+        return _models(ctx, await _propagate(ctx, "load", name, ref.version))
 
     @app.post("/v1/admin/models/switch", responses=admin_errors, **admin)
     async def switch(ref: ModelRef, ctx: Context) -> ModelsResponse:
         """Serve a version (loaded first if needed); the swap is atomic."""
         bundle = await run_in_threadpool(ctx.manager.switch, _name(ctx, ref), ref.version)
         ctx.metrics.set_serving(bundle.name, bundle.version)
-        return _models(ctx)
+        return _models(ctx, await _propagate(ctx, "switch", bundle.name, bundle.version))
 
     @app.post("/v1/admin/models/apply-policy", responses=admin_errors, **admin)
     async def apply_policy(ctx: Context) -> ModelsResponse:
@@ -600,16 +703,18 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
             settings_.pinned_version,
         )
         ctx.metrics.set_serving(bundle.name, bundle.version)
-        return _models(ctx)
+        # The others serve this very version, even if a newer one lands meanwhile.
+        return _models(ctx, await _propagate(ctx, "switch", bundle.name, bundle.version))
 
     @app.post("/v1/admin/models/unload", responses=admin_errors, **admin)
     async def unload(ref: ModelRef, ctx: Context) -> ModelsResponse:
         """Free a loaded version that is not being served."""
+        name = _name(ctx, ref)
         try:
-            ctx.manager.unload(_name(ctx, ref), ref.version)
+            ctx.manager.unload(name, ref.version)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from exc
-        return _models(ctx)
+        return _models(ctx, await _propagate(ctx, "unload", name, ref.version))
 
     @app.get("/healthz", response_model=Status, tags=["operations"])
     async def healthz() -> Status:
@@ -633,8 +738,13 @@ def _install_routes(app: FastAPI, settings: ServerSettings) -> None:
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def prometheus(ctx: Context) -> Response:
-        """Prometheus text exposition."""
-        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+        """Prometheus text exposition (summed over the workers when there are several)."""
+        if ctx.group is None:
+            body = ctx.metrics.render()
+        else:
+            ctx.group.write_metrics(ctx.metrics.samples())
+            body = render_merged(ctx.group.read_metrics())
+        return Response(body, media_type="text/plain; version=0.0.4")
 
     if settings.benchmark_routes:
         _install_ceilings(app)

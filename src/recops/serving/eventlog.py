@@ -55,6 +55,10 @@ class Event:
     context: Mapping[str, ContextValue] | None = None
 
 
+#: ``(id, user_id, item_id, event, timestamp)``: an event as the online state sees it.
+Activity = tuple[int, str, str, str, int]
+
+
 class EventLog(ABC):
     """Append-only storage of events; appends are durable once their future is done."""
 
@@ -80,6 +84,25 @@ class EventLog(ABC):
     @abstractmethod
     def tail(self, n: int) -> list[Event]:
         """The last ``n`` events, oldest first."""
+
+    @abstractmethod
+    def last_id(self) -> int:
+        """Id of the newest event (0 when empty); ids grow with commit order."""
+
+    @abstractmethod
+    def activity(self, after_id: int, limit: int = 10_000) -> list[Activity]:
+        """What the online state needs of the events above ``after_id``, oldest first.
+
+        A lean :meth:`read` for processes that follow the log: ``(id, user_id,
+        item_id, event, timestamp)`` tuples, without values and contexts.
+        """
+
+    def changed(self) -> bool:
+        """Whether events may have been committed, by any process, since the last call.
+
+        Cheap enough to ask on every request; ``True`` when the storage cannot tell.
+        """
+        return True
 
     @abstractmethod
     def count(self) -> int:
@@ -172,6 +195,11 @@ class SQLiteEventLog(EventLog):
             target=self._write_loop, args=(conn,), name="recops-eventlog", daemon=True
         )
         self._writer.start()
+        # One long-lived connection for followers: `PRAGMA data_version` only tells
+        # a connection about commits made since its own previous call.
+        self._watch = self._connect()
+        self._watch_lock = threading.Lock()
+        self._data_version: int | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -247,6 +275,29 @@ class SQLiteEventLog(EventLog):
             rows = conn.execute(f"{_SELECT} ORDER BY id DESC LIMIT ?", (int(n),)).fetchall()
         return [_event(r)[1] for r in reversed(rows)]
 
+    def last_id(self) -> int:
+        with self._watch_lock:
+            # fetchall, not fetchone: a statement left unfinished would hold its
+            # read snapshot open, and this connection would stop seeing new commits.
+            (row,) = self._watch.execute("SELECT MAX(id) FROM events").fetchall()
+        return int(row[0] or 0)
+
+    def activity(self, after_id: int, limit: int = 10_000) -> list[Activity]:
+        with self._watch_lock:
+            rows = self._watch.execute(
+                "SELECT id, user_id, item_id, event, timestamp FROM events "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (int(after_id), int(limit)),
+            ).fetchall()
+        return rows
+
+    def changed(self) -> bool:
+        with self._watch_lock:
+            ((version,),) = self._watch.execute("PRAGMA data_version").fetchall()
+            changed = version != self._data_version
+            self._data_version = version
+        return changed
+
     def count(self) -> int:
         with self._reader() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -261,3 +312,5 @@ class SQLiteEventLog(EventLog):
         self._closed.set()
         self._queue.put(None)
         self._writer.join()
+        with self._watch_lock:
+            self._watch.close()

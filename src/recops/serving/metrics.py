@@ -14,7 +14,8 @@ additions; rendering does the cumulative sums once per scrape.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -210,3 +211,60 @@ class ServerMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Every metric's samples as JSON-ready dicts, for :func:`render_merged`."""
+        return [
+            {
+                "name": family.name,
+                "type": family.type,
+                "documentation": family.documentation,
+                "unit": family.unit,
+                "samples": [[s.name, s.labels, s.value] for s in family.samples],
+            }
+            for family in self.registry.collect()
+        ]
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def render_merged(snapshots: Iterable[list[dict[str, Any]]]) -> bytes:
+    """One exposition from several processes' :meth:`ServerMetrics.samples`.
+
+    Counters and histograms (buckets, sums, counts) add up; a gauge shows its
+    largest value (``recops_model_serving`` is 1 for every version some worker
+    serves); ``_created`` timestamps keep the earliest.
+    """
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for snapshot in snapshots:
+        for family in snapshot:
+            name = family["name"]
+            if name not in families:
+                families[name] = Metric(
+                    name, family["documentation"], family["type"], family["unit"]
+                )
+                values[name] = {}
+            merged = values[name]
+            for sample, labels, value in family["samples"]:
+                key = (sample, tuple(sorted(labels.items())))
+                if key not in merged:
+                    merged[key] = value
+                elif sample.endswith("_created"):
+                    merged[key] = min(merged[key], value)
+                elif family["type"] == "gauge":
+                    merged[key] = max(merged[key], value)
+                else:
+                    merged[key] += value
+    for name, metric in families.items():
+        for (sample, labels), value in values[name].items():
+            metric.add_sample(sample, dict(labels), value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families.values())))
+    return generate_latest(registry)

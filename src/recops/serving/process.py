@@ -76,8 +76,13 @@ class ServerProcess:
     def start(self, ready_timeout_s: float = 120.0) -> Self:
         """Start the child and wait until ``/readyz`` answers 200."""
         with open(self.log_path, "wb") as log:
+            # A session of its own: kill() takes the workers of --workers N with it.
             self.process = subprocess.Popen(
-                self._cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                self._cmd,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
@@ -97,9 +102,9 @@ class ServerProcess:
         raise TimeoutError(f"recops serve not ready after {ready_timeout_s} s")
 
     def kill(self) -> None:
-        """SIGKILL the child: no shutdown hook runs (durability tests)."""
+        """SIGKILL the child and its workers: no shutdown hook runs (durability tests)."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -113,6 +118,9 @@ class ServerProcess:
             self.kill()
 
     def __enter__(self) -> Self:
+        # `with server.start(timeout):` must not start a second child on the same port.
+        if self.process is not None and self.process.poll() is None:
+            return self
         return self.start()
 
     def __exit__(

@@ -141,12 +141,30 @@ class ModelVersion(BaseModel):
     load_seconds: float | None = None
 
 
+class WorkerInfo(BaseModel):
+    """One worker process of a server started with several (``--workers``)."""
+
+    pid: int
+    serving: str | None = Field(description="`name/version` the worker serves.")
+    up_to_date: bool = Field(description="Whether it has applied this admin operation.")
+    error: str | None = Field(
+        default=None, description="Why the worker's last admin operation failed, if it did."
+    )
+
+
 class ModelsResponse(BaseModel):
     """The repository, what is in memory and what is served."""
 
     version_policy: str
     serving: ModelVersion | None
     versions: list[ModelVersion]
+    workers: list[WorkerInfo] | None = Field(
+        default=None,
+        description=(
+            "With several workers: each live worker's state. An admin reply comes once "
+            "its operation reached them all (or the wait timed out)."
+        ),
+    )
 
 
 class ModelRef(_Request):

@@ -74,7 +74,7 @@ class ServerSettings(BaseModel):
         HNSW graph degree and beam widths.
     rerank_candidates:
         Candidates fetched from the index per request before re-ranking with the
-        item prior (at least ``k`` are always fetched); the prior's own top 100
+        item prior (at least ``k`` are always fetched); the prior's own top 50
         join them. On the benchmark catalog 20, 50 and 100 served the same top-10;
         50 leaves room for k up to 50 without a second look.
     prior_refresh_s:
@@ -88,6 +88,18 @@ class ServerSettings(BaseModel):
     benchmark_routes:
         Expose ``GET /v1/ceiling``, a route returning a fixed list, to measure the
         framework's ceiling.
+    workers:
+        Server processes (``recops serve --workers``). Each has one event loop, its
+        own copy of the model and index, and an online state that follows the
+        shared event log, so any worker sees an event acknowledged by any other;
+        admin operations reach every worker and metrics are summed over them (see
+        :mod:`recops.serving.workers`). One per core: a request computes inline.
+    admin_wait_s:
+        With several workers, how long an admin call waits for the other workers
+        to apply its operation before it replies with their states.
+    run_dir:
+        Set by ``recops serve`` when it starts several workers: the folder, new for
+        each run, through which they share admin operations and metrics.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -115,6 +127,9 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     threads: int = Field(default=1, ge=1, le=256)
     benchmark_routes: bool = False
+    workers: int = Field(default=1, ge=1, le=256)
+    admin_wait_s: float = Field(default=120.0, gt=0.0, le=3600.0)
+    run_dir: Path | None = None
 
     @model_validator(mode="after")
     def _pinned_needs_version(self) -> Self:

@@ -1,0 +1,65 @@
+"""What the workers of one server share: admin operations, their reports, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recops.serving import workers as workers_module
+from recops.serving.workers import Operation, WorkerGroup
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> tuple[WorkerGroup, WorkerGroup]:
+    return WorkerGroup(tmp_path, pid=101), WorkerGroup(tmp_path, pid=102)
+
+
+def test_an_operation_reaches_the_other_worker(pair: tuple[WorkerGroup, WorkerGroup]) -> None:
+    first, second = pair
+    first.report(0, "news/1", None)
+    second.report(0, "news/1", None)
+    op = first.publish("switch", "news", "2", "news/2")
+    assert first.applied == op == first.last_op()
+    assert [w.pid for w in first.behind(op)] == [102]
+    assert second.pending() == [Operation(op, "switch", "news", "2")]
+    second.report(op, None, "switch news/2: it does not load")
+    assert first.behind(op) == []
+    states = {w.pid: w for w in second.workers()}
+    assert states[101].serving == "news/2" and states[101].error is None
+    assert states[102].error == "switch news/2: it does not load"
+    assert second.pending() == []
+    # A worker started later (a restart) replays every operation of the run, in order.
+    later = WorkerGroup(first.run_dir, pid=103)
+    first.publish("unload", "news", "1", "news/2")
+    assert [o.op for o in later.pending()] == ["switch", "unload"]
+    for group in (first, second, later):
+        group.close()
+
+
+def test_workers_not_seen_lately_are_not_waited_for(
+    pair: tuple[WorkerGroup, WorkerGroup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = pair
+    second.report(0, "news/1", None)
+    clock = workers_module.time.time()
+    monkeypatch.setattr(workers_module.time, "time", lambda: clock + workers_module.LIVE_S + 1)
+    first.report(0, "news/1", None)  # seen "now"; the second one is stale
+    op = first.publish("load", "news", "2", "news/1")
+    assert first.behind(op) == []
+    assert [w.pid for w in first.workers()] == [101]
+    assert [w.pid for w in first.workers(live_only=False)] == [101, 102]
+
+
+def test_unknown_operations_are_refused(pair: tuple[WorkerGroup, WorkerGroup]) -> None:
+    with pytest.raises(ValueError, match="`op` must be one of"):
+        pair[0].publish("delete", "news", "1", None)
+
+
+def test_metrics_snapshots_round_trip(pair: tuple[WorkerGroup, WorkerGroup]) -> None:
+    first, second = pair
+    first.write_metrics([{"name": "a"}])
+    second.write_metrics([{"name": "b"}])
+    first.write_metrics([{"name": "a2"}])  # replaces its own snapshot
+    (first.metrics_dir / "broken.json").write_text("{not json")
+    assert sorted(s[0]["name"] for s in second.read_metrics()) == ["a2", "b"]

@@ -1,0 +1,130 @@
+"""``recops serve --workers 2``: events, admin switches and metrics reach every worker.
+
+Which worker takes a connection is up to the kernel, so every request here opens a
+connection of its own, and the checks hold whichever worker answers: an event
+written by *another process* (this test, straight into the log) must be seen by
+both; the admin reply lists each worker's own report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from recops.serving.eventlog import Event, SQLiteEventLog
+from recops.serving.process import ServerProcess
+
+from .conftest import ADMIN_TOKEN, START, make_repository
+
+READY_TIMEOUT = 90.0
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+NOW = START + 30 * 86400
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, trained_artifact: Path, second_artifact: Path
+) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("workers")
+    repo = make_repository(tmp / "models", trained_artifact, ("1",))
+    make_repository(repo, second_artifact, ("2",))
+    process = ServerProcess(
+        repo,
+        tmp / "events.sqlite3",
+        ("--version", "1", "--workers", "2"),
+        {"RECOPS_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    with process.start(READY_TIMEOUT):
+        _wait_for(process, lambda workers: len(workers) == 2, "two live workers")
+        yield process
+
+
+def _fresh(server: ServerProcess, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request on a connection of its own (the kernel picks the worker)."""
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        return client.request(method, path, **kwargs)
+
+
+def _workers(server: ServerProcess) -> list[dict[str, Any]]:
+    reply = _fresh(server, "GET", "/v1/models")
+    assert reply.status_code == 200, reply.text
+    workers: list[dict[str, Any]] = reply.json()["workers"]
+    return workers
+
+
+def _wait_for(server: ServerProcess, done: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done(workers := _workers(server)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout} s: {workers}")
+        time.sleep(0.2)
+
+
+def _recommend(server: ServerProcess, user: str) -> dict[str, Any]:
+    reply = _fresh(server, "POST", "/v1/recommend", json={"user_id": user, "k": 5, "now": NOW})
+    assert reply.status_code == 200, reply.text
+    data: dict[str, Any] = reply.json()
+    return data
+
+
+def test_every_worker_sees_events_whoever_wrote_them(server: ServerProcess) -> None:
+    assert _recommend(server, "newcomer-1")["strategy"] == "cold_start"
+    events = {"events": [{"user_id": "newcomer-1", "item_id": "i3", "event": "click"}]}
+    assert _fresh(server, "POST", "/v1/events", json=events).status_code == 200
+    # Another process (this test) writes straight into the shared log.
+    log = SQLiteEventLog(server.event_log)
+    try:
+        log.append([Event("newcomer-2", "i5", "click", 1.0, NOW - 60)])
+    finally:
+        log.close()
+    for _ in range(8):
+        for user, clicked in (("newcomer-1", "i3"), ("newcomer-2", "i5")):
+            reply = _recommend(server, user)
+            assert reply["strategy"] == "personalized", (user, reply)
+            assert clicked not in reply["items"]  # seen items are excluded
+
+
+def test_metrics_sum_over_the_workers(server: ServerProcess) -> None:
+    def served() -> float:
+        text = _fresh(server, "GET", "/metrics").text
+        pattern = r'recops_requests_total\{endpoint="/v1/recommend",[^}]*status="200"\} (\S+)'
+        return sum(float(v) for v in re.findall(pattern, text))
+
+    time.sleep(1.0)  # every worker has published its last snapshot
+    before = served()
+    for i in range(20):
+        _recommend(server, f"u{i % 5}")
+    time.sleep(1.0)
+    assert served() - before == 20
+
+
+def test_admin_switch_reaches_every_worker_and_survives_a_restart(server: ServerProcess) -> None:
+    reply = _fresh(server, "POST", "/v1/admin/models/switch", json={"version": "2"}, headers=AUTH)
+    assert reply.status_code == 200, reply.text
+    workers = reply.json()["workers"]
+    assert len(workers) == 2
+    assert all(w["up_to_date"] and w["serving"] == "news/2" and not w["error"] for w in workers)
+    assert {_recommend(server, "u1")["version"] for _ in range(10)} == {"2"}
+
+    # A worker that dies is restarted by the supervisor and replays the switch.
+    victim = workers[0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    _wait_for(
+        server,
+        lambda ws: len(ws) == 2 and victim not in {w["pid"] for w in ws},
+        "restarted worker",
+    )
+    _wait_for(
+        server,
+        lambda ws: all(w["serving"] == "news/2" and w["up_to_date"] for w in ws),
+        "restarted worker serving version 2",
+    )
+    assert {_recommend(server, "u1")["version"] for _ in range(10)} == {"2"}
