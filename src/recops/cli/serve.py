@@ -69,6 +69,7 @@ def serve(
 
     from recops.serving.app import SETTINGS_ENV, create_app
     from recops.serving.settings import ServerSettings
+    from recops.serving.supervisor import reuse_port_supported, run_workers
 
     try:
         settings = ServerSettings.from_env(
@@ -102,12 +103,16 @@ def serve(
     try:
         shared = settings.model_copy(update={"run_dir": run_dir})
         os.environ[SETTINGS_ENV] = shared.model_dump_json()
-        uvicorn.run(
-            "recops.serving.app:create_app_from_env",
-            factory=True,
-            workers=settings.workers,
-            **options,  # type: ignore[arg-type]
-        )
+        if reuse_port_supported():
+            options.pop("host"), options.pop("port")
+            run_workers(host, port, settings.workers, options)
+        else:  # one shared socket (uvicorn's workers) where SO_REUSEPORT is missing
+            uvicorn.run(
+                "recops.serving.app:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **options,  # type: ignore[arg-type]
+            )
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
