@@ -89,8 +89,9 @@ class ServerSettings(BaseModel):
         Expose ``GET /v1/ceiling``, a route returning a fixed list, to measure the
         framework's ceiling.
     workers:
-        Server processes (``recops serve --workers``). Each has one event loop, its
-        own copy of the model and index, and an online state that follows the
+        Server processes (``recops serve --workers``, see
+        :mod:`recops.serving.supervisor`). Each has one event loop, its own socket,
+        its own copy of the model and index, and an online state that follows the
         shared event log, so any worker sees an event acknowledged by any other;
         admin operations reach every worker and metrics are summed over them (see
         :mod:`recops.serving.workers`). One per core: a request computes inline.
