@@ -215,6 +215,10 @@ def build_loaded_model(
             f"{path}: item_vectors() has shape {vectors.shape}, expected ({n_items}, {model.dim})"
         )
     index = VectorIndex(vectors, index_params)
+    # One call now, so that the first request does not pay one-time costs (the
+    # compilation of the tower kernel, lazily built tables).
+    empty = np.array([], dtype=np.int64)
+    model.encode_history(empty, empty, 0, None)
     catalog_file = path / CATALOG_FILE
     item_ids = [str(i) for i in model.item_ids_]
     if catalog_file.is_file():
