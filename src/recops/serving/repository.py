@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +96,14 @@ class _PriorCache:
     request, or even per second, would put that stall in the latency tail. A
     popularity/freshness term a minute old ranks the same for all practical
     purposes, so requests share the prior at the start of their ``refresh_s``
-    window. The lock only guards the single slot; the computation runs outside it.
+    window. The server computes the next window's prior in a thread before it
+    starts (:meth:`LoadedModel.prior_at` from a background task), so live requests
+    find it ready; a few windows are kept for replays. The lock only guards the
+    slots; the computation runs outside it.
     """
+
+    #: Windows kept: the current one, the next one, and room for a replay.
+    SLOTS = 3
 
     def __init__(self, refresh_s: int = 60, top_n: int = 50) -> None:
         if refresh_s < 1:
@@ -104,14 +111,20 @@ class _PriorCache:
         self.refresh_s = refresh_s
         self.top_n = top_n
         self._lock = threading.Lock()
-        self._slot: tuple[int, PriorSnapshot] | None = None
+        self._slots: OrderedDict[int, PriorSnapshot] = OrderedDict()
+
+    def cached(self, now: int) -> bool:
+        """Whether the prior of ``now``'s window is ready."""
+        with self._lock:
+            return now - now % self.refresh_s in self._slots
 
     def get(self, model: ServableModel, vectors: np.ndarray, now: int) -> PriorSnapshot:
         now -= now % self.refresh_s
         with self._lock:
-            slot = self._slot
-        if slot is not None and slot[0] == now:
-            return slot[1]
+            found = self._slots.get(now)
+            if found is not None:
+                self._slots.move_to_end(now)
+                return found
         prior = np.asarray(model.item_prior(now), dtype=np.float32)
         if len(prior) == 0 or prior.max() == prior.min():
             top = np.array([], dtype=np.int64)  # a flat prior favours nothing
@@ -121,7 +134,9 @@ class _PriorCache:
             top = part[np.argsort(-prior[part], kind="stable")].astype(np.int64)
         snapshot = PriorSnapshot(prior, top, np.ascontiguousarray(vectors[top]), prior[top])
         with self._lock:
-            self._slot = (now, snapshot)
+            self._slots[now] = snapshot
+            while len(self._slots) > self.SLOTS:
+                self._slots.popitem(last=False)  # least recently used
         return snapshot
 
 
@@ -189,6 +204,10 @@ class LoadedModel:
     def prior_at(self, now: int) -> PriorSnapshot:
         """The prior of ``now``'s refresh window and its best items (one lookup)."""
         return self._prior.get(self.model, self.index.vectors, now)
+
+    def prior_cached(self, now: int) -> bool:
+        """Whether :meth:`prior_at` would answer ``now`` without computing."""
+        return self._prior.cached(now)
 
 
 def build_loaded_model(
