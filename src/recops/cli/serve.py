@@ -88,14 +88,12 @@ def serve(
     if not settings.model_repository.is_dir():
         raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
     options: dict[str, object] = {
-        "host": host,
-        "port": port,
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), host=host, port=port, **options)  # type: ignore[arg-type]
         return
     # Workers are new processes that import the app: the validated settings reach
     # them through the environment, with a run folder of their own for this run.
@@ -104,12 +102,13 @@ def serve(
         shared = settings.model_copy(update={"run_dir": run_dir})
         os.environ[SETTINGS_ENV] = shared.model_dump_json()
         if reuse_port_supported():
-            options.pop("host"), options.pop("port")
             run_workers(host, port, settings.workers, options)
         else:  # one shared socket (uvicorn's workers) where SO_REUSEPORT is missing
             uvicorn.run(
                 "recops.serving.app:create_app_from_env",
                 factory=True,
+                host=host,
+                port=port,
                 workers=settings.workers,
                 **options,  # type: ignore[arg-type]
             )
