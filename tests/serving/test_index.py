@@ -10,7 +10,6 @@ from recops.serving.index import (
     VectorIndex,
     choose_index_kind,
     contains,
-    sorted_unique,
 )
 
 
@@ -136,10 +135,3 @@ def test_single_query_candidates_equal_the_batch_search(
     # More than the catalog: every item once, best first, never padded.
     everything = indexes["exact"].candidates(vectors[0], len(vectors) + 5)
     assert sorted(everything) == list(range(len(vectors)))
-
-
-def test_sorted_unique_matches_numpy() -> None:
-    rng = np.random.default_rng(4)
-    for n in (0, 1, 2, 50, 300):
-        values = rng.integers(0, 40, size=n)
-        np.testing.assert_array_equal(sorted_unique(values), np.unique(values))

@@ -332,21 +332,6 @@ def contains(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(sorted_values[pos] == x)
 
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """``np.unique`` for the short int arrays of one request, about 3x faster.
-
-    NumPy 2's ``unique`` hashes first and sorts after; for a few hundred ints a
-    sort and a neighbour comparison is cheaper.
-    """
-    values = np.sort(values)
-    if len(values) < 2:
-        return values
-    keep = np.empty(len(values), dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
-
-
 def _with_exclusions(eligible: np.ndarray | None, exclude: np.ndarray, n_items: int) -> np.ndarray:
     mask = np.ones(n_items, dtype=np.bool_) if eligible is None else eligible.copy()
     mask[np.asarray(exclude, dtype=np.int64)] = False

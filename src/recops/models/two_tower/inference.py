@@ -37,15 +37,6 @@ class NumpyMLP:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x @ self.w1 + self.b1, 0.0) @ self.w2 + self.b2
 
-    def one(self, x: np.ndarray) -> np.ndarray:
-        """The same for a single ``(in,)`` row, in place where NumPy allows."""
-        hidden = x @ self.w1
-        hidden += self.b1
-        np.maximum(hidden, 0.0, out=hidden)
-        out = hidden @ self.w2
-        out += self.b2
-        return out
-
 
 def history_weight(
     n_items: np.ndarray | int, weights: tuple[float, float], max_history: int
