@@ -8,6 +8,7 @@ from recops.cli import (
     data,  # noqa: F401  (registers `recops data`)
     demo,  # noqa: F401  (registers `recops demo`)
     evaluate,  # noqa: F401  (registers `recops evaluate`)
+    experiment,  # noqa: F401  (registers `recops experiment`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)
