@@ -44,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recops.data.world import WorldConfig, generate_world
-from recops.serving.app import configure_threads
+from recops.serving.context import configure_threads
 from recops.serving.eventlog import Event, SQLiteEventLog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.process import ServerProcess

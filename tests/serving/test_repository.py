@@ -138,7 +138,7 @@ def test_prior_cache_computes_each_window_once_and_keeps_a_few() -> None:
 def test_the_server_computes_the_next_prior_before_its_window(client: TestClient) -> None:
     import asyncio
 
-    from recops.serving.app import prefetch_prior
+    from recops.serving.prefetch import prefetch_prior
 
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     bundle = ctx.manager.serving

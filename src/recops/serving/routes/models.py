@@ -1,0 +1,126 @@
+"""``GET /v1/models`` and the admin API that loads, switches and unloads versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from recops.serving.context import ServerContext, context
+from recops.serving.coordination import propagate, worker_infos
+from recops.serving.routing import add_route, json_response, parse_body
+from recops.serving.schemas import ModelRef, ModelsResponse, ModelVersion, WorkerInfo
+
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such model or version."},
+    409: {"description": "The version failed to load; the old one keeps serving."},
+}
+
+
+def _version_info(ctx: ServerContext, name: str, version: str) -> ModelVersion:
+    loaded = {(b.name, b.version): b for b in ctx.manager.loaded()}
+    bundle = loaded.get((name, version))
+    serving = ctx.manager.serving
+    return ModelVersion(
+        name=name,
+        version=version,
+        loaded=bundle is not None,
+        serving=serving is not None and (serving.name, serving.version) == (name, version),
+        n_items=None if bundle is None else bundle.index.n_items,
+        index=None if bundle is None else bundle.index.kind,
+        load_seconds=None if bundle is None else round(bundle.load_seconds, 4),
+    )
+
+
+def models_response(ctx: ServerContext, workers: list[WorkerInfo] | None = None) -> Response:
+    """The repository, the versions in memory, the served one (and the workers)."""
+    on_disk = ctx.manager.repository.models()
+    keys = {(n, v) for n, vs in on_disk.items() for v in vs}
+    keys |= {(b.name, b.version) for b in ctx.manager.loaded()}
+    serving = ctx.manager.serving
+    return json_response(
+        ModelsResponse(
+            version_policy=ctx.settings.version_policy,
+            serving=None if serving is None else _version_info(ctx, serving.name, serving.version),
+            versions=[_version_info(ctx, n, v) for n, v in sorted(keys)],
+            workers=workers,
+        )
+    )
+
+
+async def models(request: Request) -> Response:
+    """Versions in the repository, those in memory, and the one served (and workers)."""
+    ctx = context(request)
+    group = ctx.group
+    return models_response(ctx, None if group is None else worker_infos(group, group.last_op()))
+
+
+def _name(ctx: ServerContext, ref: ModelRef) -> str:
+    if ref.name is not None:
+        return ref.name
+    serving = ctx.manager.serving
+    return serving.name if serving is not None else ctx.manager.repository.default_name(None)
+
+
+async def load(request: Request) -> Response:
+    """Load a version into memory without serving it."""
+    ref = await parse_body(ModelRef, request)
+    ctx = context(request)
+    name = _name(ctx, ref)
+    await run_in_threadpool(ctx.manager.load, name, ref.version)
+    return models_response(ctx, await propagate(ctx, "load", name, ref.version))
+
+
+async def switch(request: Request) -> Response:
+    """Serve a version (loaded first if needed); the swap is atomic."""
+    ref = await parse_body(ModelRef, request)
+    ctx = context(request)
+    bundle = await run_in_threadpool(ctx.manager.switch, _name(ctx, ref), ref.version)
+    ctx.metrics.set_serving(bundle.name, bundle.version)
+    return models_response(ctx, await propagate(ctx, "switch", bundle.name, bundle.version))
+
+
+async def apply_policy(request: Request) -> Response:
+    """Serve what the version policy names now (e.g. a new latest version on disk)."""
+    ctx = context(request)
+    settings = ctx.settings
+    bundle = await run_in_threadpool(
+        ctx.manager.apply_policy,
+        settings.model_name,
+        settings.version_policy,
+        settings.pinned_version,
+    )
+    ctx.metrics.set_serving(bundle.name, bundle.version)
+    # The others serve this very version, even if a newer one lands meanwhile.
+    return models_response(ctx, await propagate(ctx, "switch", bundle.name, bundle.version))
+
+
+async def unload(request: Request) -> Response:
+    """Free a loaded version that is not being served."""
+    ref = await parse_body(ModelRef, request)
+    ctx = context(request)
+    name = _name(ctx, ref)
+    try:
+        ctx.manager.unload(name, ref.version)
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return models_response(ctx, await propagate(ctx, "unload", name, ref.version))
+
+
+def install(app: FastAPI) -> None:
+    """Register ``GET /v1/models`` and the four ``POST /v1/admin/models/...`` routes."""
+    add_route(app, "/v1/models", models, methods=["GET"], tags=["models"], response=ModelsResponse)
+    admin: dict[str, Any] = {
+        "methods": ["POST"],
+        "tags": ["admin"],
+        "response": ModelsResponse,
+        "responses": _ADMIN_ERRORS,
+        "admin": True,
+    }
+    add_route(app, "/v1/admin/models/load", load, body=ModelRef, **admin)
+    add_route(app, "/v1/admin/models/switch", switch, body=ModelRef, **admin)
+    add_route(app, "/v1/admin/models/apply-policy", apply_policy, **admin)
+    add_route(app, "/v1/admin/models/unload", unload, body=ModelRef, **admin)

@@ -1,0 +1,52 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``: what a load balancer and Prometheus read."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from recops.serving.context import context
+from recops.serving.metrics import render_merged
+from recops.serving.routing import add_route, json_response
+from recops.serving.schemas import Status
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up."""
+    return json_response(Status(status="ok"))
+
+
+async def readyz(request: Request) -> Response:
+    """Ready once a model is being served."""
+    bundle = context(request).manager.serving
+    if bundle is None:
+        return json_response(Status(status="not ready", detail="no model is loaded yet"), 503)
+    return json_response(Status(status="ready", model=bundle.name, version=bundle.version))
+
+
+async def prometheus(request: Request) -> Response:
+    """Prometheus text exposition (summed over the workers when there are several)."""
+    ctx = context(request)
+    if ctx.group is None:
+        body = ctx.metrics.render()
+    else:
+        ctx.group.write_metrics(ctx.metrics.samples())
+        body = render_merged(ctx.group.read_metrics())
+    return Response(body, media_type="text/plain; version=0.0.4")
+
+
+def install(app: FastAPI) -> None:
+    """Register the operational routes."""
+    operations = ["operations"]
+    add_route(app, "/healthz", healthz, methods=["GET"], tags=operations, response=Status)
+    add_route(
+        app,
+        "/readyz",
+        readyz,
+        methods=["GET"],
+        tags=operations,
+        response=Status,
+        responses={503: {"model": Status, "description": "No model loaded yet."}},
+    )
+    add_route(app, "/metrics", prometheus, methods=["GET"], tags=operations)

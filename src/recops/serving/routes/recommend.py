@@ -1,0 +1,117 @@
+"""User, item, text and category → items: recommend, similar, search and category routes.
+
+Handlers are ``async`` and compute inline: on a small machine the hop to a thread
+pool costs more than the millisecond of numpy work it would move.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from recops.serving.context import ServerContext, context, served_bundle
+from recops.serving.routing import JSON, Endpoint, add_route, parse_body, parse_query
+from recops.serving.schemas import (
+    CategoryRequest,
+    Recommendations,
+    RecommendRequest,
+    SearchRequest,
+    SimilarRequest,
+)
+from recops.serving.service import RecommendService
+
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown item or category (the reply names it)."},
+    503: {"description": "No model is served yet."},
+}
+_TAGS = ["recommendations"]
+
+
+def reply(ctx: ServerContext, recommendations: Recommendations) -> Response:
+    """Serialise a reply, timed as the ``serialize`` stage."""
+    start = time.perf_counter()
+    body = recommendations.model_dump_json()
+    ctx.observe("serialize", time.perf_counter() - start)
+    return Response(content=body, media_type=JSON)
+
+
+async def recommend(request: Request, body: RecommendRequest) -> Response:
+    """State → user tower → ANN → re-rank for one user."""
+    ctx = context(request)
+    if ctx.group is not None:
+        ctx.follower.poll()  # events another worker acknowledged
+    bundle = served_bundle(ctx, request)
+    user = ctx.service.prepare(bundle, body)
+    if ctx.batcher is not None:
+        vector = await ctx.batcher.submit(user)
+    else:
+        vector = ctx.service.encode([user])[0]
+    return reply(ctx, ctx.service.rank_user(user, vector, body))
+
+
+async def recommend_post(request: Request) -> Response:
+    """A known user, or an anonymous one sending recent item ids, in a JSON body."""
+    return await recommend(request, await parse_body(RecommendRequest, request))
+
+
+async def recommend_get(request: Request) -> Response:
+    """The same as POST, from query parameters (list fields as repeated keys)."""
+    return await recommend(request, parse_query(RecommendRequest, request))
+
+
+def _task(model: type[BaseModel], serve: Callable[..., Recommendations]) -> Endpoint:
+    """A POST handler: parse ``model``, call ``serve(service, body, bundle)``, reply."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await parse_body(model, request)
+        ctx = context(request)
+        return reply(ctx, serve(ctx.service, body, served_bundle(ctx, request)))
+
+    endpoint.__doc__ = serve.__doc__
+    return endpoint
+
+
+def install(app: FastAPI) -> None:
+    """Register the four recommendation tasks."""
+    common: dict[str, Any] = {"tags": _TAGS, "response": Recommendations, "responses": _MISSING}
+    add_route(
+        app,
+        "/v1/recommend",
+        recommend_post,
+        methods=["POST"],
+        summary="User → items",
+        body=RecommendRequest,
+        **common,
+    )
+    add_route(
+        app,
+        "/v1/recommend",
+        recommend_get,
+        methods=["GET"],
+        summary="User → items (query parameters)",
+        query=RecommendRequest,
+        name="recommend_get",
+        **common,
+    )
+    tasks: tuple[tuple[str, str, type[BaseModel], Callable[..., Recommendations]], ...] = (
+        ("/v1/similar", "Item → similar items", SimilarRequest, RecommendService.similar),
+        ("/v1/search", "Text → items", SearchRequest, RecommendService.search),
+        ("/v1/category", "Category → items", CategoryRequest, RecommendService.category),
+    )
+    for path, summary, model, serve in tasks:
+        add_route(
+            app,
+            path,
+            _task(model, serve),
+            methods=["POST"],
+            summary=summary,
+            body=model,
+            name=path.rsplit("/", 1)[-1],
+            **common,
+        )
