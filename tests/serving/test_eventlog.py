@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recops.serving.eventlog import Event, SQLiteEventLog
+from recops.serving.eventlog import Assignment, Event, Exposure, SQLiteEventLog
 
 
 def _events(n: int, user: str = "u") -> list[Event]:
@@ -81,3 +81,77 @@ def test_parameters_are_validated(tmp_path: Path) -> None:
         SQLiteEventLog(tmp_path / "a.db", synchronous="OFF")
     with pytest.raises(ValueError, match="max_batch_rows"):
         SQLiteEventLog(tmp_path / "a.db", max_batch_rows=0)
+
+
+def _exposure(request_id: str, experiment: str | None = "exp", variant: str = "a") -> Exposure:
+    return Exposure(
+        request_id=request_id,
+        timestamp=1_700_000_000,
+        unit="u1",
+        model="news",
+        version="1",
+        policy={"kind": "greedy"},
+        items=["i1", "i2"],
+        propensities=[1.0, 0.5],
+        scores=[2.0, 1.5],
+        experiment=experiment,
+        variant=variant,
+        candidates=["i1", "i2", "i3"],
+        candidate_scores=[2.0, 1.5, 0.1],
+        context={"strategy": "personalized", "k": 2},
+    )
+
+
+def test_exposures_and_assignments_round_trip(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite3")
+    try:
+        first = Assignment("exp", "u1", "a", 1_700_000_000)
+        assert log.submit_exposures([_exposure("r1")], [first]).result() == 1
+        # A second assignment of the same unit is ignored: logged once.
+        log.submit_exposures([_exposure("r2")], [Assignment("exp", "u1", "b", 1)]).result()
+        log.submit_exposures([_exposure("r3", experiment=None)]).result()
+        assert log.exposure_count() == 3 and log.exposure_count("exp") == 2
+        rows = log.read_exposures(experiment="exp")
+        assert [x.request_id for _, x in rows] == ["r1", "r2"]
+        assert rows[0][1] == _exposure("r1")
+        assert [x.request_id for _, x in log.read_exposures(after_id=rows[0][0])] == ["r2", "r3"]
+        assert log.read_assignments("exp") == [first]
+        # Request ids are unique: a second exposure with one fails loudly.
+        with pytest.raises(sqlite3.IntegrityError):
+            log.submit_exposures([_exposure("r1")]).result()
+    finally:
+        log.close()
+
+
+def test_responses_are_the_events_with_a_request_id(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite3")
+    try:
+        log.append(_events(2))
+        click = Event("u1", "i1", "click", 1.0, 7, {"request_id": "r1", "position": 0})
+        log.append([click])
+        (row,) = log.read_responses()
+        assert row[1] == click and row[1].request_id == "r1"
+        assert log.read()[-1][1].context == {"position": 0, "request_id": "r1"}
+    finally:
+        log.close()
+
+
+def test_a_log_written_before_request_ids_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, item_id TEXT "
+            "NOT NULL, event TEXT NOT NULL, value REAL NOT NULL, timestamp INTEGER NOT NULL, "
+            "context TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO events (user_id, item_id, event, value, timestamp, context) "
+            "VALUES ('u', 'i', 'click', 1.0, 5, '{\"position\": 1}')"
+        )
+    log = SQLiteEventLog(path)
+    try:
+        assert log.read()[0][1].context == {"position": 1}
+        log.append([Event("u", "i", "click", 1.0, 6, {"request_id": "r9"})])
+        assert [e.request_id for _, e in log.read_responses()] == ["r9"]
+    finally:
+        log.close()
