@@ -10,6 +10,7 @@ from recops.evaluation.compare import (
     comparison,
     comparison_table,
     run_model,
+    split_table,
     task_results,
     tasks_table,
 )
@@ -49,9 +50,23 @@ def test_table_marks_exactly_one_best_and_compact_drops_columns(
     assert sum(m["is_best"] for m in marks.values()) == 1
     full = _render(comparison_table("t", runs))
     compact = _render(comparison_table("t", runs, compact=True))
-    assert "best params" in full and "NDCG@10" in full
-    assert "best params" not in compact and "NDCG@10" not in compact and "NDCG@20" in compact
-    assert full.count(" * │") == 1
+    groups = [g for g in ("warm", "cold") if runs[0].result.n_users(g)]
+    assert groups, "the random split has warm or cold users"
+    for group in groups:
+        assert f"{group} NDCG@20" in full and f"{group} NDCG@20" in compact
+        marks = comparison(runs, group=group)
+        assert sum(m["is_best"] for m in marks.values()) == 1
+        assert {m["best_other"] for m in marks.values()} == {"Popular", "KNN"}
+    assert "best params" in full and "ΔNDCG@20" in full and "Recall@20" in full
+    assert "best params" not in compact and "Recall@20" not in compact
+    assert full.count(" * │") == len(groups)
+
+
+def test_split_table_names_every_fact(interactions: pd.DataFrame) -> None:
+    split = temporal_split(interactions, 0.7)
+    text = _render(split_table(split, "test split"))
+    assert "shared candidates" in text and "warm" in text and "new-item" in text
+    assert "{" not in text, "no raw dict for people"
 
 
 def test_task_results_include_the_task_baselines(interactions: pd.DataFrame) -> None:

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from recops.evaluation.splits import temporal_split, validation_split
 
@@ -40,11 +41,37 @@ def test_every_baseline_runs_and_one_model_is_best(
     reports = [
         bench.run_model(s, split, validation, pd.DataFrame(), quick=True) for s in quick_specs
     ]
-    marks = bench.comparison(reports)
-    assert sum(m["is_best"] for m in marks.values()) == 1
+    marks = bench.slice_comparisons(reports)
+    assert sum(m["is_best"] for m in marks["all"].values()) == 1
     for report in reports:
         assert report.result.n_users() == len(split)
         assert report.train_seconds >= 0
+
+
+def test_targets_table_shows_the_margin_of_every_target(
+    bench: ModuleType, interactions: pd.DataFrame
+) -> None:
+    split = temporal_split(interactions, 0.7)
+    validation = validation_split(split)
+    specs = [
+        bench.ModelSpec("RecentPopular", bench.RecentPopular, {}, {}),
+        bench.ModelSpec("MostPopular", bench.MostPopular, {}, {}),
+        # Stands in for the two-tower: the table is about whichever model has that name.
+        bench.ModelSpec(bench.CANDIDATE, bench.ItemKNN, {}, {}),
+    ]
+    runs = [bench.run_model(s, split, validation, None, quick=True) for s in specs]
+    rows = bench.target_rows(runs)
+    warm = {r["metric"]: r for r in rows if r["slice"] == "warm"}
+    assert set(warm) == {"ndcg@20", "recall@20", "coverage@20"}
+    knn = runs[2].result
+    best = max(runs[0].result.mean("ndcg@20", "warm"), runs[1].result.mean("ndcg@20", "warm"))
+    assert warm["ndcg@20"]["margin"] == pytest.approx(knn.mean("ndcg@20", "warm") - best)
+    assert warm["coverage@20"]["baseline"] == pytest.approx(2 * runs[0].result.coverage(20, "warm"))
+    assert all(r["met"] == (r["margin"] >= 0) for r in rows)
+    record = {"dataset": "d", "protocol": "p", "variant": "v", "targets": rows}
+    console = Console(width=200, record=True)
+    console.print(bench.targets_table([record]))
+    assert "margin" in console.export_text()
 
 
 def test_arguments(bench: ModuleType) -> None:

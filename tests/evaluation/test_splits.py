@@ -34,7 +34,8 @@ def test_temporal_split_invariants(seed: int, make_interactions) -> None:
         history, times, targets = q.histories[i], q.history_times[i], split.targets[i]
         assert len(targets) > 0
         assert not set(targets) & set(history), "targets must exclude the history"
-        assert set(targets) <= train_items, "targets must be recommendable"
+        new = split.is_new_target[i]
+        assert new.tolist() == [t not in train_items for t in targets], "new = unseen in training"
         assert (times <= q.now[i]).all()
         assert split.is_cold[i] == (user not in train_users)
         if split.is_cold[i]:
@@ -57,18 +58,49 @@ def test_temporal_split_by_hand() -> None:
             ("u1", "a", 5, 110),  # already in u1's history: dropped
             ("u3", "a", 5, 120),  # cold user: first event becomes the history
             ("u3", "b", 5, 130),  # cold target
-            ("u3", "z", 5, 140),  # item never in training: dropped
+            ("u3", "z", 5, 140),  # item never in training: a new-item target
             ("u2", "c", 5, 150),  # in u2's history: dropped, u2 has no target left
         ]
     )
     split = temporal_split(events, cutoff=100, n_cold_history=1)
     assert list(split.queries.user_ids) == ["u1", "u3"]
-    assert [list(t) for t in split.targets] == [["c"], ["b"]]
+    assert [list(t) for t in split.targets] == [["c"], ["b", "z"]]
+    assert [f.tolist() for f in split.is_new_target] == [[False], [False, True]]
     assert split.is_cold.tolist() == [False, True]
     assert split.queries.now.tolist() == [100, 120]
     assert [list(h) for h in split.queries.histories] == [["a", "b"], ["a"]]
-    assert (split.n_dropped_seen, split.n_dropped_unknown) == (2, 1)
+    assert split.n_dropped_seen == 2
     assert split.n_users_without_targets == 1
+    # Without a catalog the candidates are the training items, from their first event.
+    assert split.candidates.tolist() == ["a", "b", "c"]
+    assert split.known_since.tolist() == [10, 20, 40]
+    facts = split.describe()
+    assert (facts["new_item_targets"], facts["users_with_new_item_targets"]) == (1, 1)
+    assert (facts["warm_users"], facts["cold_users"], facts["candidates"]) == (1, 1, 3)
+
+
+def test_catalog_items_join_the_candidates_at_their_publish_time() -> None:
+    rows = [("u1", "a", 5, 10), ("u2", "a", 5, 30), ("u1", "b", 5, 100), ("u3", "a", 5, 120)]
+    events = _frame([*rows, ("u3", "z", 5, 140), ("u3", "y", 5, 150)])
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "z", "y", "x"],
+            "publish_time": pd.Series([0, 50, 110, 145, None], dtype="Int64"),
+        }
+    )
+    split = temporal_split(events, cutoff=100, n_cold_history=1, items=items)
+    # x has no publish time and no event: nobody can know when it appeared.
+    assert split.candidates.tolist() == ["a", "b", "y", "z"]
+    assert split.known_since.tolist() == [0, 50, 145, 110]
+    mask = split.candidate_mask(split.queries.now)
+    # u1 at the cutoff (100): a and b; u3 at 120 (after its first event): z too.
+    assert list(split.queries.user_ids) == ["u1", "u3"]
+    assert mask.tolist() == [[True, True, False, False], [True, True, False, True]]
+    assert [list(t) for t in split.targets] == [["b"], ["z", "y"]]
+    assert [f.tolist() for f in split.is_new_target] == [[True], [True, True]]
+    assert split.n_candidates == 3  # known at the latest now (120)
+    val = validation_split(split)
+    assert val.catalog_times.to_dict() == split.catalog_times.to_dict()
 
 
 def test_leave_last_n_out_invariants(interactions: pd.DataFrame) -> None:

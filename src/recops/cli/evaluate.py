@@ -72,21 +72,29 @@ def evaluate_command(
     except (ValueError, FileNotFoundError, KeyError) as err:
         Console(stderr=True).print(f"error: {err}", style="red", markup=False, highlight=False)
         raise typer.Exit(BAD_INPUT) from None
-    console.print(f"split: {split.describe()}", markup=False)
-    table = Table(title=f"{result.model} on {dataset} ({protocol})")
-    for column in ("metric", "all", "warm", "cold"):
-        table.add_column(column)
-    summaries = {g: result.summary(g) for g in ("all", "warm", "cold")}
+    from recops.evaluation.compare import SLICE_LABELS, split_table
+    from recops.evaluation.protocol import GROUPS
+
+    console.print(split_table(split, f"{dataset} split"))
+    table = Table(
+        title=f"{result.model} on {dataset} ({protocol})",
+        caption="new items: scored against each user's new-item targets only; "
+        f"coverage over the {result.n_candidates} shared candidates",
+    )
+    table.add_column("metric")
+    for g in GROUPS:
+        table.add_column(f"{SLICE_LABELS[g]} (n={result.n_users(g)})")
+    summaries = {g: result.summary(g) for g in GROUPS}
     for metric in summaries["all"]:
         cells = [
             f"{iv.mean:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
             if (iv := summaries[g].get(metric))
             else "–"
-            for g in ("all", "warm", "cold")
+            for g in GROUPS
         ]
         table.add_row(metric, *cells)
     for cut in result.ks:
-        table.add_row(f"coverage@{cut}", *(f"{result.coverage(cut, g):.4f}" for g in summaries))
+        table.add_row(f"coverage@{cut}", *(f"{result.coverage(cut, g):.4f}" for g in GROUPS))
     console.print(table)
     if output is not None:
         output.write_text(json.dumps({"split": split.describe(), **result.to_dict()}, indent=2))
@@ -119,6 +127,11 @@ def _run(
 
         data = load_dataset(dataset, data_dir=data_dir)
     events = implicit_only(data.interactions, min_rating)
-    split = temporal_split(events) if protocol == "global_temporal" else leave_last_n_out(events)
+    items = data.items if len(data.items) else None
+    split = (
+        temporal_split(events, items=items)
+        if protocol == "global_temporal"
+        else leave_last_n_out(events, items=items)
+    )
     fitted = baselines[model.lower()](**parse_params(pairs)).fit(split.train)
     return evaluate(fitted, split, ks=tuple(ks or (10, 20))), split

@@ -5,8 +5,10 @@ This is the loop behind both ``benchmarks/offline_quality.py`` and ``recops demo
 1. tune every model's grid on :func:`~recops.evaluation.splits.validation_split`
    (the end of the training period, never the test period);
 2. refit the best parameters on the whole training period and evaluate on test;
-3. tabulate the metrics with 95% bootstrap intervals, marking the models whose
-   interval overlaps the best model's (no clear winner).
+3. tabulate the metrics slice by slice (warm users, cold users, new-item targets,
+   :data:`~recops.evaluation.protocol.GROUPS`) with 95% bootstrap intervals, and each
+   model's paired-bootstrap difference against the best *other* model of the slice
+   (for the two-tower: against the best baseline).
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from recops.evaluation.bootstrap import paired_bootstrap
 from recops.evaluation.protocol import EvaluationResult, evaluate
 from recops.evaluation.splits import Split
 from recops.evaluation.tasks import evaluate_by_category, evaluate_search, evaluate_similar
-from recops.evaluation.tuning import Grid, tune
+from recops.evaluation.tuning import Grid, fit_on_split, tune
 from recops.models.base import Recommender
 from recops.models.baselines import BM25Search, CategoryPopular
 
 KS = (10, 20)
 SELECTION_METRIC = "ndcg@20"
+#: The slices every table shows, in order (empty ones are left out).
+SLICES = ("warm", "cold", "new_items")
+SLICE_LABELS = {"all": "all", "warm": "warm", "cold": "cold", "new_items": "new items"}
 
 
 @dataclass(frozen=True)
@@ -77,38 +82,66 @@ def run_model(
     metric: str = SELECTION_METRIC,
     ks: Sequence[int] = KS,
 ) -> ModelRun:
-    """Tune ``spec`` on ``validation``, refit on ``split.train``, evaluate on test."""
+    """Tune ``spec`` on ``validation``, refit on ``split.train``, evaluate on test.
+
+    A model that uses the catalog is fitted on the items known at the end of the
+    training period and receives the later ones through ``add_items``
+    (:func:`~recops.evaluation.tuning.fit_on_split`); ``train_seconds`` counts both.
+    """
     catalog = items if spec.uses_items else None
     grid = spec.quick_grid if quick else spec.grid
     best, table = tune(spec.factory, grid, split, metric, items=catalog, validation=validation)
     model = spec.factory(**best)
     started = time.perf_counter()
-    if catalog is None:
-        model.fit(split.train)
-    else:
-        model.fit(split.train, catalog)
+    fit_on_split(model, split, catalog)
     train_seconds = time.perf_counter() - started
     result = evaluate(model, split, tuple(ks), name=spec.name)
     return ModelRun(spec, best, table, train_seconds, model, result)
 
 
 def comparison(
-    runs: Sequence[ModelRun], metric: str = SELECTION_METRIC
+    runs: Sequence[ModelRun], metric: str = SELECTION_METRIC, group: str = "all"
 ) -> dict[str, dict[str, Any]]:
-    """Per model: is it the best, does its interval overlap the best's, the paired test."""
-    best = max(runs, key=lambda r: r.result.mean(metric))
-    best_iv = best.result.summary()[metric]
+    """Per model on one slice: is it the best, does its interval overlap the best's, and
+    the paired bootstrap of its difference to the best *other* model.
+
+    Returns an empty dict when the slice has no user.
+    """
+    runs = [r for r in runs if r.result.n_users(group)]
+    if not runs:
+        return {}
+    means = {r.spec.name: r.result.mean(metric, group) for r in runs}
+    best = max(runs, key=lambda r: means[r.spec.name])
+    best_iv = best.result.summary(group)[metric]
     out = {}
     for run in runs:
-        iv = run.result.summary()[metric]
-        paired = paired_bootstrap(best.result.per_user[metric], run.result.per_user[metric])
-        out[run.spec.name] = {
+        others = [r for r in runs if r is not run]
+        iv = run.result.summary(group)[metric]
+        entry: dict[str, Any] = {
             "is_best": run is best,
             "overlaps_best": run is not best and iv.overlaps(best_iv),
-            "paired_difference_vs_best": paired.difference.to_dict(),
-            "paired_p_value": paired.p_value,
         }
+        if others:
+            rival = max(others, key=lambda r: means[r.spec.name])
+            paired = paired_bootstrap(
+                run.result.values(metric, group), rival.result.values(metric, group)
+            )
+            entry |= {
+                "best_other": rival.spec.name,
+                "paired_difference_vs_best_other": paired.difference.to_dict(),
+                "paired_p_value": paired.p_value,
+            }
+        out[run.spec.name] = entry
     return out
+
+
+def slice_comparisons(
+    runs: Sequence[ModelRun], metric: str = SELECTION_METRIC
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`comparison` for every slice that has users, keyed by slice."""
+    return {
+        group: marks for group in ("all", *SLICES) if (marks := comparison(runs, metric, group))
+    }
 
 
 def _cell(result: EvaluationResult, metric: str, group: str = "all") -> str:
@@ -118,50 +151,96 @@ def _cell(result: EvaluationResult, metric: str, group: str = "all") -> str:
     return f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
-def _group_cell(result: EvaluationResult, metric: str, group: str) -> str:
-    n = result.n_users(group)
-    return f"{result.mean(metric, group):.3f} (n={n})" if n else "–"
+def _delta_cell(mark: dict[str, Any]) -> str:
+    if "paired_difference_vs_best_other" not in mark:
+        return "–"
+    d = mark["paired_difference_vs_best_other"]
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] vs {mark['best_other']}"
+
+
+def metric_label(metric: str) -> str:
+    """``"ndcg@20"`` → ``"NDCG@20"``, ``"hit_rate@10"`` → ``"HitRate@10"``."""
+    base, _, k = metric.partition("@")
+    names = {"ndcg": "NDCG", "recall": "Recall", "hit_rate": "HitRate", "mrr": "MRR"}
+    return f"{names.get(base, base)}@{k}"
 
 
 def _params(best: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in best.items()) or "–"
 
 
+def _flag(mark: dict[str, Any]) -> str:
+    return " *" if mark.get("is_best") else (" ≈" if mark.get("overlaps_best") else "")
+
+
 def comparison_table(
     title: str, runs: Sequence[ModelRun], metric: str = SELECTION_METRIC, *, compact: bool = False
 ) -> Table:
-    """A rich table: metrics with intervals, warm/cold, coverage, time and parameters.
+    """A rich table with one group of columns per slice (warm, cold, new items).
 
-    The best model by ``metric`` is marked ``*``; ``≈`` marks a model whose 95%
-    interval overlaps the best's (the difference is not established). ``compact``
-    keeps the @20 columns only, for an 80-column terminal.
+    Per slice: ``metric`` and Recall@20 with 95% intervals (``*`` the slice's best,
+    ``≈`` an interval overlapping the best's) and the paired-bootstrap difference
+    of ``metric`` to the best other model. Then coverage@20 over all lists (one
+    denominator: the split's candidates), training time and the tuned parameters.
+    ``compact`` keeps ``metric`` per slice, coverage and time (80 columns).
     """
-    marks = comparison(runs, metric)
-    caption = f"* best {metric};  ≈ its 95% interval overlaps the best's"
+    marks = slice_comparisons(runs, metric)
+    groups = [g for g in SLICES if g in marks]
+    sizes = ", ".join(f"{SLICE_LABELS[g]} {runs[0].result.n_users(g)} users" for g in groups)
+    caption = (
+        f"{sizes}; * best {metric} of the slice, ≈ 95% interval overlaps the best's; "
+        f"Δ: paired bootstrap of {metric} against the best other model; "
+        f"coverage over {runs[0].result.n_candidates} shared candidates"
+        if runs
+        else ""
+    )
     table = Table(title=title, caption=caption)
-    columns = {
-        "model": lambda run: run.spec.name,
-        "Recall@10": lambda run: _cell(run.result, "recall@10"),
-        "Recall@20": lambda run: _cell(run.result, "recall@20"),
-        "NDCG@10": lambda run: _cell(run.result, "ndcg@10"),
-        "NDCG@20": lambda run: _cell(run.result, "ndcg@20"),
-        f"{metric} warm": lambda run: _group_cell(run.result, metric, "warm"),
-        f"{metric} cold": lambda run: _group_cell(run.result, metric, "cold"),
-        "HitRate@20": lambda run: f"{run.result.mean('hit_rate@20'):.3f}",
-        "Cov@20": lambda run: f"{run.result.coverage(20):.3f}",
-        "train s": lambda run: f"{run.train_seconds:.1f}",
-        "best params": lambda run: _params(run.best_params),
-    }
-    if compact:
-        keep = ("model", "Recall@20", "NDCG@20", "Cov@20", "train s")
-        columns = {name: cell for name, cell in columns.items() if name in keep}
-    for name in columns:
-        table.add_column(name, overflow="fold")
+    name = metric_label(metric)
+    columns: dict[str, Any] = {"model": lambda run: run.spec.name}
+    for g in groups:
+        label = SLICE_LABELS[g]
+        columns[f"{label} {name}"] = lambda run, g=g: (
+            _cell(run.result, metric, g) + _flag(marks[g].get(run.spec.name, {}))
+        )
+        if not compact:
+            columns[f"{label} Recall@20"] = lambda run, g=g: _cell(run.result, "recall@20", g)
+            columns[f"{label} Δ{name}"] = lambda run, g=g: _delta_cell(
+                marks[g].get(run.spec.name, {})
+            )
+    columns["Cov@20"] = lambda run: f"{run.result.coverage(20):.3f}"
+    columns["train s"] = lambda run: f"{run.train_seconds:.1f}"
+    if not compact:
+        columns["best params"] = lambda run: _params(run.best_params)
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for run in runs:
-        mark = marks[run.spec.name]
-        flag = " *" if mark["is_best"] else (" ≈" if mark["overlaps_best"] else "")
-        cells = [cell(run) for cell in columns.values()]
-        table.add_row(cells[0] + flag, *cells[1:])
+        table.add_row(*(cell(run) for cell in columns.values()))
+    return table
+
+
+def split_table(split: Split, title: str = "split") -> Table:
+    """A two-column table of :meth:`Split.describe` (for people; JSON keeps the dict)."""
+    facts = split.describe()
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    labels = {
+        "protocol": "protocol",
+        "train_events": "training events",
+        "users": "evaluated users",
+        "warm_users": "  warm (history in training)",
+        "cold_users": "  cold (first events in the test period)",
+        "users_with_new_item_targets": "  with new-item targets",
+        "candidates": "shared candidates",
+        "targets": "targets",
+        "new_item_targets": "  of which new items",
+        "dropped_targets_in_history": "targets dropped (already in history)",
+    }
+    for key, label in labels.items():
+        value = facts[key]
+        table.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
+    params = ", ".join(f"{k}={v}" for k, v in facts["params"].items())
+    table.add_row("parameters", params)
     return table
 
 

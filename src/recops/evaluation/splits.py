@@ -12,8 +12,15 @@ Two protocols, both returning a :class:`Split`:
   stay in training, so models see the future of the catalog (the usual, documented
   leak of this protocol). Time-aware models must respect each query's ``now``.
 
-In both, targets exclude items already in the user's history and items never seen
-in training (no model can recommend them); the split counts what it dropped.
+In both, targets exclude items already in the user's history (the split counts what
+it dropped) but keep items the training period never saw: they are the *new-item
+targets* (``Split.is_new_target``). Models that cannot rank them score zero on them,
+which is the truth, and the new-item slice of the evaluation shows who can.
+
+Every model is ranked over the same **candidate set**: the items known at the query's
+``now``, that is items with a training event before ``now`` or a catalog
+``publish_time`` before ``now`` (``Split.candidates`` with ``Split.known_since``).
+That is also the one denominator of catalog coverage.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID, VALUE
+from recops.data.schema import ITEM_ID, PUBLISH_TIME, TIMESTAMP, USER_ID, VALUE
 from recops.models.base import Queries
 from recops.models.baselines._params import check_float, check_int
 
@@ -52,10 +59,21 @@ class Split:
         ``"global_temporal"`` or ``"leave_last_n_out"``.
     params:
         The protocol's parameters, so :func:`validation_split` can repeat it.
+    candidates:
+        Every item some query may be recommended (sorted ids): items with a training
+        event, and catalog items with a publish time.
+    known_since:
+        Per candidate, the first moment it is known (its first training event, or
+        its publish time when earlier): a candidate of query ``i`` iff
+        ``known_since < queries.now[i]``.
+    is_new_target:
+        Per query, per target: the item has no training event before ``now``
+        (a model that learns from interactions alone cannot rank it).
+    catalog_times:
+        Publish time by item id from the catalog the split was given (empty
+        without one), so :func:`validation_split` can repeat the candidate set.
     n_dropped_seen:
         Distinct (user, item) targets dropped because the item is in the history.
-    n_dropped_unknown:
-        Distinct (user, item) targets dropped because the item is not in ``train``.
     n_users_without_targets:
         Users with held-out events but no target left, hence not evaluated.
     """
@@ -66,24 +84,66 @@ class Split:
     is_cold: np.ndarray
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
+    candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    known_since: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    is_new_target: tuple[np.ndarray, ...] = ()
+    catalog_times: pd.Series = field(default_factory=lambda: pd.Series([], dtype=np.int64))
     n_dropped_seen: int = 0
-    n_dropped_unknown: int = 0
     n_users_without_targets: int = 0
+
+    def __post_init__(self) -> None:
+        # A split built by hand may leave the candidates out: then they are the
+        # training items (known from their first event) and targets are new when
+        # their item has no training event.
+        if len(self.candidates) == 0 and len(self.train):
+            first = self.train.groupby(ITEM_ID)[TIMESTAMP].min()
+            object.__setattr__(self, "candidates", first.index.to_numpy(dtype=object))
+            object.__setattr__(self, "known_since", first.to_numpy(dtype=np.int64))
+        if not self.is_new_target:
+            known = set(self.train[ITEM_ID]) if len(self.train) else set()
+            flags = tuple(np.array([t not in known for t in ts], dtype=bool) for ts in self.targets)
+            object.__setattr__(self, "is_new_target", flags)
 
     def __len__(self) -> int:
         return len(self.queries)
 
+    @property
+    def train_end(self) -> int:
+        """The end of the training period: the cutoff, or one second after the last event."""
+        if self.protocol == GLOBAL_TEMPORAL and "cutoff" in self.params:
+            return int(self.params["cutoff"])
+        return int(self.train[TIMESTAMP].max()) + 1 if len(self.train) else 0
+
+    def candidate_mask(self, now: np.ndarray) -> np.ndarray:
+        """``(len(now), n_candidates)`` bool: which candidates are known at each ``now``."""
+        return self.known_since[None, :] < np.asarray(now, dtype=np.int64)[:, None]
+
+    @property
+    def n_candidates(self) -> int:
+        """Candidates known at the latest query's ``now``: the coverage denominator."""
+        if len(self) == 0:
+            return len(self.candidates)
+        return int((self.known_since < int(np.max(self.queries.now))).sum())
+
+    def new_item_targets(self, row: int) -> np.ndarray:
+        """The new-item targets of query ``row``."""
+        return self.targets[row][self.is_new_target[row]]
+
     def describe(self) -> dict[str, Any]:
         """Sizes and drop counts, ready for a JSON report."""
+        n_new = [int(f.sum()) for f in self.is_new_target]
         return {
             "protocol": self.protocol,
             "params": dict(self.params),
             "train_events": len(self.train),
             "users": len(self),
+            "warm_users": int((~self.is_cold).sum()),
             "cold_users": int(self.is_cold.sum()),
+            "users_with_new_item_targets": int(sum(n > 0 for n in n_new)),
+            "candidates": self.n_candidates,
             "targets": int(sum(len(t) for t in self.targets)),
+            "new_item_targets": int(sum(n_new)),
             "dropped_targets_in_history": self.n_dropped_seen,
-            "dropped_targets_unknown_item": self.n_dropped_unknown,
             "users_without_targets": self.n_users_without_targets,
         }
 
@@ -107,6 +167,7 @@ def temporal_split(
     *,
     cutoff: int | None = None,
     n_cold_history: int = 3,
+    items: pd.DataFrame | pd.Series | None = None,
 ) -> Split:
     """Global temporal split at one cutoff time.
 
@@ -122,6 +183,10 @@ def temporal_split(
     n_cold_history:
         For cold users (no training event), how many of their first test events
         form the history; the rest are targets (0..1000).
+    items:
+        The catalog (``item_id``, ``publish_time``), or a Series of publish times
+        by item id: its items with a publish time join the candidates from that
+        time on.
 
     Returns
     -------
@@ -158,10 +223,16 @@ def temporal_split(
         "cutoff": int(cutoff),
         "n_cold_history": n_cold_history,
     }
-    return _assemble(train, history, held_out, now, GLOBAL_TEMPORAL, params)
+    return _assemble(train, history, held_out, now, GLOBAL_TEMPORAL, params, items)
 
 
-def leave_last_n_out(interactions: pd.DataFrame, n: int = 5, *, min_history: int = 1) -> Split:
+def leave_last_n_out(
+    interactions: pd.DataFrame,
+    n: int = 5,
+    *,
+    min_history: int = 1,
+    items: pd.DataFrame | pd.Series | None = None,
+) -> Split:
     """Hold out each user's last ``n`` events by time.
 
     ``n = 5`` by default: one held-out item per user makes every per-user metric a
@@ -177,6 +248,8 @@ def leave_last_n_out(interactions: pd.DataFrame, n: int = 5, *, min_history: int
     min_history:
         Users with fewer than ``n + min_history`` events are not evaluated (their
         events all stay in training).
+    items:
+        The catalog, as in :func:`temporal_split`.
 
     Returns
     -------
@@ -198,7 +271,46 @@ def leave_last_n_out(interactions: pd.DataFrame, n: int = 5, *, min_history: int
     history = train[train[USER_ID].isin(held_out[USER_ID])]
     now = held_out.groupby(USER_ID)[TIMESTAMP].min().astype(np.int64)
     params = {"n": n, "min_history": min_history}
-    return _assemble(train, history, held_out, now, LEAVE_LAST_N_OUT, params)
+    return _assemble(train, history, held_out, now, LEAVE_LAST_N_OUT, params, items)
+
+
+def catalog_times(items: pd.DataFrame | pd.Series | None) -> pd.Series:
+    """Publish time (int64) by item id of the catalog's items that have one."""
+    if items is None:
+        return pd.Series([], dtype=np.int64)
+    if isinstance(items, pd.Series):
+        return items.astype(np.int64)
+    if ITEM_ID not in items.columns or PUBLISH_TIME not in items.columns or len(items) == 0:
+        return pd.Series([], dtype=np.int64)
+    known = items[[ITEM_ID, PUBLISH_TIME]].dropna().drop_duplicates(ITEM_ID)
+    return pd.Series(
+        known[PUBLISH_TIME].to_numpy(dtype=np.int64),
+        index=known[ITEM_ID].astype(str).to_numpy(dtype=object),
+    )
+
+
+def catalog_at(items: pd.DataFrame | None, now: int) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """The catalog as known at ``now``, and the items published at or after it.
+
+    A model is fitted on the first part; the second is what a running system
+    receives later (``TwoTower.add_items``). Items without a publish time are
+    taken as known.
+    """
+    if items is None or PUBLISH_TIME not in items.columns:
+        return items, (items.iloc[:0] if items is not None else pd.DataFrame())
+    published = items[PUBLISH_TIME]
+    later = published.notna().to_numpy() & (
+        published.fillna(0).to_numpy(dtype=np.int64) >= int(now)
+    )
+    return items[~later], items[later]
+
+
+def _candidates(train: pd.DataFrame, times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate ids and the time each becomes known (first event or publish time)."""
+    first = train.groupby(ITEM_ID)[TIMESTAMP].min().astype(np.int64)
+    first.index = first.index.map(str)
+    known = pd.concat([first, times]).groupby(level=0).min().sort_index()
+    return known.index.to_numpy(dtype=object), known.to_numpy(dtype=np.int64)
 
 
 def _assemble(
@@ -208,30 +320,45 @@ def _assemble(
     now: pd.Series,
     protocol: str,
     params: dict[str, Any],
+    items: pd.DataFrame | pd.Series | None,
 ) -> Split:
     pairs = held_out[[USER_ID, ITEM_ID]].drop_duplicates()
     seen = pairs.merge(history[[USER_ID, ITEM_ID]].drop_duplicates(), how="left", indicator=True)[
         "_merge"
     ].eq("both")
-    known = pairs[ITEM_ID].isin(pd.unique(train[ITEM_ID])).to_numpy()
-    keep = ~seen.to_numpy() & known
-    kept = pairs[keep]
+    kept = pairs[~seen.to_numpy()]
     targets_by_user = {
         str(u): g.to_numpy(dtype=object) for u, g in kept.groupby(USER_ID, sort=False)[ITEM_ID]
     }
     users: list[str] = sorted(targets_by_user)
     now.index = now.index.map(str)
+    now_of = now.loc[users].to_numpy(dtype=np.int64)
     train_users = {str(u) for u in pd.unique(train[USER_ID])}
-    queries = Queries.from_interactions(history, users, now=now.loc[users].to_numpy())
+    queries = Queries.from_interactions(history, users, now=now_of)
+    # A target is new when no training event of its item precedes the query's now.
+    first_event = train.groupby(ITEM_ID)[TIMESTAMP].min().astype(np.int64)
+    first_event.index = first_event.index.map(str)
+    targets = tuple(targets_by_user[u] for u in users)
+    first_of = first_event.to_dict()
+    never = np.iinfo(np.int64).max
+    is_new = tuple(
+        np.array([first_of.get(str(i), never) >= t_now for i in t], dtype=bool)
+        for t, t_now in zip(targets, now_of, strict=True)
+    )
+    times = catalog_times(items)
+    candidates, known_since = _candidates(train, times)
     return Split(
         train=train.reset_index(drop=True),
         queries=queries,
-        targets=tuple(targets_by_user[u] for u in users),
+        targets=targets,
         is_cold=np.array([u not in train_users for u in users], dtype=bool),
         protocol=protocol,
         params=params,
+        candidates=candidates,
+        known_since=known_since,
+        is_new_target=is_new,
+        catalog_times=times,
         n_dropped_seen=int(seen.sum()),
-        n_dropped_unknown=int((~known & ~seen.to_numpy()).sum()),
         n_users_without_targets=int(pairs[USER_ID].nunique() - len(users)),
     )
 
@@ -258,10 +385,14 @@ def validation_split(split: Split) -> Split:
             split.train,
             quantile=split.params["quantile"],
             n_cold_history=split.params["n_cold_history"],
+            items=split.catalog_times,
         )
     if split.protocol == LEAVE_LAST_N_OUT:
         return leave_last_n_out(
-            split.train, n=split.params["n"], min_history=split.params["min_history"]
+            split.train,
+            n=split.params["n"],
+            min_history=split.params["min_history"],
+            items=split.catalog_times,
         )
     raise ValueError(
         f"validation_split: unknown protocol {split.protocol!r} "

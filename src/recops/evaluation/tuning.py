@@ -17,7 +17,7 @@ import pandas as pd
 
 from recops.evaluation.metrics import RANKING_METRICS
 from recops.evaluation.protocol import evaluate
-from recops.evaluation.splits import Split, validation_split
+from recops.evaluation.splits import Split, catalog_at, validation_split
 from recops.models.base import Recommender
 
 Grid = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
@@ -49,6 +49,27 @@ def expand_grid(grid: Grid) -> list[dict[str, Any]]:
     if not combos:
         raise ValueError("`grid` must hold at least one parameter combination (got [])")
     return combos
+
+
+def fit_on_split(
+    model: Recommender, split: Split, items: pd.DataFrame | None = None
+) -> Recommender:
+    """Fit ``model`` on ``split.train`` as a deployed system would have been fitted.
+
+    With a catalog, the model is fitted on the items known at the end of the
+    training period (:func:`~recops.evaluation.splits.catalog_at`); the items
+    published later reach it through ``model.add_items`` when it has that method
+    (the two-tower embeds them from their content, without retraining), and are
+    never seen by a model without it.
+    """
+    if items is None:
+        return model.fit(split.train)
+    known, later = catalog_at(items, split.train_end)
+    model.fit(split.train, known)
+    add_items = getattr(model, "add_items", None)
+    if add_items is not None and len(later):
+        add_items(later)
+    return model
 
 
 def _parse_metric(metric: str) -> int:
@@ -109,10 +130,7 @@ def tune(
         for params in combos:
             model = make_model(**params)
             started = time.perf_counter()
-            if items is None:
-                model.fit(val.train)
-            else:
-                model.fit(val.train, items)
+            fit_on_split(model, val, items)
             fit_seconds = time.perf_counter() - started
             score = evaluate(model, val, ks=(k,)).mean(metric)
             rows.append({**params, metric: score, "fit_seconds": fit_seconds})
