@@ -66,7 +66,7 @@ def confidence_sequence_arrays(
     est = np.asarray(estimate, dtype=np.float64)
     rho2 = mixture_rho2(alpha, tuning)
     scale = n * rho2 + 1.0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         half = np.sqrt(variance * n) * np.sqrt(
             2.0 * scale * np.log(np.sqrt(scale) / alpha) / (n**2 * rho2)
         )
