@@ -44,6 +44,18 @@ DEFAULT_MAX_PROBLEMS = 20
 MAX_EXAMPLES_PER_REASON = 5
 # 1e11 s is the year 5138; a larger "unix time" is a millisecond or microsecond one.
 _MAX_UNIX_SECONDS = 100_000_000_000
+
+
+def check_unix_seconds(values: np.ndarray, what: str) -> None:
+    """Raise a ValueError naming ``what`` when times look like milliseconds (>= 1e11)."""
+    arr = np.asarray(values)
+    if len(arr) and np.abs(arr).max() >= _MAX_UNIX_SECONDS:
+        raise ValueError(
+            f"{what} must be unix seconds, got {int(np.abs(arr).max())} "
+            "(that looks like milliseconds: divide by 1000)"
+        )
+
+
 _EVENT_TOKEN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _EPOCH = pd.Timestamp(0, tz="UTC")
 

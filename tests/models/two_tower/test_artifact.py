@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -109,3 +110,15 @@ def test_not_a_model_directory(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"expected format 'recops\.two_tower'"):
         TwoTower.load(tmp_path)
     assert issubclass(ArtifactError, ValueError)
+
+
+def test_a_model_with_another_tokenizer_is_refused(saved: Path, tmp_path: Path) -> None:
+    old = _copy(saved, tmp_path / "old-tokenizer")
+    vocab = json.loads((old / "vocab.json").read_text(encoding="utf-8"))
+    vocab["text"]["tokenizer"] = "lowercase [0-9a-z]+ words"  # before issue 11
+    (old / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    config = json.loads((old / "config.json").read_text())
+    config["sha256"]["vocab.json"] = hashlib.sha256((old / "vocab.json").read_bytes()).hexdigest()
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="retrain the model"):
+        TwoTower.load(old)

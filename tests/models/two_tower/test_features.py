@@ -28,6 +28,16 @@ def test_tokens_are_lowercase_words_and_hashing_is_stable() -> None:
     assert first[0] == zlib.crc32(b"toy") % 1000 + 1
 
 
+def test_tokens_keep_every_script() -> None:
+    # Issue 11: "Zürich" became `z`, `rich` and Japanese titles vanished.
+    assert tokenize("Zürich Straße") == ["zürich", "strasse"]
+    assert tokenize("Ｔｏｋｙｏ café") == ["tokyo", "café"]
+    # Scripts written without spaces are cut into character bigrams.
+    assert tokenize("東京タワー") == ["東京", "京タ", "タワ", "ワー"]
+    assert tokenize("新 news") == ["新", "news"]
+    assert hash_tokens("東京タワー", 1000) and hash_tokens("Zürich", 1000) != hash_tokens("z", 1000)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     times=st.lists(st.integers(0, 60 * DAY), min_size=1, max_size=60),

@@ -154,6 +154,8 @@ def test_fit_rejects_bad_interactions(clusters) -> None:
         TwoTower(**SMALL).fit(interactions.drop(columns="timestamp"))
     with pytest.raises(ValueError, match="integer unix seconds"):
         TwoTower(**SMALL).fit(interactions.assign(timestamp=interactions.timestamp * 0.5))
+    with pytest.raises(ValueError, match="milliseconds: divide by 1000"):
+        TwoTower(**SMALL).fit(interactions.assign(timestamp=interactions.timestamp * 1000))
 
 
 def test_single_query_fast_path_matches_the_batch_path(fitted: TwoTower) -> None:

@@ -35,7 +35,7 @@ from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 
 from recops.models.two_tower.config import TwoTowerConfig
-from recops.models.two_tower.features import CatalogFeatures
+from recops.models.two_tower.features import TOKENIZER, CatalogFeatures
 from recops.models.two_tower.training import TrainingSummary
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def save_artifact(model: TwoTower, path: Path) -> Path:
         "categories": list(model.categories_),
         "user_ids": [str(u) for u in model.user_ids_],
         "text": {
-            "tokenizer": "lowercase [0-9a-z]+ words",
+            "tokenizer": TOKENIZER,
             "hash": "crc32 % buckets + 1",
             "buckets": model.config.text_buckets,
         },
@@ -189,6 +189,13 @@ def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
         path / VOCAB,
         f"text buckets {vocab.get('text', {}).get('buckets')!r} differ from the config's "
         f"{cfg.text_buckets}",
+    )
+    tokenizer = vocab.get("text", {}).get("tokenizer")
+    _expect(
+        tokenizer == TOKENIZER,
+        path / VOCAB,
+        f"titles were tokenized as {tokenizer!r}, this recops reads them as {TOKENIZER!r}: "
+        "retrain the model (its search and content vectors would not match)",
     )
     vectors = _read_tensors(path / ITEM_VECTORS).get("item_vectors")
     if vectors is None or vectors.shape != (len(item_ids), cfg.dim):

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from recops.data.schema import CATEGORIES, ITEM_ID, PUBLISH_TIME, TIMESTAMP, TITLE, USER_ID
+from recops.data.validation import check_unix_seconds
 from recops.models.base import Queries, Recommender, top_k, validate_k
 from recops.models.two_tower.config import TwoTowerConfig
 from recops.models.two_tower.features import (
@@ -66,6 +67,7 @@ def _check_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
             "interactions column 'timestamp' must hold integer unix seconds "
             f"(got dtype {interactions[TIMESTAMP].dtype})"
         )
+    check_unix_seconds(interactions[TIMESTAMP].to_numpy(), "interactions column 'timestamp'")
     return pd.DataFrame(
         {
             USER_ID: interactions[USER_ID].astype(str).to_numpy(dtype=object),
@@ -99,6 +101,7 @@ def _catalog_columns(
         for i, p in zip(ids, items[PUBLISH_TIME].tolist(), strict=True):
             if p is not None and not pd.isna(p):
                 pub[i] = int(p)
+        check_unix_seconds(np.fromiter(pub.values(), np.int64), "items column 'publish_time'")
     return titles, cats, pub
 
 
