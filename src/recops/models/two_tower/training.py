@@ -151,7 +151,8 @@ class _BatchLoss:
         self.has_categories = bool((data.catalog.categories > 0).any())
         self.membership = _category_membership(data) if self.has_categories else None
 
-    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+    def __call__(self, rows: np.ndarray, groups: np.ndarray) -> torch.Tensor:
+        """The loss of the events ``rows``; ``groups`` their time groups (prior ``now``)."""
         cfg, data, seq, net = self.cfg, self.data, self.data.sequences, self.net
         pos = seq.items[seq.future_rows(rows, cfg.positive_window, self.rng, self.last)]
         cand = np.concatenate(
@@ -167,7 +168,7 @@ class _BatchLoss:
         cand_t, pos_t = torch.from_numpy(cand), torch.from_numpy(pos)
         mask = accidental_hits(pos_t, cand_t) if cfg.mask_accidental_hits else None
         weights = cfg.task_weights
-        loss = weights["user"] * self._user_loss(rows, cand, item_vecs, log_q, mask)
+        loss = weights["user"] * self._user_loss(rows, groups, cand, item_vecs, log_q, mask)
         if weights["similar"] > 0:
             loss = loss + weights["similar"] * self._similar_loss(rows, pos, item_vecs, log_q, mask)
         if weights["query"] > 0 and self.has_tokens:
@@ -179,6 +180,7 @@ class _BatchLoss:
     def _user_loss(
         self,
         rows: np.ndarray,
+        groups: np.ndarray,
         cand: np.ndarray,
         item_vecs: torch.Tensor,
         log_q: torch.Tensor | None,
@@ -193,12 +195,11 @@ class _BatchLoss:
             users = torch.from_numpy(np.where(keep, seq.users[rows], 0))
         u = net.user(torch.from_numpy(history), torch.from_numpy(ages), users)
         logits = cfg.score_scale * u @ item_vecs.T
-        # One "now" per group of consecutive rows (the earliest: causal for all).
-        g = cfg.prior_group_size
-        group_now = np.minimum.reduceat(seq.times[rows], np.arange(0, len(rows), g))
+        # One "now" per time group of the batch (its earliest event: causal for all).
+        group_now, row_group = prior_times(seq.times[rows], groups)
         prior = prior_logits(net, self.data.counts, cand[None, :], group_now[:, None])
         if prior is not None:
-            logits = logits + prior[torch.from_numpy(np.arange(len(rows)) // g)]
+            logits = logits + prior[torch.from_numpy(row_group)]
         return sampled_softmax_loss(logits, log_q, mask)
 
     def _similar_loss(
@@ -470,7 +471,7 @@ def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
 
 def time_local_order(
     rows: np.ndarray, times: np.ndarray, group_size: int, rng: np.random.Generator
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled order of ``rows`` made of time-contiguous groups of ``group_size``.
 
     Rows are sorted by time, cut into groups at a random offset (so group
@@ -478,16 +479,39 @@ def time_local_order(
     group is then computed once, at the group's earliest time, instead of once per
     row: ``batch_size / group_size`` times fewer prior evaluations, while a batch
     still mixes many moments of the training period.
+
+    Returns
+    -------
+    order, groups:
+        The rows in training order, and the group of each (an id per group). A
+        group may straddle two batches and the first one is cut short, so a batch
+        must find its groups from ``groups`` (:func:`prior_times`), not from
+        positions.
     """
     by_time = rows[np.argsort(times[rows], kind="stable")]
     offset = int(rng.integers(group_size)) if group_size > 1 else 0
-    groups = (
-        np.split(by_time, np.arange(offset, len(by_time), group_size))
-        if offset
-        else (np.split(by_time, np.arange(group_size, len(by_time), group_size)))
-    )
-    groups = [g for g in groups if len(g)]
-    return np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+    starts = np.r_[0, np.arange(offset or group_size, len(by_time), group_size)]
+    sizes = np.diff(np.r_[starts, len(by_time)])
+    starts, sizes = starts[sizes > 0], sizes[sizes > 0]
+    shuffled = rng.permutation(len(starts))
+    ids = np.repeat(shuffled, sizes[shuffled])
+    # Row k of the output is row (k - where its group starts in the output) of the
+    # group's run in time order.
+    out_starts = np.r_[0, np.cumsum(sizes[shuffled])[:-1]]
+    position = np.arange(len(by_time)) + np.repeat(starts[shuffled] - out_starts, sizes[shuffled])
+    return by_time[position], ids
+
+
+def prior_times(times: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The prior's ``now`` per group of a batch, and each row's group among them.
+
+    ``now`` of a group is the earliest time of its rows in the batch: every row of
+    the group is at or after it (causal), and no row gets another group's time.
+    """
+    unique, row_group = np.unique(groups, return_inverse=True)
+    group_now = np.full(len(unique), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(group_now, row_group, np.asarray(times, dtype=np.int64))
+    return group_now, row_group.astype(np.int64)
 
 
 def _progress(verbose: bool) -> Progress:
@@ -528,13 +552,14 @@ def _run_epochs(
     with _progress(verbose) as progress:
         task = progress.add_task("two-tower", total=epochs * n_batches, info="")
         for epoch in range(1, epochs + 1):
-            order = time_local_order(rows, data.sequences.times, cfg.prior_group_size, rng)
+            order, groups = time_local_order(rows, data.sequences.times, cfg.prior_group_size, rng)
             losses = []
             for b in range(n_batches):
-                batch = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                window_rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+                batch = order[window_rows]
                 if len(batch) < 2:
                     continue
-                loss = batch_loss(batch)
+                loss = batch_loss(batch, groups[window_rows])
                 optim.zero_grad()
                 loss.backward()
                 optim.step()
