@@ -9,6 +9,7 @@ from recops.cli import (
     demo,  # noqa: F401  (registers `recops demo`)
     evaluate,  # noqa: F401  (registers `recops evaluate`)
     experiment,  # noqa: F401  (registers `recops experiment`)
+    experiment_analyze,  # noqa: F401  (registers `recops experiment analyze`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)
