@@ -62,7 +62,7 @@ def test_round_trip_gives_identical_scores_everywhere(
 
 def test_config_lists_sha256_of_every_file(saved: Path) -> None:
     config = json.loads((saved / "config.json").read_text())
-    assert config["format"] == "recops.two_tower" and config["format_version"] == 1
+    assert config["format"] == "recops.two_tower" and config["format_version"] == 2
     files = {f.name for f in saved.iterdir()} - {"config.json"}
     assert set(config["sha256"]) == files
     assert config["score"]["score_scale"] == pytest.approx(1 / config["model"]["temperature"])

@@ -79,8 +79,12 @@ def test_numpy_user_path_matches_the_torch_tower(fitted: TwoTower) -> None:
     fast /= np.linalg.norm(fast)  # the norm is the tower weight, not part of the tower
     history = torch.tensor([[0] * 6 + [fitted.item_index[i] + 1 for i in ["a1", "b2", "a3", "a4"]]])
     ages = torch.tensor([[0.0] * 6 + [4.0, 3.0, 2.0, 1.0]])
+    rows = (history - 1).clamp(min=0).numpy()
+    cats = torch.from_numpy(fitted.catalog_.categories[rows]) * (history > 0).unsqueeze(-1)
+    toks = torch.from_numpy(fitted.catalog_.tokens[rows]) * (history > 0).unsqueeze(-1)
     with torch.no_grad():
-        slow = fitted.net_.user(history, ages, None).numpy()
+        emb = fitted.net_.history_vectors(history.ravel(), cats.flatten(0, 1), toks.flatten(0, 1))
+        slow = fitted.net_.user(emb.reshape(1, 10, -1), history > 0, ages, None).numpy()
     np.testing.assert_allclose(fast, slow, atol=1e-5)
 
 

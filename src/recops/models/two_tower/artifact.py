@@ -1,6 +1,6 @@
 """The two-tower artifact: a self-describing directory of safetensors and JSON files.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     config.json              format, version, model config, training summary,
                              sizes, and the sha256 of every other file
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from recops.models.two_tower.model import TwoTower
 
 FORMAT = "recops.two_tower"
-FORMAT_VERSION = 1
+#: 2 (issue 11): the user tower reads item content, ``has_id`` marks trained id rows,
+#: and items added after training (``add_items``) are part of the catalog.
+FORMAT_VERSION = 2
 CONFIG = "config.json"
 VOCAB = "vocab.json"
 WEIGHTS = "weights.safetensors"
@@ -106,6 +108,8 @@ def save_artifact(model: TwoTower, path: Path) -> Path:
             "n_categories": len(model.categories_),
             "n_users": len(model.user_ids_),
             "n_events": len(events.items),
+            "n_id_rows": int(model.net_.has_id.shape[0]) - 1,
+            "n_trained_items": int(model.net_.has_id.sum()),
             "dim": model.dim,
         },
         "score": {"score_scale": model.score_scale, "has_item_prior": model.config.time_prior},
@@ -129,6 +133,11 @@ def _verified_config(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise ArtifactError(f"{path}: not a model directory")
     config = _read_json(path / CONFIG)
+    if config.get("format") == FORMAT and config.get("format_version") == 1:
+        raise ArtifactError(
+            f"{path / CONFIG}: saved in format version 1 by an older recops, whose user tower "
+            f"did not read item content; this recops reads version {FORMAT_VERSION}: retrain"
+        )
     if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"{path / CONFIG}: expected format {FORMAT!r} version {FORMAT_VERSION} "
@@ -252,6 +261,6 @@ def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
             summary,
             vectors,
         )
-    except RuntimeError as exc:  # load_state_dict: missing keys or shape mismatch
+    except (RuntimeError, KeyError) as exc:  # load_state_dict: missing keys or shapes
         raise ArtifactError(f"{path / WEIGHTS}: does not match the config ({exc})") from exc
     return model

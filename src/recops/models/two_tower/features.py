@@ -8,6 +8,7 @@ ignored by a zero weight instead of raising.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 import zlib
@@ -93,6 +94,25 @@ class CatalogFeatures:
     tokens: np.ndarray
     publish_time: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.publish_time)
+
+    def append(self, other: CatalogFeatures) -> CatalogFeatures:
+        """A new catalog with ``other``'s rows after these (padding widened as needed)."""
+        return CatalogFeatures(
+            _stack(self.categories, other.categories),
+            _stack(self.tokens, other.tokens),
+            np.concatenate([self.publish_time, other.publish_time]),
+        )
+
+
+def _stack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    width = max(a.shape[1], b.shape[1])
+    out = np.zeros((len(a) + len(b), width), dtype=np.int64)
+    out[: len(a), : a.shape[1]] = a
+    out[len(a) :, : b.shape[1]] = b
+    return out
+
 
 def build_catalog_features(
     item_ids: np.ndarray,
@@ -146,6 +166,15 @@ class TimeCounts:
         """Windows, all-time count, log age and a "not yet seen" flag."""
         return len(self.windows) + 3
 
+    def with_items(self, first_seen: np.ndarray) -> TimeCounts:
+        """Counts that also know items added after training (no event, ``first_seen``).
+
+        The cumulative table is not widened: an index beyond its columns reads the
+        padding column, whose counts are all zero.
+        """
+        first = np.concatenate([self.first_seen, np.asarray(first_seen, dtype=np.int64)])
+        return dataclasses.replace(self, first_seen=first)
+
     def bucket(self, t: np.ndarray) -> np.ndarray:
         """Index of the cumulative-count row that holds events strictly before ``t``."""
         b = np.floor_divide(t - self.origin, self.width)
@@ -160,10 +189,11 @@ class TimeCounts:
         and no publish time before ``now``.
         """
         items, now = np.broadcast_arrays(np.asarray(items), np.asarray(now, dtype=np.int64))
+        columns = np.where(items < self.cum.shape[1], items, 0)
         b_now = self.bucket(now)
-        total = self.cum[b_now, items].astype(np.float32)
+        total = self.cum[b_now, columns].astype(np.float32)
         feats = [
-            np.log1p(total - self.cum[self.bucket(now - w), items].astype(np.float32))
+            np.log1p(total - self.cum[self.bucket(now - w), columns].astype(np.float32))
             for w in self.windows
         ]
         first = self.first_seen[items]

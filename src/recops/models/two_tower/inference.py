@@ -7,9 +7,11 @@ several times faster. Both paths compute the same function (tested to 1e-5).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from recops.models.two_tower.features import TimeCounts
 from recops.models.two_tower.network import PriorNet, TwoTowerNet, UserTower
@@ -53,6 +55,30 @@ def history_weight(
     return np.asarray(weights[0] + (weights[1] - weights[0]) * share, dtype=np.float32)
 
 
+#: Items encoded per step when building tables (bounds the bags' temporary memory).
+_CHUNK = 65_536
+
+
+@torch.no_grad()
+def history_table(
+    net: TwoTowerNet, categories: np.ndarray, tokens: np.ndarray, first: int
+) -> np.ndarray:
+    """``history_vectors`` of items ``first..first + n - 1`` (content rows ``0..n - 1``).
+
+    With ``first = 1`` the table starts with the zero padding row, so it is indexed
+    by item index directly.
+    """
+    parts = [np.zeros((1, net.user.history.embedding_dim), dtype=np.float32)] if first == 1 else []
+    for start in range(0, len(categories), _CHUNK):
+        stop = min(start + _CHUNK, len(categories))
+        items = torch.arange(first + start, first + stop)
+        vectors = net.history_vectors(
+            items, torch.from_numpy(categories[start:stop]), torch.from_numpy(tokens[start:stop])
+        )
+        parts.append(vectors.numpy())
+    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)
@@ -60,7 +86,13 @@ def _normalize(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class UserEncoder:
-    """The user tower of :class:`~recops.models.two_tower.network.UserTower` in NumPy."""
+    """The user tower of :class:`~recops.models.two_tower.network.UserTower` in NumPy.
+
+    ``history`` holds, per item index (row 0: padding, zeros), the vector the tower
+    reads for that item (:meth:`~recops.models.two_tower.network.TwoTowerNet.history_vectors`):
+    computed once per model, and extended with content-only rows by :meth:`with_rows`
+    when items are added.
+    """
 
     history: np.ndarray
     rank_bias: np.ndarray
@@ -69,14 +101,26 @@ class UserEncoder:
     mlp: NumpyMLP
 
     @classmethod
-    def from_tower(cls, tower: UserTower) -> UserEncoder:
+    def from_network(
+        cls, net: TwoTowerNet, categories: np.ndarray, tokens: np.ndarray
+    ) -> UserEncoder:
+        """The encoder of ``net`` for the items whose content is ``categories``/``tokens``.
+
+        Row ``i`` of the content arrays is item index ``i + 1``.
+        """
+        tower: UserTower = net.user
         return cls(
-            history=tower.history.weight.detach().numpy().copy(),
+            history=history_table(net, categories, tokens, first=1),
             rank_bias=tower.rank_bias.detach().numpy().copy(),
             age_slope=float(tower.age_slope.detach()),
             users=None if tower.users is None else tower.users.weight.detach().numpy().copy(),
             mlp=NumpyMLP.from_torch(tower.mlp),
         )
+
+    def with_rows(self, rows: np.ndarray) -> UserEncoder:
+        """A copy that also knows items whose history vectors are ``rows`` (appended)."""
+        table = np.vstack([self.history, np.asarray(rows, dtype=np.float32)])
+        return dataclasses.replace(self, history=np.ascontiguousarray(table))
 
     def __call__(self, history: np.ndarray, age_hours: np.ndarray, users: np.ndarray) -> np.ndarray:
         """Unit vectors from right-aligned ``(n, L)`` item indices (0 = padding).

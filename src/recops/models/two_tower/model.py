@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,12 @@ from recops.models.two_tower.features import (
     build_time_counts,
     hash_texts,
 )
-from recops.models.two_tower.inference import PriorScorer, UserEncoder, history_weight
+from recops.models.two_tower.inference import (
+    PriorScorer,
+    UserEncoder,
+    history_table,
+    history_weight,
+)
 from recops.models.two_tower.network import TwoTowerNet
 from recops.models.two_tower.training import (
     TrainingData,
@@ -239,7 +245,7 @@ class TwoTower(Recommender):
         self.events_ = events
         self.summary_ = summary
         self._counts = self._time_counts(events, catalog, len(item_ids))
-        self._user_encoder = UserEncoder.from_tower(net.user)
+        self._user_encoder = UserEncoder.from_network(net, catalog.categories, catalog.tokens)
         # The tower weight per history length, looked up instead of computed per request.
         self._weights_by_length = self._history_weight(np.arange(self.config.max_history + 1))
         self._prior = PriorScorer.from_network(net, self._counts)
@@ -258,6 +264,83 @@ class TwoTower(Recommender):
                 TIMESTAMP: events.times,
             }
         )
+
+    # ------------------------------------------------------------ new items
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Make catalog items recommendable without retraining; the rows they got.
+
+        Each new item is embedded from its content alone (categories known to the
+        model and title words; ``publish_time`` feeds the time prior's age and
+        "not yet published" features) with the trained towers: its item vector, the
+        vector the user tower reads when the item is in a history (so clicks on it
+        count at once), and its item→item seed vector. Ids the model already knows
+        are left as they are (a catalog file may list them again).
+
+        The model is changed by rebinding its arrays, never by writing into them, so
+        a shallow copy taken before (:meth:`with_items`) keeps serving unchanged.
+
+        Parameters
+        ----------
+        items:
+            A catalog table: ``item_id`` and any of ``title``, ``categories`` (a list
+            per item), ``publish_time`` (unix seconds).
+
+        Returns
+        -------
+        numpy.ndarray
+            Indices into ``item_ids_`` (and rows of :meth:`item_vectors`) of the
+            items added, in the order of ``items``; empty when all were known.
+        """
+        if not hasattr(self, "net_"):
+            raise ValueError("add_items needs a fitted model: call fit() or load() first")
+        if not isinstance(items, pd.DataFrame) or ITEM_ID not in items.columns:
+            raise ValueError("add_items: `items` must be a DataFrame with an item_id column")
+        frame = items.drop_duplicates(ITEM_ID, keep="last")
+        frame = frame[~frame[ITEM_ID].astype(str).isin(self.item_index)]
+        if len(frame) == 0:
+            return np.array([], dtype=np.int64)
+        titles, cats, pub = _catalog_columns(frame)
+        new_ids = np.array(frame[ITEM_ID].astype(str).tolist(), dtype=object)
+        known_cats = {i: [c for c in cs if c in self._category_lookup] for i, cs in cats.items()}
+        added = build_catalog_features(
+            new_ids, self._category_lookup, titles, known_cats, pub, self.config.text_buckets
+        )
+        first = len(self.item_ids_)
+        rows = np.arange(first, first + len(new_ids), dtype=np.int64)
+        with torch.no_grad():
+            vectors = self.net_.encode_items(
+                torch.from_numpy(rows + 1),
+                torch.from_numpy(added.categories),
+                torch.from_numpy(added.tokens),
+            ).numpy()
+        history = history_table(self.net_, added.categories, added.tokens, first=first + 1)
+        self.item_ids_ = np.concatenate([self.item_ids_, new_ids])
+        new_rows = dict(zip(new_ids.tolist(), rows.tolist(), strict=True))
+        self.item_index = {**self.item_index, **new_rows}
+        self._lookup = {**self._lookup, **{i: r + 1 for i, r in new_rows.items()}}
+        self.catalog_ = self.catalog_.append(added)
+        self._item_vectors = np.ascontiguousarray(
+            np.vstack([self._item_vectors, vectors]), dtype=np.float32
+        )
+        self._user_encoder = self._user_encoder.with_rows(history)
+        if self._counts is not None:
+            first_seen = np.where(
+                added.publish_time >= 0, added.publish_time, np.iinfo(np.int64).max
+            )
+            self._counts = self._counts.with_items(first_seen)
+            self._prior = PriorScorer.from_network(self.net_, self._counts)
+        return rows
+
+    def with_items(self, items: pd.DataFrame) -> tuple[TwoTower, np.ndarray]:
+        """A new model that also serves ``items``, and their rows; ``self`` is unchanged.
+
+        The copy shares the network and every array that does not change (adding
+        costs the new items' encoding plus copies of the id tables), so a server can
+        build the grown model beside the one it serves and swap atomically.
+        """
+        grown = copy.copy(self)
+        rows = grown.add_items(items)
+        return grown, rows
 
     # ------------------------------------------------------------- properties
     @property
@@ -435,12 +518,18 @@ class TwoTower(Recommender):
         summary: TrainingSummary,
         item_vectors: np.ndarray,
     ) -> None:
-        """Rebuild the fitted state from artifact parts (used by ``load``)."""
+        """Rebuild the fitted state from artifact parts (used by ``load``).
+
+        The network's id tables have one row per item known at training (the
+        ``has_id`` buffer's length); items added later are content-only.
+        """
+        if "has_id" not in state:
+            raise KeyError("the weights lack the has_id buffer")
         data_sizes = TrainingData(
             sequences=build_sequences(events.users[:0], events.items[:0], events.times[:0], 1),
             catalog=catalog,
             counts=self._time_counts(events, catalog, len(item_ids)),
-            n_items=len(item_ids),
+            n_items=int(state["has_id"].shape[0]) - 1,
             n_users=len(user_ids),
             n_categories=len(categories),
         )

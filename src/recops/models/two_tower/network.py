@@ -54,15 +54,20 @@ class ItemTower(nn.Module):
 class UserTower(nn.Module):
     """Recent history (with recency weights) + optional user id → MLP → unit vector.
 
-    The history is pooled twice: a plain mean (long-term taste) and a weighted mean
-    whose log-weights are a learned bias per recency rank plus a learned slope on
-    ``log1p(hours since the event)`` (short-term intent). Padding (item 0) gets no
-    weight, so an empty history yields a valid, learned cold-start vector.
+    A history item is read as its id embedding plus a linear map of its content
+    (category and title bags), so an item the model has no id row for (added after
+    training, or first seen after the training window) still carries what it is
+    about (:meth:`TwoTowerNet.history_vectors`). The history is pooled twice: a
+    plain mean (long-term taste) and a weighted mean whose log-weights are a learned
+    bias per recency rank plus a learned slope on ``log1p(hours since the event)``
+    (short-term intent). Padding gets no weight, so an empty history yields a
+    valid, learned cold-start vector.
     """
 
     def __init__(self, n_items: int, n_users: int, max_history: int, dim: int, hidden: int) -> None:
         super().__init__()
         self.history = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.content = nn.Linear(2 * dim, dim, bias=False)
         # Column max_history - 1 is the most recent item (histories are right-aligned).
         self.rank_bias = nn.Parameter(torch.zeros(max_history))
         self.age_slope = nn.Parameter(torch.zeros(()))
@@ -71,20 +76,23 @@ class UserTower(nn.Module):
         self.mlp = mlp(n_in, hidden, dim)
 
     def forward(
-        self, history: torch.Tensor, age_hours: torch.Tensor, users: torch.Tensor | None
+        self,
+        emb: torch.Tensor,
+        mask: torch.Tensor,
+        age_hours: torch.Tensor,
+        users: torch.Tensor | None,
     ) -> torch.Tensor:
-        mask = history > 0
-        emb = self.history(history)
+        """Unit vectors from ``(n, L, dim)`` history vectors and their ``(n, L)`` mask."""
         count = mask.sum(dim=1, keepdim=True).float()
         mean = (emb * mask.unsqueeze(-1)).sum(dim=1) / count.clamp(min=1.0)
-        logw = self.rank_bias[-history.shape[1] :] + self.age_slope * torch.log1p(age_hours)
+        logw = self.rank_bias[-mask.shape[1] :] + self.age_slope * torch.log1p(age_hours)
         logw = logw.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logw, dim=1).nan_to_num(0.0)  # all-padding rows → 0
         recent = (emb * weights.unsqueeze(-1)).sum(dim=1)
         parts = [recent, mean, torch.log1p(count)]
         if self.users is not None:
             if users is None:
-                users = torch.zeros(history.shape[0], dtype=torch.long)
+                users = torch.zeros(mask.shape[0], dtype=torch.long)
             parts.append(self.users(users))
         return F.normalize(self.mlp(torch.cat(parts, dim=-1)), dim=-1)
 
@@ -117,6 +125,8 @@ class TwoTowerNet(nn.Module):
         Inputs of the prior network; 0 disables the prior.
     """
 
+    has_id: torch.Tensor
+
     def __init__(
         self,
         n_items: int,
@@ -136,12 +146,39 @@ class TwoTowerNet(nn.Module):
         self.category = mlp(dim, hidden, dim)
         self.similar = mlp(3 * dim, hidden, dim)
         self.prior = PriorNet(n_prior_features) if n_prior_features > 0 else None
+        # Which id rows were trained (items with a training event): the others read
+        # as id 0, their content alone, in every tower.
+        self.register_buffer("has_id", torch.zeros(n_items + 1, dtype=torch.bool))
+
+    def visible_ids(self, items: torch.Tensor) -> torch.Tensor:
+        """``items`` with 0 wherever the id row is untrained or beyond the table."""
+        inside = items < self.has_id.shape[0]
+        safe = torch.where(inside, items, torch.zeros_like(items))
+        return torch.where(inside & self.has_id[safe], items, torch.zeros_like(items))
 
     def encode_items(
         self, items: torch.Tensor, categories: torch.Tensor, tokens: torch.Tensor
     ) -> torch.Tensor:
-        """Unit item vectors; ``items`` = 0 gives the content-only vector."""
-        return self.item(items, self.content(categories, tokens))
+        """Unit item vectors; an item without a trained id row gets its content-only vector."""
+        return self.item(self.visible_ids(items), self.content(categories, tokens))
+
+    def history_vectors(
+        self,
+        items: torch.Tensor,
+        categories: torch.Tensor,
+        tokens: torch.Tensor,
+        hide_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """How the user tower reads items: id embedding (when trained) + mapped content.
+
+        ``hide_ids`` (training only) drops the id part of some items, so the content
+        part learns to stand alone. Item 0 (padding) gives a zero vector.
+        """
+        ids = self.visible_ids(items)
+        if hide_ids is not None:
+            ids = torch.where(hide_ids, torch.zeros_like(ids), ids)
+        vectors = self.user.history(ids) + self.user.content(self.content(categories, tokens))
+        return vectors * (items > 0).unsqueeze(-1)
 
     def encode_queries(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unit vectors of texts given as padded hashed-token ids."""
@@ -155,5 +192,7 @@ class TwoTowerNet(nn.Module):
         self, items: torch.Tensor, categories: torch.Tensor, tokens: torch.Tensor
     ) -> torch.Tensor:
         """Unit "seed item" vectors whose nearest items are the likely next items."""
-        x = torch.cat([self.user.history(items), self.content(categories, tokens)], dim=-1)
+        x = torch.cat(
+            [self.user.history(self.visible_ids(items)), self.content(categories, tokens)], dim=-1
+        )
         return F.normalize(self.similar(x), dim=-1)

@@ -120,6 +120,35 @@ def age_hours(now: np.ndarray, history: np.ndarray, history_times: np.ndarray) -
     return np.where(history > 0, np.maximum(hours, 0.0), 0.0).astype(np.float32)
 
 
+def user_vectors(
+    net: TwoTowerNet,
+    data: TrainingData,
+    history: np.ndarray,
+    ages: np.ndarray,
+    users: torch.Tensor | None,
+    id_dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> torch.Tensor:
+    """User vectors of right-aligned ``(n, L)`` item histories (0 = padding).
+
+    Every distinct item of the batch is read once (:meth:`TwoTowerNet.history_vectors`:
+    id row plus content) and gathered into the ``(n, L, dim)`` history. With ``rng``,
+    each distinct item's id part is dropped with probability ``id_dropout``.
+    """
+    unique, inverse = np.unique(history, return_inverse=True)
+    hide = None
+    if rng is not None and id_dropout > 0:
+        hide = torch.from_numpy(rng.random(len(unique)) < id_dropout)
+    rows = net.history_vectors(
+        torch.from_numpy(unique),
+        torch.from_numpy(data.item_categories(unique)),
+        torch.from_numpy(data.item_tokens(unique)),
+        hide,
+    )
+    emb = rows[torch.from_numpy(inverse.reshape(history.shape))]
+    return net.user(emb, torch.from_numpy(history > 0), torch.from_numpy(ages), users)
+
+
 def prior_logits(
     net: TwoTowerNet, counts: TimeCounts | None, items: np.ndarray, now: np.ndarray
 ) -> torch.Tensor | None:
@@ -193,7 +222,7 @@ class _BatchLoss:
         if net.user.users is not None:
             keep = self.rng.random(len(rows)) >= cfg.user_id_dropout
             users = torch.from_numpy(np.where(keep, seq.users[rows], 0))
-        u = net.user(torch.from_numpy(history), torch.from_numpy(ages), users)
+        u = user_vectors(net, self.data, history, ages, users, cfg.item_id_dropout, self.rng)
         logits = cfg.score_scale * u @ item_vecs.T
         # One "now" per time group of the batch (its earliest event: causal for all).
         group_now, row_group = prior_times(seq.times[rows], groups)
@@ -427,7 +456,7 @@ def validation_blend(
     )
     ages = age_hours(window.now, window.history, window.history_times)
     users = torch.from_numpy(window.users) if net.user.users is not None else None
-    u = net.user(torch.from_numpy(window.history), torch.from_numpy(ages), users)
+    u = user_vectors(net, data, window.history, ages, users)
     tower = (cfg.score_scale * u @ item_vecs.T).numpy()
     prior = np.zeros_like(tower)
     if window.counts is not None and prior_net is not None:
@@ -514,6 +543,13 @@ def prior_times(times: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.n
     return group_now, row_group.astype(np.int64)
 
 
+def trained_items(data: TrainingData, rows: np.ndarray) -> np.ndarray:
+    """``(n_items + 1,)`` bool: items with an event among ``rows`` (index 0: padding)."""
+    seen = np.bincount(data.sequences.items[rows], minlength=data.n_items + 1) > 0
+    seen[0] = False
+    return seen
+
+
 def _progress(verbose: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -543,6 +579,8 @@ def _run_epochs(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = build_network(data, cfg)
+    # Only items with an event among the rows trained on get (and keep) an id row.
+    net.has_id.copy_(torch.from_numpy(trained_items(data, rows)))
     batch_loss = _BatchLoss(net, data, cfg, rng, rows)
     optim = torch.optim.Adam(
         net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
