@@ -62,7 +62,16 @@ def _workers(server: ServerProcess) -> list[dict[str, Any]]:
 
 def _wait_for(server: ServerProcess, done: Any, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while not done(workers := _workers(server)):
+    workers: list[dict[str, Any]] = []
+    while True:
+        try:
+            workers = _workers(server)
+        except httpx.TransportError:
+            # A connection the kernel queued on a killed worker's socket is reset
+            # (SO_REUSEPORT gives each worker its own queue); ask again.
+            workers = []
+        if workers and done(workers):
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} after {timeout} s: {workers}")
         time.sleep(0.2)

@@ -26,11 +26,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from recops.experiments.store import ExperimentStore
 from recops.serving.batching import DynamicBatcher
 from recops.serving.context import ServerContext, configure_threads, index_params
 from recops.serving.coordination import apply_pending, sync_forever
 from recops.serving.errors import install_error_handlers
 from recops.serving.eventlog import EventLog, SQLiteEventLog
+from recops.serving.experiments import ExperimentRuntime, refresh_forever
+from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
 from recops.serving.metrics import ServerMetrics
@@ -46,6 +49,7 @@ from recops.serving.routes import install_routes
 from recops.serving.routing import install_openapi
 from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
+from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
 from recops.serving.workers import WorkerGroup
 
@@ -85,6 +89,10 @@ def create_app(
         ctx = await _start(settings, metrics, loader, event_log)
         app.state.ctx = ctx
         tasks = [asyncio.create_task(prefetch_forever(ctx))]
+        if ctx.experiments.store is not None:
+            await run_in_threadpool(ctx.experiments.refresh)
+            every = settings.experiment_refresh_s
+            tasks.append(asyncio.create_task(refresh_forever(ctx.experiments, every)))
         if ctx.group is not None:
             # A worker restarted by the supervisor catches up with the admin
             # operations of this run before it says it is ready.
@@ -143,8 +151,23 @@ async def _start(
             observer=metrics.observe_batch,
         )
     group = None if settings.run_dir is None else WorkerGroup(settings.run_dir)
+    store = ExperimentStore(settings.event_log_path) if settings.experiments else None
+    exposures = None
+    if settings.log_exposures:
+        exposures = ExposureLogger(log_store, metrics, sync=settings.exposure_sync)
     ctx = ServerContext(
-        settings, manager, state, log_store, metrics, service, batcher, follower, group
+        settings,
+        manager,
+        state,
+        log_store,
+        metrics,
+        service,
+        batcher,
+        follower,
+        ExperimentRuntime(store, manager),
+        exposures,
+        SlateChooser(),
+        group,
     )
     try:
         bundle = await run_in_threadpool(
@@ -161,6 +184,8 @@ async def _start(
 
 
 async def _stop(ctx: ServerContext) -> None:
+    if ctx.experiments.store is not None:
+        ctx.experiments.store.close()
     if ctx.batcher is not None:
         await ctx.batcher.close()
     if ctx.group is not None:

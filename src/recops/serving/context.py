@@ -13,12 +13,15 @@ from starlette.requests import Request
 
 from recops.serving.batching import DynamicBatcher
 from recops.serving.eventlog import EventLog
+from recops.serving.experiments import ExperimentRuntime
+from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.index import IndexParams
 from recops.serving.metrics import ServerMetrics
 from recops.serving.repository import LoadedModel, ModelManager
 from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
+from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
 from recops.serving.workers import WorkerGroup
 
@@ -35,6 +38,9 @@ class ServerContext:
     service: RecommendService
     batcher: DynamicBatcher[UserRequest, Any] | None
     follower: LogFollower
+    experiments: ExperimentRuntime
+    exposures: ExposureLogger | None
+    slates: SlateChooser
     group: WorkerGroup | None = None
     last_error: str | None = None
 

@@ -184,6 +184,17 @@ class ServerMetrics:
             ["event"],
             registry=self.registry,
         )
+        self.exposures = Counter(
+            "recops_exposures",
+            "Served slates logged as exposures, by experiment and variant (`none` outside one).",
+            ["experiment", "variant"],
+            registry=self.registry,
+        )
+        self.exposure_errors = Counter(
+            "recops_exposure_errors",
+            "Exposures the event log failed to store.",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "recops_model_serving",
             "1 for the model version being served.",

@@ -60,6 +60,13 @@ class RecommendRequest(Filters):
     """User → items. A known user, or an anonymous one who sends recent item ids."""
 
     user_id: Id | None = Field(default=None, description="The user; may be new or absent.")
+    anonymous_id: Id | None = Field(
+        default=None,
+        description=(
+            "A client-chosen id of a visitor without a user id (e.g. a cookie): the unit "
+            "of experiments that randomise `anonymous_id`."
+        ),
+    )
     history: list[Id] = Field(
         default_factory=list,
         max_length=MAX_LIST,
@@ -99,6 +106,19 @@ class Recommendations(BaseModel):
             "`cold_start` (no usable history: popularity/freshness prior with the "
             "cold-start user vector), or the endpoint's task."
         )
+    )
+    request_id: str | None = Field(
+        default=None,
+        description=(
+            "Id of this served slate (user → items): send it with the events it causes "
+            "(`POST /v1/events`), so they join the exposure the server logged."
+        ),
+    )
+    experiment: str | None = Field(
+        default=None, description="The experiment that chose this slate, if any."
+    )
+    variant: str | None = Field(
+        default=None, description="The unit's variant in `experiment` (`holdout`, ...)."
     )
 
 
@@ -181,3 +201,34 @@ class Status(BaseModel):
     model: str | None = None
     version: str | None = None
     detail: str | None = None
+
+
+class VariantStatus(BaseModel):
+    """How one variant of a running experiment is served by this server."""
+
+    name: str
+    model: str | None = Field(description="The model version it serves, `name/version`.")
+    policy: dict[str, object]
+    fallback: str | None = Field(
+        default=None,
+        description="Why its units are served by the control instead (its version failed to load).",
+    )
+
+
+class ExperimentStatus(BaseModel):
+    """A running experiment as this server applies it."""
+
+    name: str
+    layer: str
+    type: str
+    traffic: float
+    variants: list[VariantStatus]
+
+
+class ExperimentsResponse(BaseModel):
+    """The experiments this server applies now."""
+
+    experiments: list[ExperimentStatus]
+    error: str | None = Field(
+        default=None, description="Why the last refresh from the experiment store failed."
+    )

@@ -196,10 +196,19 @@ class RecommendService:
         self, user: UserRequest, vector: np.ndarray, request: RecommendRequest
     ) -> Recommendations:
         """Stages 3-5: ANN with filters, re-rank with the item prior, build the reply."""
+        return self.reply(user.bundle, self.rank_candidates(user, vector, request), user.strategy)
+
+    def rank_candidates(
+        self, user: UserRequest, vector: np.ndarray, request: RecommendRequest, depth: int = 0
+    ) -> tuple[list[int], list[float]]:
+        """Stages 3-4: the best ``max(k, depth)`` rows and their scores, best first.
+
+        A ranking policy that explores takes its slate from these ``depth`` rows.
+        """
         bundle = user.bundle
         excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
-        ranked = self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True)
-        return self._reply(bundle, ranked, user.strategy)
+        n = max(request.k, depth)
+        return self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True, n=n)
 
     def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
         """The whole user → items pipeline without batching."""
@@ -217,7 +226,7 @@ class RecommendService:
         excluded = self._excluded(bundle, request, own)
         now = request.now if request.now is not None else int(time.time())
         ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
-        return self._reply(bundle, ranked, "similar")
+        return self.reply(bundle, ranked, "similar")
 
     def search(self, request: SearchRequest, bundle: LoadedModel) -> Recommendations:
         """Items matching a free-text query."""
@@ -225,7 +234,7 @@ class RecommendService:
         excluded = self._excluded(bundle, request, None)
         now = request.now if request.now is not None else int(time.time())
         ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
-        return self._reply(bundle, ranked, "search")
+        return self.reply(bundle, ranked, "search")
 
     def category(self, request: CategoryRequest, bundle: LoadedModel) -> Recommendations:
         """Items of a category, ranked by the category tower."""
@@ -240,7 +249,7 @@ class RecommendService:
         ranked = self._retrieve(
             bundle, vector, request, now, excluded, use_prior=False, restrict=restrict
         )
-        return self._reply(bundle, ranked, "category")
+        return self.reply(bundle, ranked, "category")
 
     # -- shared stages -----------------------------------------------------------
 
@@ -271,8 +280,10 @@ class RecommendService:
         *,
         use_prior: bool,
         restrict: np.ndarray | None = None,
+        n: int = 0,
     ) -> tuple[list[int], list[float]]:
         start = time.perf_counter()
+        n = max(n, request.k)
         # An age window is [now - max_age, now]: an item published after `now` (a
         # replay of the past, or an embargo) is not fresh, it is not out yet.
         window = (None, None) if request.max_age_s is None else (now - request.max_age_s, now)
@@ -285,7 +296,7 @@ class RecommendService:
         self.observe("filter", time.perf_counter() - start)
 
         start = time.perf_counter()
-        fetch = max(request.k, self.rerank_candidates)
+        fetch = max(n, self.rerank_candidates)
         index = bundle.index
         if eligible is None:
             # Without a mask the exclusions (seen items: tens) are dropped in the
@@ -312,13 +323,14 @@ class RecommendService:
                 top_scores += snapshot.top_prior
                 rows = np.concatenate([rows, snapshot.top])
                 scores = np.concatenate([scores, top_scores])
-        picked = _best(rows, scores, request.k, excluded, eligible)
+        picked = _best(rows, scores, n, excluded, eligible)
         self.observe("rerank", time.perf_counter() - start)
         return picked
 
-    def _reply(
+    def reply(
         self, bundle: LoadedModel, ranked: tuple[list[int], list[float]], strategy: str
     ) -> Recommendations:
+        """Stage 5: the reply naming the items of ``ranked`` (rows and scores)."""
         rows, scores = ranked
         names = bundle.item_names
         # Built from values the server made itself: no need to validate them again.

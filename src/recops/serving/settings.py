@@ -98,6 +98,19 @@ class ServerSettings(BaseModel):
     admin_wait_s:
         With several workers, how long an admin call waits for the other workers
         to apply its operation before it replies with their states.
+    log_exposures:
+        Log every served user → items slate as an exposure (items, positions, exact
+        propensities, scores) in the event log, so that clicks sent with the reply's
+        ``request_id`` join it: the log A/B analysis and off-policy evaluation read.
+    exposure_sync:
+        Make the reply wait until its exposure is committed (see
+        :mod:`recops.serving.exposure_log`); by default it is committed with the
+        next group commit, milliseconds later, without holding the reply.
+    experiments:
+        Apply the running experiments of the experiment store (``recops experiment``),
+        which lives in the event log's database file.
+    experiment_refresh_s:
+        How often the server looks for experiment changes (start, stop, ramp).
     run_dir:
         Set by ``recops serve`` when it starts several workers: the folder, new for
         each run, through which they share admin operations and metrics.
@@ -130,6 +143,10 @@ class ServerSettings(BaseModel):
     benchmark_routes: bool = False
     workers: int = Field(default=1, ge=1, le=256)
     admin_wait_s: float = Field(default=120.0, gt=0.0, le=3600.0)
+    log_exposures: bool = True
+    exposure_sync: bool = False
+    experiments: bool = True
+    experiment_refresh_s: float = Field(default=1.0, gt=0.0, le=3600.0)
     run_dir: Path | None = None
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from recops.serving.routes import ceiling, events, models, operations, recommend
+from recops.serving.routes import ceiling, events, experiments, models, operations, recommend
 from recops.serving.settings import ServerSettings
 
 
@@ -12,6 +12,7 @@ def install_routes(app: FastAPI, settings: ServerSettings) -> None:
     """Every route of the server (the benchmark ceilings only when the settings ask)."""
     recommend.install(app)
     events.install(app)
+    experiments.install(app)
     models.install(app)
     operations.install(app)
     if settings.benchmark_routes:

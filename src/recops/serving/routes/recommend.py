@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from recops.serving.context import ServerContext, context, served_bundle
+from recops.serving.context import ServerContext, context, label_version, served_bundle
+from recops.serving.exposure_log import assignment_of, build_exposure, request_context
 from recops.serving.routing import JSON, Endpoint, add_route, parse_body, parse_query
 from recops.serving.schemas import (
     CategoryRequest,
@@ -33,7 +34,7 @@ _MISSING: dict[int | str, dict[str, Any]] = {
 _TAGS = ["recommendations"]
 
 
-def reply(ctx: ServerContext, recommendations: Recommendations) -> Response:
+def reply_response(ctx: ServerContext, recommendations: Recommendations) -> Response:
     """Serialise a reply, timed as the ``serialize`` stage."""
     start = time.perf_counter()
     body = recommendations.model_dump_json()
@@ -42,17 +43,33 @@ def reply(ctx: ServerContext, recommendations: Recommendations) -> Response:
 
 
 async def recommend(request: Request, body: RecommendRequest) -> Response:
-    """State → user tower → ANN → re-rank for one user."""
+    """Assignment → state → user tower → ANN → re-rank → policy → exposure, for one user."""
     ctx = context(request)
     if ctx.group is not None:
         ctx.follower.poll()  # events another worker acknowledged
-    bundle = served_bundle(ctx, request)
-    user = ctx.service.prepare(bundle, body)
+    plan = ctx.experiments.plan(body, ctx.manager.current())
+    arm = plan.arms[0]
+    label_version(request, arm.bundle)
+    user = ctx.service.prepare(arm.bundle, body)
     if ctx.batcher is not None:
         vector = await ctx.batcher.submit(user)
     else:
         vector = ctx.service.encode([user])[0]
-    return reply(ctx, ctx.service.rank_user(user, vector, body))
+    ranked = ctx.service.rank_candidates(user, vector, body, arm.depth)
+    start = time.perf_counter()
+    served = ctx.slates.choose(arm, ranked, body.k)
+    ctx.observe("policy", time.perf_counter() - start)
+    reply = ctx.service.reply(arm.bundle, (served.rows, served.scores), user.strategy)
+    if ctx.exposures is not None:
+        start = time.perf_counter()
+        reply.request_id = ctx.exposures.request_id()
+        reply.experiment, reply.variant = plan.experiment, plan.variant
+        exposure = build_exposure(
+            reply.request_id, user.now, plan, served, request_context(body, user.strategy, plan)
+        )
+        await ctx.exposures.log(exposure, assignment_of(plan, user.now))
+        ctx.observe("exposure", time.perf_counter() - start)
+    return reply_response(ctx, reply)
 
 
 async def recommend_post(request: Request) -> Response:
@@ -71,7 +88,7 @@ def _task(model: type[BaseModel], serve: Callable[..., Recommendations]) -> Endp
     async def endpoint(request: Request) -> Response:
         body = await parse_body(model, request)
         ctx = context(request)
-        return reply(ctx, serve(ctx.service, body, served_bundle(ctx, request)))
+        return reply_response(ctx, serve(ctx.service, body, served_bundle(ctx, request)))
 
     endpoint.__doc__ = serve.__doc__
     return endpoint

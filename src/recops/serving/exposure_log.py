@@ -1,0 +1,158 @@
+"""Logs every served slate as an :class:`~recops.serving.records.Exposure`, off the reply's path.
+
+The request path builds the record (a few microseconds) and hands it to the event
+log's writer thread, which commits it with the next group commit, typically within
+milliseconds. By default the reply does not wait for that commit: an exposure is
+evidence of what was shown, not data the client handed over, and waiting for an
+fsync per recommendation would cost a large share of the route's throughput. With
+``ServerSettings.exposure_sync`` the reply waits, so that no answered slate can be
+missing from the log even after a power loss. Either way the writer keeps
+submission order, so an exposure is committed before any click that answers it
+(the client only learns the ``request_id`` from the reply).
+
+Request ids are ``<process prefix>-<counter>``: unique across workers and restarts
+(the prefix is 12 random hex digits per process) without a UUID per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from concurrent.futures import Future
+
+from recops.serving.eventlog import EventLog
+from recops.serving.experiments import Plan
+from recops.serving.metrics import ServerMetrics
+from recops.serving.records import Assignment, Exposure, JSONValue
+from recops.serving.schemas import RecommendRequest
+from recops.serving.slates import ServedSlate
+
+log = logging.getLogger("recops.serving")
+
+
+class ExposureLogger:
+    """Writes exposures and first assignments through the event log.
+
+    Parameters
+    ----------
+    event_log:
+        Where the records go.
+    metrics:
+        Counts written and failed exposures.
+    sync:
+        Whether :meth:`log` waits for the commit.
+    remembered_units:
+        How many (experiment, unit) pairs this process remembers as already
+        assigned, so that it does not resubmit them on every request. When full it
+        forgets them all: a resubmitted assignment is ignored by the log (logged
+        once), so forgetting costs a little writing, never a duplicate.
+    """
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        metrics: ServerMetrics,
+        *,
+        sync: bool = False,
+        remembered_units: int = 1_000_000,
+    ) -> None:
+        if remembered_units < 1:
+            raise ValueError(
+                f"`remembered_units` must be a positive int (got {remembered_units!r})"
+            )
+        self.event_log = event_log
+        self.metrics = metrics
+        self.sync = sync
+        self.remembered_units = remembered_units
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+        self._assigned: set[tuple[str, str]] = set()
+
+    def request_id(self) -> str:
+        """A new request id, unique across processes."""
+        return f"{self._prefix}-{next(self._counter)}"
+
+    def _first_time(self, assignment: Assignment | None) -> list[Assignment]:
+        if assignment is None:
+            return []
+        key = (assignment.experiment, assignment.unit)
+        if key in self._assigned:
+            return []
+        if len(self._assigned) >= self.remembered_units:
+            self._assigned.clear()
+        self._assigned.add(key)
+        return [assignment]
+
+    async def log(self, exposure: Exposure, assignment: Assignment | None = None) -> None:
+        """Submit ``exposure`` (and the unit's assignment, the first time); wait if ``sync``."""
+        future = self.event_log.submit_exposures([exposure], self._first_time(assignment))
+        self.metrics.exposures.labels(
+            exposure.experiment or "none", exposure.variant or "none"
+        ).inc()
+        if self.sync:
+            await asyncio.wrap_future(future)
+        else:
+            future.add_done_callback(self._failed)
+
+    def _failed(self, future: Future[int]) -> None:
+        # Runs on the writer thread; prometheus counters are thread-safe.
+        exc = future.exception()
+        if exc is not None:
+            self.metrics.exposure_errors.inc()
+            log.error("an exposure could not be logged: %s", exc)
+
+
+def request_context(request: RecommendRequest, strategy: str, plan: Plan) -> dict[str, JSONValue]:
+    """The part of the request an analysis may want: strategy, size and the filters set."""
+    context: dict[str, JSONValue] = {"strategy": strategy, "k": request.k}
+    if request.categories is not None:
+        context["categories"] = list(request.categories)
+    if request.max_age_s is not None:
+        context["max_age_s"] = request.max_age_s
+    if not request.exclude_seen:
+        context["exclude_seen"] = False
+    if request.history:
+        context["history"] = len(request.history)
+    fallback = plan.arms[0].fallback
+    if fallback is not None:
+        context["fallback"] = fallback
+    return context
+
+
+def build_exposure(
+    request_id: str,
+    now: int,
+    plan: Plan,
+    served: ServedSlate,
+    context: dict[str, JSONValue],
+) -> Exposure:
+    """The exposure record of one served slate."""
+    arm = plan.arms[0]
+    names = arm.bundle.item_names
+    return Exposure(
+        request_id=request_id,
+        timestamp=now,
+        unit=plan.unit,
+        model=arm.bundle.name,
+        version=arm.bundle.version,
+        policy=arm.spec,
+        items=[names[r] for r in served.rows],
+        propensities=served.propensities,
+        scores=served.scores,
+        experiment=plan.experiment,
+        variant=plan.variant,
+        # The model's top k chose from nothing more than what it showed.
+        candidates=None if arm.policy is None else [names[r] for r in served.candidate_rows],
+        candidate_scores=None if arm.policy is None else served.candidate_scores,
+        context=context,
+    )
+
+
+def assignment_of(plan: Plan, now: int) -> Assignment | None:
+    """The unit's assignment record, if the plan comes from an experiment."""
+    assigned = plan.assignment
+    if assigned is None:
+        return None
+    return Assignment(assigned.experiment, plan.unit, assigned.variant, now)
