@@ -25,8 +25,8 @@ Every rate comes with its binomial standard error ``sqrt(p (1 − p) / n)``.
 
 Usage::
 
-    python benchmarks/experiment_validity.py            # a few minutes on 2 cores
-    python benchmarks/experiment_validity.py --quick    # under a minute
+    python benchmarks/experiment_validity.py            # ~2.5 minutes on 2 cores
+    python benchmarks/experiment_validity.py --quick    # ~20 s
 """
 
 from __future__ import annotations
