@@ -1,0 +1,131 @@
+"""``recops experiment export NAME``: what the server served in an experiment, as a file.
+
+``--format exposures`` writes recops' exposure schema (one row per shown item, see
+:mod:`recops.ope.exposures`) with the experiment, variant and model version of each
+row; ``--format obd`` the Open Bandit Dataset's layout plus its ``item_context.csv``.
+Either file goes straight into ``recops ope --logs FILE --format exposures|obd``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from recops.cli.experiment import (
+    BAD_INPUT,
+    DEFAULT_EVENT_LOG,
+    EventLogOption,
+    NameArgument,
+    experiment_app,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from recops.serving.records import Event, Exposure
+
+#: Exposures and responses are read from the log in pages of this many rows.
+_PAGE = 50_000
+
+
+class ExportFormat(StrEnum):
+    """Layouts ``export`` writes."""
+
+    exposures = "exposures"
+    obd = "obd"
+
+
+def read_experiment_log(
+    event_log: Path, experiment: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The experiment's assignments, the exposures of its units, and the answering events.
+
+    Exposures of an assigned unit are kept whatever experiment served them, so that
+    the pre-period of CUPED can be read off them too.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(exposures, responses, assignments)`` in the layout of
+        :mod:`recops.experiments.logs`.
+    """
+    import pandas as pd
+
+    from recops.experiments.logs import EXPOSURE_COLUMNS
+    from recops.serving.eventlog import SQLiteEventLog
+
+    if not event_log.is_file():
+        raise FileNotFoundError(f"{event_log}: no event log there (see --event-log)")
+    log = SQLiteEventLog(event_log)
+    try:
+        assigned = log.read_assignments(experiment)
+        units = {a.unit for a in assigned}
+        kept: list[Exposure] = []
+        after = 0
+        while page := log.read_exposures(after, _PAGE):
+            after = page[-1][0]
+            kept.extend(x for _, x in page if x.experiment == experiment or x.unit in units)
+        request_ids = {x.request_id for x in kept}
+        answers: list[Event] = []
+        after = 0
+        while events := log.read_responses(after, _PAGE):
+            after = events[-1][0]
+            answers.extend(e for _, e in events if e.request_id in request_ids)
+    finally:
+        log.close()
+    exposures = pd.DataFrame(
+        [{c: getattr(x, c) for c in EXPOSURE_COLUMNS} for x in kept], columns=EXPOSURE_COLUMNS
+    )
+    responses = pd.DataFrame(
+        [(e.request_id, e.item_id, e.event, e.timestamp) for e in answers],
+        columns=["request_id", "item_id", "event", "timestamp"],
+    )
+    assignments = pd.DataFrame(
+        [(a.unit, a.variant, a.timestamp) for a in assigned],
+        columns=["unit", "variant", "timestamp"],
+    )
+    return exposures, responses, assignments
+
+
+@experiment_app.command("export")
+def export(
+    name: NameArgument,
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write (.parquet, .csv or .jsonl; obd: .csv).")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="exposures: recops' schema; obd: Open Bandit Dataset."),
+    ] = ExportFormat.exposures,
+    event_log: EventLogOption = DEFAULT_EVENT_LOG,
+    reward: Annotated[
+        str, typer.Option(help="The event type that counts as a reward (a click).")
+    ] = "click",
+) -> None:
+    """Write the exposures the server logged in experiment NAME, with their rewards."""
+    from recops.experiments.logs import shown_items, to_obd
+    from recops.ope.exposures import write_exposures
+
+    try:
+        exposures, responses, _ = read_experiment_log(event_log, name)
+        exposures = exposures[exposures["experiment"] == name]
+        if exposures.empty:
+            raise ValueError(f"{event_log}: no exposures of experiment {name!r} are logged")
+        shown = shown_items(exposures, responses, reward)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt is ExportFormat.obd:
+            if out.suffix.lower() != ".csv":
+                raise ValueError(f"{out}: the OBD layout is CSV (give a .csv file)")
+            log, items = to_obd(shown)
+            log.to_csv(out)
+            items.to_csv(out.parent / "item_context.csv", index=False)
+        else:
+            write_exposures(shown, out)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(BAD_INPUT) from None
+    slates = shown["request_id"].nunique()
+    typer.echo(f"Wrote {len(shown):,} shown items of {slates:,} slates ({fmt.value}) to {out}")
