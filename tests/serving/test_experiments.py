@@ -209,3 +209,37 @@ def test_stopping_returns_units_to_the_default(
     _wait_for_experiments(client, 0)
     reply = _recommend(client, user_id="u1")
     assert (reply["experiment"], reply["version"]) == (None, "1")
+
+
+def test_a_bandit_variant_learns_from_clicks_joined_to_its_exposures(
+    client: TestClient, repo_settings: ServerSettings
+) -> None:
+    bandit = {"kind": "softmax_bandit", "pool": 10, "explore_slots": 2, "bonus": 2.0}
+    config = _config(
+        variants=[
+            {"name": "control", "version": "1"},
+            {"name": "explore", "version": "2", "policy": bandit},
+        ]
+    )
+    _start(repo_settings, config)
+    _wait_for_experiments(client, 1)
+    clicked = 0
+    for i in range(40):
+        reply = _recommend(client, user_id=f"u{i}")
+        if reply["variant"] != "explore":
+            continue
+        event = {
+            "user_id": f"u{i}",
+            "item_id": reply["items"][0],
+            "event": "click",
+            "request_id": reply["request_id"],
+        }
+        client.post("/v1/events", json={"events": [event, event]})  # a double click
+        clicked += 1
+    assert clicked > 5
+    arm = client.app.state.ctx.experiments.learning_arms()[("ranker", "explore")]  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while arm.policy.clicks.sum() < clicked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert arm.policy.clicks.sum() == clicked  # each slate's click once
+    assert arm.policy.impressions.sum() == 5 * clicked

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from recops.experiments.store import ExperimentStore
+from recops.serving.bandit_feedback import BanditFeedback
 from recops.serving.batching import DynamicBatcher
 from recops.serving.context import ServerContext, configure_threads, index_params
 from recops.serving.coordination import apply_pending, sync_forever
@@ -91,8 +92,9 @@ def create_app(
         tasks = [asyncio.create_task(prefetch_forever(ctx))]
         if ctx.experiments.store is not None:
             await run_in_threadpool(ctx.experiments.refresh)
+            learn = BanditFeedback(ctx.event_log, ctx.experiments).poll
             every = settings.experiment_refresh_s
-            tasks.append(asyncio.create_task(refresh_forever(ctx.experiments, every)))
+            tasks.append(asyncio.create_task(refresh_forever(ctx.experiments, every, learn)))
         if ctx.group is not None:
             # A worker restarted by the supervisor catches up with the admin
             # operations of this run before it says it is ready.

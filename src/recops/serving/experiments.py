@@ -33,6 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from recops.experiments.assignment import Assigner
 from recops.experiments.assignment import Assignment as Assigned
+from recops.experiments.bandit import SoftmaxBandit
 from recops.experiments.serving_policy import ServingPolicy, build_policy
 from recops.experiments.store import ExperimentRecord, ExperimentStore
 from recops.serving.repository import LoadedModel, ModelLoadError, ModelManager, ModelNotFoundError
@@ -245,16 +246,16 @@ class ExperimentRuntime:
         table = self._table
         return [] if table is None else list(table.statuses)
 
-    def bandit_arms(self) -> list[Arm]:
-        """Arms whose policy learns from feedback."""
+    def learning_arms(self) -> dict[tuple[str, str], Arm]:
+        """Arms whose policy learns from feedback (a bandit), by (experiment, variant)."""
         table = self._table
         if table is None:
-            return []
-        seen: dict[int, Arm] = {}
-        for arm in table.arms.values():
-            if arm.policy is not None and hasattr(arm.policy, "update") and arm.fallback is None:
-                seen[id(arm)] = arm
-        return list(seen.values())
+            return {}
+        return {
+            key: arm
+            for key, arm in table.arms.items()
+            if arm.fallback is None and isinstance(arm.policy, SoftmaxBandit)
+        }
 
 
 def _status(record: ExperimentRecord, arms: dict[tuple[str, str], Arm]) -> ExperimentStatus:
@@ -279,12 +280,16 @@ def _status(record: ExperimentRecord, arms: dict[tuple[str, str], Arm]) -> Exper
     )
 
 
-async def refresh_forever(runtime: ExperimentRuntime, every_s: float) -> None:
-    """Apply experiment changes within ``every_s`` seconds (loads happen in a thread)."""
+async def refresh_forever(
+    runtime: ExperimentRuntime, every_s: float, learn: Callable[[], object] | None = None
+) -> None:
+    """Apply experiment changes within ``every_s`` seconds, then ``learn`` (both in a thread)."""
     while True:
         try:
             if runtime.due():
                 await run_in_threadpool(runtime.refresh)
+            if learn is not None:
+                await run_in_threadpool(learn)
         except Exception:  # keep following the store: one failed round must not stop it
             log.exception("following the experiment store failed")
         await asyncio.sleep(every_s)
