@@ -118,3 +118,27 @@ def test_add_items_needs_a_fitted_model_and_an_id_column(fitted: TwoTower) -> No
         fitted.with_items(_fresh().drop(columns="item_id"))
     with pytest.raises(ValueError, match="milliseconds"):
         fitted.with_items(_fresh().assign(publish_time=T0 * 1000))
+
+
+def test_similar_search_and_category_honour_now(fitted: TwoTower) -> None:
+    """Issue 11: the three tasks ignored ``now`` (stale or unpublished news)."""
+    grown, rows = fitted.with_items(_fresh())
+    published = T0 + 500 * HOUR
+    before, after = published - HOUR, published + 2 * HOUR
+    assert not grown.known_at(before)[rows].any() and grown.known_at(after)[rows].all()
+    for task, request in (
+        (grown.search, ["alpha sunny beach today"]),
+        (grown.similar, ["a1"]),
+        (grown.by_category, ["CatA"]),
+    ):
+        early, _ = task(request, k=12, now=before)
+        assert "a_fresh" not in early[0], task.__name__
+        timeless, timeless_scores = task(request, k=24)
+        late, _ = task(request, k=24, now=after, prior_weight=0.0)
+        # With no prior weight, now only removes what does not exist yet.
+        assert late[0].tolist() == timeless[0].tolist()
+        with_prior, scores = task(request, k=24, now=after)
+        prior = grown.item_prior(after)
+        base = dict(zip(timeless[0], timeless_scores[0], strict=True))
+        for item, score in zip(with_prior[0], scores[0], strict=True):
+            assert score == pytest.approx(base[item] + prior[grown.item_index[item]], abs=1e-4)

@@ -472,26 +472,80 @@ class TwoTower(Recommender):
                 scores[now == t] += self.item_prior(int(t))
         return scores
 
-    def _top(self, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None):
+    def known_at(self, now: int) -> np.ndarray:
+        """``(n_items,)`` bool: items that exist at unix time ``now``.
+
+        An item exists once it had a training event or its publish time has
+        passed; an item with neither time is taken as existing (nothing says it is
+        from the future).
+        """
+        first = np.full(len(self.item_ids_), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, self.events_.items - 1, self.events_.times)
+        published = self.catalog_.publish_time
+        first = np.where(published >= 0, np.minimum(first, published), first)
+        unknown = first == np.iinfo(np.int64).max
+        return unknown | (first < int(now))
+
+    def _top(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        exclude: np.ndarray | None = None,
+        now: int | None = None,
+        prior_weight: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         k = validate_k(k)
         scores = self.score_scale * (vectors @ self._item_vectors.T)
+        if now is not None:
+            check_unix_seconds(np.array([now]), "`now`")
+            if prior_weight:
+                scores += prior_weight * self.item_prior(now)
+            scores[:, ~self.known_at(now)] = -np.inf
         if exclude is not None:
             scores[np.arange(len(exclude)), exclude] = -np.inf
         idx, top = top_k(scores, k)
         return self.item_ids_[idx], top
 
-    def similar(self, item_ids: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items likely to follow each of ``item_ids`` (the item itself excluded)."""
+    def similar(
+        self,
+        item_ids: Sequence[str],
+        k: int = 10,
+        *,
+        now: int | None = None,
+        prior_weight: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items likely to follow each of ``item_ids`` (the item itself excluded).
+
+        With ``now``, items that do not exist yet at ``now`` (:meth:`known_at`) are
+        left out and ``prior_weight * item_prior(now)`` is added to every score, so
+        fresh, currently consumed items win ties over stale ones (news); without it
+        the ranking is timeless.
+        """
         vectors = self.encode_similar(item_ids)
-        return self._top(vectors, k, np.array([self.item_index[i] for i in item_ids]))
+        exclude = np.array([self.item_index[i] for i in item_ids])
+        return self._top(vectors, k, exclude, now, prior_weight)
 
-    def search(self, texts: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items for each free-text query."""
-        return self._top(self.encode_texts(texts), k)
+    def search(
+        self,
+        texts: Sequence[str],
+        k: int = 10,
+        *,
+        now: int | None = None,
+        prior_weight: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each free-text query (``now`` as in :meth:`similar`)."""
+        return self._top(self.encode_texts(texts), k, None, now, prior_weight)
 
-    def by_category(self, categories: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items for each category."""
-        return self._top(self.encode_categories(categories), k)
+    def by_category(
+        self,
+        categories: Sequence[str],
+        k: int = 10,
+        *,
+        now: int | None = None,
+        prior_weight: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each category (``now`` as in :meth:`similar`)."""
+        return self._top(self.encode_categories(categories), k, None, now, prior_weight)
 
     # -------------------------------------------------------------- artifact
     def save(self, path: str | Path) -> Path:
