@@ -36,6 +36,10 @@ head; a sum over the enumerated subsets for Plackett–Luce). The probability of
 first ``p + 1`` positions is the head prefix's for ``p < h`` and the whole head's from
 there on (the fill is determined by the head).
 
+Cost per request (50 candidates, ``pool = 20``, ``explore_slots = 3``, ``k = 10``,
+measured on the shared 2-core machine, ``select``): greedy about 7 µs, ε-greedy
+about 22 µs, Plackett–Luce about 50 µs, the softmax bandit about 60 µs.
+
 Logits more than :data:`LOGIT_FLOOR` below the best are raised to it, so that every
 pool candidate keeps a positive weight in floating point; the sampled distribution is
 the floored one, and the propensities are exactly its own.
