@@ -53,6 +53,7 @@ from recops.serving.schemas import RecommendRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
 from recops.sim.loadtest import HttpConnection, LoadTestConfig, Traffic, run_load_test
+from recops.sim.wrk import WrkResult, process_cpu_seconds, run_wrk, wrk_available
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
 # The configuration judged against the targets: one worker per core of the
@@ -70,6 +71,21 @@ LABELS = {
     "batching_0ms": "1 worker, batching 0 ms",
 }
 K = 10
+#: Servers of the experiment-cost section: label -> (environment, experiment policies).
+#: The policies (control, treatment) of an experiment both serve version 1, so the
+#: difference to `no_log` is what assignment, the policy step and logging cost.
+EXPERIMENT_MODES: dict[str, tuple[dict[str, str], tuple[dict[str, Any], ...] | None]] = {
+    "no_log": ({"RECOPS_LOG_EXPOSURES": "false", "RECOPS_EXPERIMENTS": "false"}, None),
+    "exposures": ({}, None),
+    "experiment_aa": ({}, ({"kind": "greedy"}, {"kind": "greedy"})),
+    "experiment_pl": ({}, ({"kind": "greedy"}, {"kind": "plackett_luce", "temperature": 0.5})),
+}
+EXPERIMENT_LABELS = {
+    "no_log": "no exposure log, no experiment",
+    "exposures": "exposures logged, no experiment",
+    "experiment_aa": "A/A experiment (greedy, greedy)",
+    "experiment_pl": "A/B experiment (greedy, Plackett–Luce head)",
+}
 # Wide enough for the table even when the output goes to a file.
 console = Console(width=120)
 
@@ -114,21 +130,6 @@ def _pid(server: ServerProcess) -> int:
     if server.process is None:
         raise RuntimeError(f"server at {server.url} is not running")
     return server.process.pid
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process and its children so far (Linux ``/proc``).
-
-    The children are the workers of ``--workers N``; ``None`` off Linux.
-    """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return None
-    # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" of the name.
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(process_cpu_seconds(int(child)) or 0.0 for child in children)
 
 
 def interleaved_runs(
@@ -376,6 +377,110 @@ def million_vectors(base: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _start_experiment(event_log: Path, policies: tuple[dict[str, Any], ...]) -> None:
+    from recops.experiments.config import ExperimentConfig, ModelRef
+    from recops.experiments.store import ExperimentStore
+
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "cost",
+            "control": "control",
+            "primary_metric": "clicks/impressions",
+            "variants": [
+                {"name": name, "version": "1", "policy": policy}
+                for name, policy in zip(("control", "treatment"), policies, strict=True)
+            ],
+        }
+    )
+
+    def resolve(model: str | None, version: str | None, alias: str | None) -> ModelRef:
+        return ModelRef(model or "news", version or "1")
+
+    with ExperimentStore(event_log) as store:
+        store.create(config, resolve)
+        store.start("cost", resolve)
+
+
+def experiment_cost(
+    repo: Path, clicks: pd.DataFrame, workdir: Path, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """/v1/recommend with and without exposure logging and experiments, measured from outside.
+
+    Every server is one worker pinned to CPU 0; wrk runs pinned to CPU 1 with 8
+    keep-alive connections, each request naming the next of 1,000 known users.
+    Servers are measured in rotation (``rounds`` runs each) and the median taken.
+    """
+    if not wrk_available() or (os.cpu_count() or 1) < 2:
+        console.print("experiment cost: skipped (needs wrk and 2 cores)")
+        return {}
+    users = clicks["user_id"].astype(str).unique()[:1000]
+    paths = [f"/v1/recommend?user_id={u}&k={K}" for u in users]
+    runs: dict[str, list[WrkResult]] = {label: [] for label in EXPERIMENT_MODES}
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for label, (env, policies) in EXPERIMENT_MODES.items():
+            log = workdir / f"events-cost-{label}.sqlite3"
+            if policies is not None:
+                _start_experiment(log, policies)
+            process = ServerProcess(repo, log, ("--benchmark-routes",), env, cpus={0})
+            servers[label] = stack.enter_context(process)
+        labels = list(servers)
+        targets = [(label, paths) for label in labels] + [("ceiling", [f"/v1/ceiling?k={K}"])]
+        runs["ceiling"] = []
+        for r in range(rounds):
+            for label, target in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                server = servers["no_log" if label == "ceiling" else label]
+                runs[label].append(
+                    run_wrk(
+                        server.url,
+                        target,
+                        connections=8,
+                        seconds=seconds / rounds,
+                        client_cpu=1,
+                        server_pid=_pid(server),
+                        server_cpu=0,
+                    )
+                )
+    out: dict[str, Any] = {}
+    for label, results in runs.items():
+        out[label] = {
+            "throughput_rps": float(np.median([x.throughput for x in results])),
+            "p50_ms": float(np.median([x.p50_ms for x in results])),
+            "p99_ms": float(np.median([x.p99_ms for x in results])),
+            "server_cpu_us": float(np.median([x.server_cpu_us or 0.0 for x in results])),
+            "server_core_share": float(np.median([x.server_core_share or 0.0 for x in results])),
+            "core_steal": float(np.median([x.core_steal or 0.0 for x in results])),
+            "errors": int(sum(x.errors for x in results)),
+        }
+        r = out[label]
+        console.print(
+            f"{label:>14}: {r['throughput_rps']:7.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
+            f"p99 {r['p99_ms']:.2f} ms, server {r['server_cpu_us']:.0f} µs/request, "
+            f"core share {r['server_core_share']:.2f}, steal {r['core_steal']:.2f}"
+        )
+    return out
+
+
+def experiment_table(cost: dict[str, Any]) -> Table:
+    """The experiment-cost section: each server against the one without log or experiment."""
+    out = Table(title="cost of exposure logging and experiments (1 worker on CPU 0, wrk on CPU 1)")
+    for column in ("server", "req/s", "vs no log", "p50 / p99 ms", "server µs/req", "core share"):
+        out.add_column(column, justify="left" if column == "server" else "right")
+    base = cost["no_log"]["throughput_rps"]
+    for label, r in cost.items():
+        name = EXPERIMENT_LABELS.get(label, "ceiling route (fixed list)")
+        target = " (≥ 90%)" if label == "experiment_aa" else ""
+        out.add_row(
+            name,
+            f"{r['throughput_rps']:,.0f}",
+            f"{r['throughput_rps'] / base:.0%}{target}",
+            f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}",
+            f"{r['server_cpu_us']:,.0f}",
+            f"{r['server_core_share']:.2f} (steal {r['core_steal']:.2f})",
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "k": K}
     with tempfile.TemporaryDirectory(prefix="recops-bench-") as tmp:
@@ -383,6 +488,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         clicks, items, _ = build_world_and_model(args.items, workdir)
         traffic = Traffic.from_frames(clicks, items)
         repo = workdir / "models"
+        if "experiments" in args.sections:
+            results["experiment_cost"] = experiment_cost(
+                repo, clicks, workdir, args.duration, args.rounds
+            )
+        if "main" not in args.sections:
+            return results
         # All servers at once, measured in rotation (see interleaved_runs).
         with contextlib.ExitStack() as stack:
             servers = {}
@@ -504,6 +615,13 @@ def main() -> None:
     parser.add_argument(
         "--hnsw-large", action="store_true", help="also build HNSW on the ANN-only catalog (slow)"
     )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=("main", "experiments"),
+        default=["main", "experiments"],
+        help="main: routes, stages, events, ANN; experiments: the cost of exposures/experiments",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args()
     # One thread for BLAS/OpenMP/FAISS/torch here too, as in the server: the
@@ -512,7 +630,10 @@ def main() -> None:
     start = time.perf_counter()
     results = run(args)
     results["seconds"] = time.perf_counter() - start
-    console.print(table(results))
+    if "ceiling" in results:
+        console.print(table(results))
+    if results.get("experiment_cost"):
+        console.print(experiment_table(results["experiment_cost"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     console.print(f"results written to {args.out} ({results['seconds']:.0f} s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -153,5 +154,49 @@ def test_a_log_written_before_request_ids_is_migrated(tmp_path: Path) -> None:
         assert log.read()[0][1].context == {"position": 1}
         log.append([Event("u", "i", "click", 1.0, 6, {"request_id": "r9"})])
         assert [e.request_id for _, e in log.read_responses()] == ["r9"]
+    finally:
+        log.close()
+
+
+def test_queued_exposures_wait_for_company_but_never_for_events(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite3", exposure_delay_s=5.0)
+    try:
+        log.queue_exposures([_exposure("q1")], [Assignment("exp", "u1", "a", 1)])
+        log.queue_exposures([_exposure("q2")])
+        assert log.exposure_count() == 0  # held back to share a commit
+        # An event write (the client waits for it) commits what was queued before it.
+        log.append([Event("u1", "i1", "click", 1.0, 7, {"request_id": "q1"})])
+        assert [x.request_id for _, x in log.read_exposures()] == ["q1", "q2"]
+        assert len(log.read_assignments("exp")) == 1
+    finally:
+        log.close()
+    assert log.dropped_exposures == 0
+    log.queue_exposures([_exposure("late")])  # after close: counted, not raised
+    assert log.dropped_exposures == 1
+
+
+def test_queued_exposures_are_committed_within_the_delay(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite3", exposure_delay_s=0.05)
+    try:
+        log.queue_exposures([_exposure("q1")])
+        deadline = time.monotonic() + 5
+        while log.exposure_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.exposure_count() == 1
+    finally:
+        log.close()
+
+
+def test_a_failed_commit_of_queued_exposures_is_counted(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    log = SQLiteEventLog(path, exposure_delay_s=0.0)
+    try:
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE exposures")
+        log.queue_exposures([_exposure("q1"), _exposure("q2")])
+        deadline = time.monotonic() + 5
+        while log.dropped_exposures == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.dropped_exposures == 2
     finally:
         log.close()

@@ -20,6 +20,7 @@ count, close) so that a PostgreSQL log can replace it without touching the serve
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -30,7 +31,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from recops.serving.records import Activity, Assignment, ContextValue, Event, Exposure
+
+log = logging.getLogger("recops.serving")
 
 __all__ = [
     "Activity",
@@ -61,7 +66,7 @@ class EventLog(ABC):
     def submit_exposures(
         self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
     ) -> Future[int]:
-        """Queue served slates (and first assignments) for writing.
+        """Write served slates (and first assignments) now; the future says when durable.
 
         An assignment whose ``(experiment, unit)`` is already stored is ignored, so
         each unit's assignment is logged once whatever the number of workers.
@@ -71,6 +76,23 @@ class EventLog(ABC):
         concurrent.futures.Future
             Resolves to the number of exposures written once they are durable.
         """
+
+    @abstractmethod
+    def queue_exposures(
+        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
+    ) -> None:
+        """Like :meth:`submit_exposures`, committed a little later together with others.
+
+        For the request path: nothing to wait for, and many slates share one commit
+        (a commit and a future per slate cost more CPU than writing it). Any later
+        write of events commits them first, so the log keeps the submission order. A
+        storage error is logged and counted in :attr:`dropped_exposures`.
+        """
+
+    @property
+    def dropped_exposures(self) -> int:
+        """Queued exposures a storage error kept out of the log."""
+        return 0
 
     def append(self, events: Sequence[Event]) -> int:
         """Write ``events`` and block until they are durable; returns how many."""
@@ -153,16 +175,9 @@ CREATE TABLE IF NOT EXISTS exposures (
     model TEXT NOT NULL,
     version TEXT NOT NULL,
     policy TEXT NOT NULL,
-    items TEXT NOT NULL,
-    propensities TEXT NOT NULL,
-    scores TEXT NOT NULL,
-    sources TEXT,
-    candidates TEXT,
-    candidate_scores TEXT,
-    context TEXT
+    slate TEXT NOT NULL
 )
 """,
-    "CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment, id)",
     """
 CREATE TABLE IF NOT EXISTS assignments (
     experiment TEXT NOT NULL,
@@ -186,21 +201,32 @@ _INSERT = (
 )
 _SELECT = "SELECT id, user_id, item_id, event, value, timestamp, context, request_id FROM events"
 _EXPOSURE_COLUMNS = (
-    "request_id, timestamp, unit, experiment, variant, model, version, policy, items, "
-    "propensities, scores, sources, candidates, candidate_scores, context"
+    "request_id, timestamp, unit, experiment, variant, model, version, policy, slate"
 )
-_INSERT_EXPOSURE = f"INSERT INTO exposures ({_EXPOSURE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+_INSERT_EXPOSURE = f"INSERT INTO exposures ({_EXPOSURE_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+#: The per-position lists and the context of an exposure, stored as one JSON object
+#: (``slate``): one encoding and one column instead of seven cost a third of the CPU.
+_SLATE_KEYS = ("items", "propensities", "scores", "sources", "candidates", "candidate_scores")
 _SELECT_EXPOSURE = f"SELECT id, {_EXPOSURE_COLUMNS} FROM exposures"
 _INSERT_ASSIGNMENT = (
     "INSERT OR IGNORE INTO assignments (experiment, unit, variant, timestamp) VALUES (?, ?, ?, ?)"
 )
 
-#: A write job: event rows, or exposure rows plus assignment rows, and its future.
-_Job = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], Future[int]]
+#: A write job: event rows, exposure rows, assignment rows, and its future (None for
+#: queued exposures: nobody waits for them, and they may wait for company).
+_Job = tuple[
+    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], Future[int] | None
+]
+
+
+def _encode(value: object) -> str:
+    # orjson: a slate's JSON in about 1 µs where the standard library takes 6-7, on
+    # every served request.
+    return orjson.dumps(value).decode()
 
 
 def _dumps(value: object) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else _encode(value)
 
 
 def _loads(text: str | None) -> Any:
@@ -230,6 +256,16 @@ def _event(row: tuple[Any, ...]) -> tuple[int, Event]:
 
 
 def _exposure_row(x: Exposure) -> tuple[Any, ...]:
+    # Lists and dicts as given: the server builds them of plain str and float.
+    slate: dict[str, Any] = {"items": x.items, "propensities": x.propensities, "scores": x.scores}
+    for key, value in (
+        ("sources", x.sources),
+        ("candidates", x.candidates),
+        ("candidate_scores", x.candidate_scores),
+        ("context", x.context),
+    ):
+        if value is not None:
+            slate[key] = value
     return (
         x.request_id,
         int(x.timestamp),
@@ -238,20 +274,14 @@ def _exposure_row(x: Exposure) -> tuple[Any, ...]:
         x.variant,
         x.model,
         x.version,
-        _dumps(dict(x.policy)),
-        _dumps(list(x.items)),
-        _dumps([float(p) for p in x.propensities]),
-        _dumps([float(s) for s in x.scores]),
-        None if x.sources is None else _dumps(list(x.sources)),
-        None if x.candidates is None else _dumps(list(x.candidates)),
-        None if x.candidate_scores is None else _dumps([float(s) for s in x.candidate_scores]),
-        None if x.context is None else _dumps(dict(x.context)),
+        _encode(x.policy),
+        _encode(slate),
     )
 
 
 def _exposure(row: tuple[Any, ...]) -> tuple[int, Exposure]:
-    (row_id, request_id, timestamp, unit, experiment, variant, model, version, policy, items,
-     propensities, scores, sources, candidates, candidate_scores, context) = row  # fmt: skip
+    row_id, request_id, timestamp, unit, experiment, variant, model, version, policy, text = row
+    slate = json.loads(text)
     return row_id, Exposure(
         request_id=request_id,
         timestamp=timestamp,
@@ -259,15 +289,10 @@ def _exposure(row: tuple[Any, ...]) -> tuple[int, Exposure]:
         model=model,
         version=version,
         policy=json.loads(policy),
-        items=json.loads(items),
-        propensities=json.loads(propensities),
-        scores=json.loads(scores),
         experiment=experiment,
         variant=variant,
-        sources=_loads(sources),
-        candidates=_loads(candidates),
-        candidate_scores=_loads(candidate_scores),
-        context=_loads(context),
+        context=slate.get("context"),
+        **{key: slate.get(key) for key in _SLATE_KEYS},
     )
 
 
@@ -285,6 +310,11 @@ class SQLiteEventLog(EventLog):
         SQLite's ``synchronous`` pragma. ``FULL`` fsyncs the WAL at every commit, so
         an acknowledged event survives a power loss as well as a killed process;
         ``NORMAL`` survives a killed process only.
+    exposure_delay_s:
+        Longest time a non-urgent exposure waits for others to share its commit.
+        One commit per served slate cost about 300 µs of CPU (the fsync above all)
+        against about 20 µs per row in a batch; 50 ms bounds what a crash can lose
+        and what the bandits' learning lags by.
     """
 
     def __init__(
@@ -293,7 +323,13 @@ class SQLiteEventLog(EventLog):
         *,
         max_batch_rows: int = 50_000,
         synchronous: str = "FULL",
+        exposure_delay_s: float = 0.05,
     ) -> None:
+        if not 0.0 <= exposure_delay_s <= 10.0:
+            raise ValueError(
+                f"`exposure_delay_s` must be in [0, 10] seconds (got {exposure_delay_s!r})"
+            )
+        self.exposure_delay_s = exposure_delay_s
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError(f"`synchronous` must be FULL, NORMAL or EXTRA (got {synchronous!r})")
         if isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int):
@@ -305,6 +341,9 @@ class SQLiteEventLog(EventLog):
         self.max_batch_rows = max_batch_rows
         self._synchronous = synchronous.upper()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # Set by urgent submissions (and close) to end the writer's exposure wait.
+        self._wake = threading.Event()
+        self._dropped = 0
         self._closed = threading.Event()
         # Created here (not in the thread) so that a bad path fails in the caller.
         conn = self._connect()
@@ -340,13 +379,14 @@ class SQLiteEventLog(EventLog):
         conn.execute("COMMIT")
 
     def _enqueue(self, job: _Job, n: int) -> Future[int]:
-        future = job[3]
+        future: Future[int] = Future() if job[3] is None else job[3]
         if self._closed.is_set():
             future.set_exception(RuntimeError(f"event log {self.path} is closed"))
         elif n == 0 and not job[2]:
             future.set_result(0)
         else:
             self._queue.put(job)
+            self._wake.set()
         return future
 
     def submit(self, events: Sequence[Event]) -> Future[int]:
@@ -355,13 +395,23 @@ class SQLiteEventLog(EventLog):
     def submit_exposures(
         self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
     ) -> Future[int]:
-        job: _Job = (
-            [],
-            [_exposure_row(x) for x in exposures],
-            [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments],
-            Future(),
-        )
+        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
+        job: _Job = ([], [_exposure_row(x) for x in exposures], assigned, Future())
         return self._enqueue(job, len(exposures))
+
+    def queue_exposures(
+        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
+    ) -> None:
+        if self._closed.is_set():
+            self._dropped += len(exposures)
+            log.error("event log %s is closed: %d exposures dropped", self.path, len(exposures))
+            return
+        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
+        self._queue.put(([], [_exposure_row(x) for x in exposures], assigned, None))
+
+    @property
+    def dropped_exposures(self) -> int:
+        return self._dropped
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
@@ -369,47 +419,64 @@ class SQLiteEventLog(EventLog):
                 first = self._queue.get()
                 if first is None:
                     return
-                batch = [first]
-                rows = _size(first)
-                stop = False
-                # Group commit: take everything already waiting, up to the row cap.
-                while rows < self.max_batch_rows:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
-                    rows += _size(more)
+                batch, stop = self._gather(first)
                 self._commit(conn, batch)
                 if stop:
                     return
         finally:
             conn.close()
 
-    @staticmethod
-    def _commit(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """Group commit: what is waiting (up to the row cap) joins ``first``.
+
+        An urgent job (events) commits with whatever is already queued. Exposures
+        alone let the writer sleep up to ``exposure_delay_s`` first (an urgent
+        submission wakes it): waking the thread per exposure cost more CPU than
+        writing it. Returns the batch and whether the log was closed meanwhile.
+        """
+        if first[3] is None and self.exposure_delay_s > 0:
+            self._wake.wait(self.exposure_delay_s)
+        self._wake.clear()
+        batch = [first]
+        rows = _size(first)
+        while rows < self.max_batch_rows:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+            rows += _size(more)
+        return batch, False
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
             conn.execute("BEGIN")
-            # In submission order, so an exposure precedes the clicks that answer it.
-            for events, exposures, assignments, _ in batch:
-                if events:
-                    conn.executemany(_INSERT, events)
-                if exposures:
-                    conn.executemany(_INSERT_EXPOSURE, exposures)
-                if assignments:
-                    conn.executemany(_INSERT_ASSIGNMENT, assignments)
+            # One statement per table (a statement per job cost more than its rows);
+            # each table keeps submission order, and the tables commit together.
+            tables = (
+                (_INSERT, [row for job in batch for row in job[0]]),
+                (_INSERT_EXPOSURE, [row for job in batch for row in job[1]]),
+                (_INSERT_ASSIGNMENT, [row for job in batch for row in job[2]]),
+            )
+            for statement, rows in tables:
+                if rows:
+                    conn.executemany(statement, rows)
             conn.execute("COMMIT")
         except Exception as exc:  # the storage error goes to every waiting caller
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for *_, future in batch:
-                future.set_exception(exc)
+            for _, exposures, _, future in batch:
+                if future is None:
+                    self._dropped += len(exposures)
+                    log.error("%d queued exposures could not be stored: %s", len(exposures), exc)
+                else:
+                    future.set_exception(exc)
             return
         for events, exposures, _, future in batch:
-            future.set_result(len(events) or len(exposures))
+            if future is not None:
+                future.set_result(len(events) or len(exposures))
 
     def read(self, after_id: int = 0, limit: int = 10_000) -> list[tuple[int, Event]]:
         with self._reader() as conn:
@@ -502,6 +569,7 @@ class SQLiteEventLog(EventLog):
             return
         self._closed.set()
         self._queue.put(None)
+        self._wake.set()
         self._writer.join()
         with self._watch_lock:
             self._watch.close()

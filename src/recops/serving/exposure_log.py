@@ -1,8 +1,8 @@
 """Logs every served slate as an :class:`~recops.serving.records.Exposure`, off the reply's path.
 
 The request path builds the record (a few microseconds) and hands it to the event
-log's writer thread, which commits it with the next group commit, typically within
-milliseconds. By default the reply does not wait for that commit: an exposure is
+log's writer thread, which commits it within ``exposure_delay_s`` (50 ms), many
+exposures per commit. By default the reply does not wait for that commit: an exposure is
 evidence of what was shown, not data the client handed over, and waiting for an
 fsync per recommendation would cost a large share of the route's throughput. With
 ``ServerSettings.exposure_sync`` the reply waits, so that no answered slate can be
@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import secrets
-from concurrent.futures import Future
+from typing import Any
 
 from recops.serving.eventlog import EventLog
 from recops.serving.experiments import Plan
@@ -28,8 +27,6 @@ from recops.serving.metrics import ServerMetrics
 from recops.serving.records import Assignment, Exposure, JSONValue
 from recops.serving.schemas import RecommendRequest
 from recops.serving.slates import ServedSlate
-
-log = logging.getLogger("recops.serving")
 
 
 class ExposureLogger:
@@ -69,6 +66,8 @@ class ExposureLogger:
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
         self._assigned: set[tuple[str, str]] = set()
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._dropped = 0
 
     def request_id(self) -> str:
         """A new request id, unique across processes."""
@@ -86,22 +85,25 @@ class ExposureLogger:
         return [assignment]
 
     async def log(self, exposure: Exposure, assignment: Assignment | None = None) -> None:
-        """Submit ``exposure`` (and the unit's assignment, the first time); wait if ``sync``."""
-        future = self.event_log.submit_exposures([exposure], self._first_time(assignment))
-        self.metrics.exposures.labels(
-            exposure.experiment or "none", exposure.variant or "none"
-        ).inc()
+        """Write ``exposure`` (and the unit's assignment, the first time); wait if ``sync``."""
+        assigned = self._first_time(assignment)
         if self.sync:
-            await asyncio.wrap_future(future)
+            await asyncio.wrap_future(self.event_log.submit_exposures([exposure], assigned))
         else:
-            future.add_done_callback(self._failed)
+            self.event_log.queue_exposures([exposure], assigned)
+        self._labelled(exposure.experiment, exposure.variant).inc()
+        dropped = self.event_log.dropped_exposures
+        if dropped != self._dropped:
+            self.metrics.exposure_errors.inc(dropped - self._dropped)
+            self._dropped = dropped
 
-    def _failed(self, future: Future[int]) -> None:
-        # Runs on the writer thread; prometheus counters are thread-safe.
-        exc = future.exception()
-        if exc is not None:
-            self.metrics.exposure_errors.inc()
-            log.error("an exposure could not be logged: %s", exc)
+    def _labelled(self, experiment: str | None, variant: str | None) -> Any:
+        # prometheus' labels() costs microseconds per call: the children are kept.
+        key = (experiment or "none", variant or "none")
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = self.metrics.exposures.labels(*key)
+        return child
 
 
 def request_context(request: RecommendRequest, strategy: str, plan: Plan) -> dict[str, JSONValue]:

@@ -41,6 +41,9 @@ class ServerProcess:
         More ``recops serve`` options (``--version 2``, ``--batching``, ...).
     env:
         Extra environment variables (e.g. ``RECOPS_ADMIN_TOKEN``).
+    cpus:
+        Cores the server (and its workers) may run on, as ``taskset`` would pin it;
+        any core when ``None``.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
@@ -51,8 +54,10 @@ class ServerProcess:
         event_log: str | Path,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
         self.port = free_port()
+        self.cpus = cpus
         self.url = f"http://127.0.0.1:{self.port}"
         self.event_log = Path(event_log)
         # A file, not a pipe: a pipe nobody reads blocks the server once it fills.
@@ -83,6 +88,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=None if self.cpus is None else self._pin,
             )
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
@@ -100,6 +106,9 @@ class ServerProcess:
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"recops serve not ready after {ready_timeout_s} s")
+
+    def _pin(self) -> None:
+        os.sched_setaffinity(0, self.cpus or set())
 
     def kill(self) -> None:
         """SIGKILL the child and its workers: no shutdown hook runs (durability tests)."""
