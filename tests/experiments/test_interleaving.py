@@ -189,3 +189,39 @@ def test_the_result_is_plain_json() -> None:
 def test_bad_input_is_refused(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         call()  # type: ignore[operator]
+
+
+class _Coins:
+    """Stands in for a generator whose ``random(k)`` is one fixed coin sequence."""
+
+    def __init__(self, pattern: tuple[float, ...]) -> None:
+        self.pattern = pattern
+
+    def random(self, n: int) -> np.ndarray:
+        return np.asarray(self.pattern[:n])
+
+
+def test_team_draft_propensities_equal_the_frequencies_over_every_coin_sequence() -> None:
+    import itertools
+
+    from recops.experiments.interleaving import team_draft_propensities
+
+    cases = [
+        (list("abcdef"), list("bdafce"), 6),
+        (list("abcdefgh"), list("abcdefgh"), 5),  # identical rankings
+        (list("abc"), list("xyzuvw"), 7),  # A runs out, B fills
+        (list("abcde"), list("edcba"), 4),
+    ]
+    for a, b, k in cases:
+        counts: dict[tuple[int, str], float] = {}
+        patterns = list(itertools.product([0.25, 0.75], repeat=k))  # coin True = A first
+        slates = []
+        for pattern in patterns:
+            slate = team_draft(a, b, k, _Coins(pattern))  # type: ignore[arg-type]
+            slates.append(slate.items)
+            for p, item in enumerate(slate.items):
+                counts[(p, str(item))] = counts.get((p, str(item)), 0.0) + 1 / len(patterns)
+        for items in slates:
+            got = team_draft_propensities(a, b, items)
+            want = [counts[(p, str(i))] for p, i in enumerate(items)]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

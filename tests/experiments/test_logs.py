@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recops.experiments.logs import EXPOSURE_COLUMNS, shown_items, to_obd, unit_table
+from recops.experiments.logs import EXPOSURE_COLUMNS, shown_items, team_credits, to_obd, unit_table
 
 
 def _exposure(request_id: str, unit: str, t: int, items: list[str], **kw: object) -> dict:
@@ -24,6 +24,7 @@ def _exposure(request_id: str, unit: str, t: int, items: list[str], **kw: object
         "scores": [float(-i) for i in range(len(items))],
         "candidates": None,
         "candidate_scores": None,
+        "sources": None,
     }
     row.update(kw)
     return row
@@ -108,3 +109,23 @@ def test_obd_layout(log: tuple) -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match="`exposures` lacks column"):
         shown_items(pd.DataFrame({"request_id": []}), pd.DataFrame())
+
+
+def test_team_credits_per_unit() -> None:
+    exposures = pd.DataFrame(
+        [
+            _exposure("r1", "u1", 1, ["a", "b"], sources=["A", "B"]),
+            _exposure("r2", "u1", 2, ["c", "d"], sources=["B", "A"]),
+            _exposure("r3", "u2", 3, ["a", "b"], sources=["A", "B"]),
+        ],
+        columns=EXPOSURE_COLUMNS,
+    )
+    responses = pd.DataFrame(
+        [("r1", "b", "click", 1), ("r2", "d", "click", 2), ("r2", "c", "click", 2)],
+        columns=["request_id", "item_id", "event", "timestamp"],
+    )
+    credits = team_credits(shown_items(exposures, responses), "exp")
+    assert credits["unit_id"].tolist() == ["u1", "u2"]
+    assert credits["A"].tolist() == [1, 0] and credits["B"].tolist() == [2, 0]
+    with pytest.raises(ValueError, match="no interleaved slates"):
+        team_credits(shown_items(exposures.assign(sources=None), responses), "exp")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -243,3 +244,28 @@ def test_a_bandit_variant_learns_from_clicks_joined_to_its_exposures(
         time.sleep(0.05)
     assert arm.policy.clicks.sum() == clicked  # each slate's click once
     assert arm.policy.impressions.sum() == 5 * clicked
+
+
+def test_an_interleaving_experiment_merges_both_arms_and_logs_who_contributed(
+    client: TestClient, repo_settings: ServerSettings
+) -> None:
+    config = _config(
+        type="interleaving",
+        variants=[{"name": "control", "version": "1"}, {"name": "challenger", "version": "2"}],
+    )
+    _start(repo_settings, config)
+    _wait_for_experiments(client, 1)
+    replies = [_recommend(client, user_id=f"u{i}", k=6) for i in range(20)]
+    assert {r["variant"] for r in replies} == {"interleaved"}
+    assert all(len(set(r["items"])) == len(r["items"]) == 6 for r in replies)
+    deadline = time.monotonic() + 5
+    while len(exposures := _exposures(repo_settings)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for x in exposures:
+        assert x.policy["kind"] == "team_draft" and x.sources is not None
+        assert set(x.sources) <= {"control", "challenger"} and len(x.sources) == 6
+        assert all(0.0 < p <= 1.0 for p in x.propensities)
+        assert x.context is not None and x.context["models"] == ["news/1", "news/2"]
+    # Each arm contributes about half the positions.
+    share = np.mean([s == "control" for x in exposures for s in x.sources or ()])
+    assert 0.35 < share < 0.65

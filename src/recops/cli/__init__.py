@@ -10,7 +10,7 @@ from recops.cli import (
     evaluate,  # noqa: F401  (registers `recops evaluate`)
     experiment,  # noqa: F401  (registers `recops experiment`)
     experiment_analyze,  # noqa: F401  (registers `recops experiment analyze`)
-    experiment_export,  # noqa: F401  (registers `recops experiment export`)
+    experiment_logs,  # noqa: F401  (registers `recops experiment export`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)

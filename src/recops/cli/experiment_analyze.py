@@ -141,21 +141,38 @@ def run_analysis(
 
 @experiment_app.command("analyze")
 def analyze_command(
-    events: Path = typer.Option(
-        ...,
-        "--events",
+    name: str | None = typer.Argument(
+        None,
         help=(
-            "CSV or Parquet, one row per unit: unit_id, variant, one column per metric "
-            "component, optional pre_<column> (CUPED) and timestamp (unix seconds)."
+            "An experiment the server ran: its per-unit table is built from the event "
+            "log (--event-log); control, metrics, guardrails and weights come from its config."
         ),
     ),
-    control: str = typer.Option(..., "--control", help="The control variant's name."),
+    events: Path | None = typer.Option(
+        None,
+        "--events",
+        help=(
+            "Instead of NAME: CSV or Parquet, one row per unit: unit_id, variant, one column "
+            "per metric component, optional pre_<column> (CUPED) and timestamp (unix seconds)."
+        ),
+    ),
+    event_log: Path = typer.Option(
+        Path("recops-events.sqlite3"),
+        "--event-log",
+        envvar="RECOPS_EVENT_LOG_PATH",
+        help="With NAME: the server's event log (exposures, assignments, clicks).",
+    ),
+    control: str | None = typer.Option(
+        None, "--control", help="The control variant's name (with NAME: the config's)."
+    ),
     metric: list[str] = typer.Option(
-        ...,
+        [],
         "--metric",
         help=(
             "A metric: a column (per-unit mean, Welch's test) or NUM/DEN (ratio of sums, "
-            "delta method), e.g. clicks/impressions. Repeat; the first is the primary metric."
+            "delta method), e.g. clicks/impressions. Repeat; the first is the primary metric. "
+            "With NAME the server's table has requests, impressions and clicks (and pre_ "
+            "columns for CUPED); default: the config's primary metric."
         ),
     ),
     guardrail: list[str] = typer.Option(
@@ -190,15 +207,38 @@ def analyze_command(
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report with plots here."),
 ) -> None:
     """Analyse an A/B test from a per-unit table: lifts with intervals, SRM, CUPED, sequential
-    tests, Holm/BH, guardrails, and a recommendation (ship / don't ship / keep running)."""
+    tests, Holm/BH, guardrails, and a recommendation (ship / don't ship / keep running).
+
+    Give NAME to analyse what the server logged for that experiment (an interleaving
+    experiment gets its preference test), or --events FILE for data from elsewhere."""
+    from recops.cli.experiment_logs import analyze_interleaved, logged_unit_table
+
     try:
+        if (name is None) == (events is None):
+            raise AnalysisInputError("give an experiment NAME or --events FILE (one of them)")
+        weights: dict[str, float] | None
+        if name is not None:
+            logged = logged_unit_table(event_log, name)
+            if logged.interleaving:
+                analyze_interleaved(logged, alpha=alpha, as_json=as_json)
+                return
+            frame, source = logged.frame, Path(f"experiment {name} in {event_log}")
+            control = control or logged.control
+            metric = metric or [logged.primary_metric]
+            guardrail = guardrail or logged.guardrails
+            weights = _weights(weight) or logged.weights
+        else:
+            assert events is not None
+            frame, source, weights = read_unit_table(events), events, _weights(weight)
+            if control is None or not metric:
+                raise AnalysisInputError("--events needs --control and at least one --metric")
         run_analysis(
-            read_unit_table(events),
-            source=events,
+            frame,
+            source=source,
             control=control,
             metrics=metric,
             guardrails=guardrail,
-            weights=_weights(weight),
+            weights=weights,
             alpha=alpha,
             decision=decision,
             goal=goal,

@@ -126,6 +126,71 @@ def team_draft(
     return InterleavedSlate(items, np.array(teams, dtype=np.int8))
 
 
+def team_draft_propensities(
+    ranking_a: Sequence[Hashable], ranking_b: Sequence[Hashable], slate: Sequence[Hashable]
+) -> list[float]:
+    """``P(slate[p] shown at position p)`` under :func:`team_draft`, exactly.
+
+    Only the coins matter, so the merge is a Markov chain on ``(i_a, i_b, lead)``:
+    each team's pointer into its ranking and who has contributed more. Every item
+    either pointer has passed is shown (picked by its team, or skipped because the
+    other team showed it), so the pointers determine the shown set, and the chain
+    has at most ``(len_a + 1)(len_b + 1)`` states per position. Propagating the
+    state probabilities gives every position's item distribution in
+    ``O(k · len_a · len_b)`` steps, without enumerating the ``2^⌈k/2⌉`` coin
+    sequences.
+
+    Parameters
+    ----------
+    ranking_a, ranking_b:
+        The rankings that were merged, best first, without repeats.
+    slate:
+        The merged slate (:attr:`InterleavedSlate.items`).
+    """
+    a, b = list(ranking_a), list(ranking_b)
+    states: dict[tuple[int, int, int], float] = {(0, 0, 0): 1.0}
+    out: list[float] = []
+    for wanted in slate:
+        here = 0.0
+        following: dict[tuple[int, int, int], float] = {}
+        for (ia, ib, lead), prob in states.items():
+            shown = set(a[:ia]) | set(b[:ib])
+            choices: tuple[tuple[int, float], ...]
+            if lead < 0:
+                choices = ((TEAM_A, prob),)
+            elif lead > 0:
+                choices = ((TEAM_B, prob),)
+            else:
+                choices = ((TEAM_A, prob / 2), (TEAM_B, prob / 2))
+            for first, p in choices:
+                picked = _pick(a, b, ia, ib, shown, first)
+                if picked is None:
+                    continue
+                item, ia2, ib2, team = picked
+                if item == wanted:
+                    here += p
+                key = (ia2, ib2, lead + (1 if team == TEAM_A else -1))
+                following[key] = following.get(key, 0.0) + p
+        out.append(here)
+        states = following
+    return out
+
+
+def _pick(
+    a: list[Hashable], b: list[Hashable], ia: int, ib: int, shown: set[Hashable], first: int
+) -> tuple[Hashable, int, int, int] | None:
+    """The item team ``first`` (or, if spent, the other) picks, and the new pointers."""
+    for team in (first, 1 - first):
+        ranking, index = (a, ia) if team == TEAM_A else (b, ib)
+        while index < len(ranking) and ranking[index] in shown:
+            index += 1
+        if index < len(ranking):
+            item = ranking[index]
+            new_a, new_b = (index + 1, ib) if team == TEAM_A else (ia, index + 1)
+            return item, new_a, new_b, team
+    return None
+
+
 def team_draft_batch(
     rankings_a: np.ndarray, rankings_b: np.ndarray, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

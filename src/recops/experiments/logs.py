@@ -18,8 +18,8 @@ Input frames (the CLI reads them from the log):
 
 ``exposures``
     ``request_id, timestamp, unit, experiment, variant, model, version, policy,
-    items, propensities, scores, candidates, candidate_scores, context`` (lists as
-    lists; ``policy`` and ``context`` as dicts).
+    items, propensities, scores, candidates, candidate_scores, sources`` (lists as
+    lists, ``None`` where absent; ``policy`` as a dict).
 ``responses``
     ``request_id, item_id, event, timestamp``: events carrying a request id.
 ``assignments``
@@ -50,6 +50,7 @@ EXPOSURE_COLUMNS = (
     "scores",
     "candidates",
     "candidate_scores",
+    "sources",
 )
 
 
@@ -72,8 +73,9 @@ def shown_items(
     pandas.DataFrame
         Columns ``timestamp, unit, position, item_id, propensity, reward, request_id,
         score, experiment, variant, model, version, policy, candidates,
-        candidate_scores`` (``policy`` JSON text, list columns as lists), in exposure
-        order then position.
+        candidate_scores`` (``policy`` JSON text, list columns as lists), and
+        ``source`` (the arm that contributed the item) for interleaved slates; in
+        exposure order then position.
     """
     _require(exposures, EXPOSURE_COLUMNS, "exposures")
     _require(responses, ("request_id", "item_id", "event"), "responses")
@@ -107,6 +109,11 @@ def shown_items(
             "policy": [json.dumps(p, sort_keys=True) for p in base["policy"]],
         }
     )
+    if exposures["sources"].notna().any():
+        frame["source"] = [
+            s for sources, items in zip(exposures["sources"], exposures["items"], strict=True)
+            for s in (sources if isinstance(sources, list | tuple) else [None] * len(items))
+        ]  # fmt: skip
     # Candidates only where the policy chose from more than it showed.
     if exposures["candidates"].notna().any():
         frame["candidates"] = [
@@ -172,6 +179,27 @@ def unit_table(
             values = out["unit_id"].map(counts[column]).fillna(0.0)
             out[prefix + column] = values.to_numpy(dtype=np.float64)
     return out
+
+
+def team_credits(shown: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """Clicks credited to each arm of an interleaving experiment, per unit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unit_id`` and one column of credited clicks per arm (the ``source`` values),
+        units in first-exposure order.
+    """
+    _require(shown, ("unit", "reward", "experiment"), "shown")
+    rows = shown[shown["experiment"] == experiment]
+    if "source" not in rows.columns or rows["source"].isna().all():
+        raise ValueError(f"experiment {experiment!r} logged no interleaved slates")
+    clicked = rows[rows["reward"] > 0]
+    credits = clicked.groupby([clicked["unit"].astype(str), "source"]).size().unstack(fill_value=0)
+    units = pd.Index(pd.unique(rows["unit"].astype(str)), name="unit_id")
+    arms = [a for a in pd.unique(rows["source"].dropna())]
+    out = credits.reindex(index=units, columns=arms, fill_value=0).astype(np.int64)
+    return out.reset_index()
 
 
 def to_obd(shown: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

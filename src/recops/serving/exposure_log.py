@@ -26,7 +26,7 @@ from recops.serving.experiments import Plan
 from recops.serving.metrics import ServerMetrics
 from recops.serving.records import Assignment, Exposure, JSONValue
 from recops.serving.schemas import RecommendRequest
-from recops.serving.slates import ServedSlate
+from recops.serving.slates import TEAM_DRAFT, ServedSlate
 
 
 class ExposureLogger:
@@ -132,22 +132,25 @@ def build_exposure(
 ) -> Exposure:
     """The exposure record of one served slate."""
     arm = plan.arms[0]
-    names = arm.bundle.item_names
+    policy: dict[str, JSONValue] = arm.spec
+    if served.sources is not None:
+        policy = {"kind": TEAM_DRAFT, "arms": [a.spec for a in plan.arms]}
+        context = {**context, "models": [f"{a.bundle.name}/{a.bundle.version}" for a in plan.arms]}
     return Exposure(
         request_id=request_id,
         timestamp=now,
         unit=plan.unit,
         model=arm.bundle.name,
         version=arm.bundle.version,
-        policy=arm.spec,
-        items=[names[r] for r in served.rows],
+        policy=policy,
+        items=served.items,
         propensities=served.propensities,
         scores=served.scores,
         experiment=plan.experiment,
         variant=plan.variant,
-        # The model's top k chose from nothing more than what it showed.
-        candidates=None if arm.policy is None else [names[r] for r in served.candidate_rows],
-        candidate_scores=None if arm.policy is None else served.candidate_scores,
+        sources=served.sources,
+        candidates=served.candidates,
+        candidate_scores=served.candidate_scores,
         context=context,
     )
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from recops.serving.context import ServerContext, context, label_version, served_bundle
+from recops.serving.experiments import Arm
 from recops.serving.exposure_log import assignment_of, build_exposure, request_context
 from recops.serving.routing import JSON, Endpoint, add_route, parse_body, parse_query
 from recops.serving.schemas import (
@@ -26,6 +27,7 @@ from recops.serving.schemas import (
     SimilarRequest,
 )
 from recops.serving.service import RecommendService
+from recops.serving.slates import ServedSlate
 
 _MISSING: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown item or category (the reply names it)."},
@@ -42,14 +44,10 @@ def reply_response(ctx: ServerContext, recommendations: Recommendations) -> Resp
     return Response(content=body, media_type=JSON)
 
 
-async def recommend(request: Request, body: RecommendRequest) -> Response:
-    """Assignment → state → user tower → ANN → re-rank → policy → exposure, for one user."""
-    ctx = context(request)
-    if ctx.group is not None:
-        ctx.follower.poll()  # events another worker acknowledged
-    plan = ctx.experiments.plan(body, ctx.manager.current())
-    arm = plan.arms[0]
-    label_version(request, arm.bundle)
+async def _arm_slate(
+    ctx: ServerContext, arm: Arm, body: RecommendRequest
+) -> tuple[ServedSlate, str, int]:
+    """One arm's slate for the request: state, user tower, ANN, re-rank, policy."""
     user = ctx.service.prepare(arm.bundle, body)
     if ctx.batcher is not None:
         vector = await ctx.batcher.submit(user)
@@ -59,15 +57,38 @@ async def recommend(request: Request, body: RecommendRequest) -> Response:
     start = time.perf_counter()
     served = ctx.slates.choose(arm, ranked, body.k)
     ctx.observe("policy", time.perf_counter() - start)
-    reply = ctx.service.reply(arm.bundle, (served.rows, served.scores), user.strategy)
+    return served, user.strategy, user.now
+
+
+async def recommend(request: Request, body: RecommendRequest) -> Response:
+    """Assignment → state → user tower → ANN → re-rank → policy → exposure, for one user."""
+    ctx = context(request)
+    if ctx.group is not None:
+        ctx.follower.poll()  # events another worker acknowledged
+    plan = ctx.experiments.plan(body, ctx.manager.current())
+    arm = plan.arms[0]
+    label_version(request, arm.bundle)
+    served, strategy, now = await _arm_slate(ctx, arm, body)
+    if len(plan.arms) == 2:
+        other, _, _ = await _arm_slate(ctx, plan.arms[1], body)
+        start = time.perf_counter()
+        served = ctx.slates.interleave((arm, plan.arms[1]), (served, other), body.k)
+        ctx.observe("policy", time.perf_counter() - start)
+    reply = Recommendations.model_construct(
+        items=served.items,
+        scores=served.scores,
+        model=arm.bundle.name,
+        version=arm.bundle.version,
+        strategy=strategy,
+    )
     if ctx.exposures is not None:
         start = time.perf_counter()
         reply.request_id = ctx.exposures.request_id()
         reply.experiment, reply.variant = plan.experiment, plan.variant
         exposure = build_exposure(
-            reply.request_id, user.now, plan, served, request_context(body, user.strategy, plan)
+            reply.request_id, now, plan, served, request_context(body, strategy, plan)
         )
-        await ctx.exposures.log(exposure, assignment_of(plan, user.now))
+        await ctx.exposures.log(exposure, assignment_of(plan, now))
         ctx.observe("exposure", time.perf_counter() - start)
     return reply_response(ctx, reply)
 

@@ -1,4 +1,5 @@
-"""``recops experiment export NAME``: what the server served in an experiment, as a file.
+"""What the server logged for an experiment: ``recops experiment export NAME``, and the
+per-unit table ``recops experiment analyze NAME`` reads.
 
 ``--format exposures`` writes recops' exposure schema (one row per shown item, see
 :mod:`recops.ope.exposures`) with the experiment, variant and model version of each
@@ -8,6 +9,7 @@ Either file goes straight into ``recops ope --logs FILE --format exposures|obd``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -129,3 +131,96 @@ def export(
         raise typer.Exit(BAD_INPUT) from None
     slates = shown["request_id"].nunique()
     typer.echo(f"Wrote {len(shown):,} shown items of {slates:,} slates ({fmt.value}) to {out}")
+
+
+@dataclass(frozen=True)
+class LoggedExperiment:
+    """An experiment's config and its per-unit table (or interleaving credits) from the log."""
+
+    name: str
+    interleaving: bool
+    control: str
+    primary_metric: str
+    guardrails: list[str]
+    weights: dict[str, float]
+    frame: pd.DataFrame
+
+
+def logged_unit_table(event_log: Path, name: str) -> LoggedExperiment:
+    """The stored config of ``name`` and what the log says about its units.
+
+    An A/B experiment gets :func:`~recops.experiments.logs.unit_table`; an
+    interleaving one the clicks credited to each arm per unit
+    (:func:`~recops.experiments.logs.team_credits`).
+    """
+    from recops.cli.experiment_analyze import AnalysisInputError
+    from recops.experiments.logs import shown_items, team_credits, unit_table
+    from recops.experiments.store import ExperimentNotFoundError, ExperimentStore
+
+    if not event_log.is_file():
+        raise AnalysisInputError(f"{event_log}: no event log there (see --event-log)")
+    with ExperimentStore(event_log) as store:
+        try:
+            config = store.get(name).config
+        except ExperimentNotFoundError as exc:
+            raise AnalysisInputError(str(exc)) from None
+    exposures, responses, assignments = read_experiment_log(event_log, name)
+    if exposures.empty or not (exposures["experiment"] == name).any():
+        raise AnalysisInputError(f"{event_log}: no exposures of experiment {name!r} are logged")
+    shown = shown_items(exposures, responses)
+    interleaving = config.type == "interleaving"
+    frame = team_credits(shown, name) if interleaving else unit_table(shown, assignments, name)
+    return LoggedExperiment(
+        name=name,
+        interleaving=interleaving,
+        control=config.control,
+        primary_metric=config.primary_metric,
+        guardrails=[f"{g.metric}:{g.direction}:{g.max_relative_change}" for g in config.guardrails],
+        weights={v.name: v.weight for v in config.variants},
+        frame=frame,
+    )
+
+
+def analyze_interleaved(logged: LoggedExperiment, *, alpha: float, as_json: bool) -> None:
+    """Print the preference test of an interleaving experiment (control as ranker A)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from recops.experiments.interleaving import analyze_interleaving
+
+    arms = [c for c in logged.frame.columns if c != "unit_id"]
+    other = next((a for a in arms if a != logged.control), None)
+    if logged.control not in arms or other is None:
+        typer.echo(
+            f"error: experiment {logged.name!r}: no clicks credited to both arms yet "
+            f"(credited: {', '.join(arms) or 'none'})",
+            err=True,
+        )
+        raise typer.Exit(BAD_INPUT)
+    result = analyze_interleaving(
+        logged.frame["unit_id"],
+        logged.frame[logged.control],
+        logged.frame[other],
+        variant_a=logged.control,
+        variant_b=other,
+        alpha=alpha,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"interleaving: {logged.control} vs {other} ({logged.name})")
+    for column in ("units", f"prefer {logged.control}", f"prefer {other}", "ties", "Δ [95% CI]",
+                   "p (sign test)", "winner"):  # fmt: skip
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{result.units:,}",
+        f"{result.wins_a:,}",
+        f"{result.wins_b:,}",
+        f"{result.ties:,}",
+        f"{result.delta:+.3f} [{result.ci_low:+.3f}, {result.ci_high:+.3f}]",
+        f"{result.p_value:.3g}",
+        str(result.winner or "none yet"),
+    )
+    Console().print(table)
