@@ -22,11 +22,13 @@ for the known lift; CUPED's variance reduction (reported, and measured as the dr
 the lift estimates' variance across experiments). SRM: the detection rate of the χ²
 test on a split where the treatment loses some units, and its false-alarm rate.
 Every rate comes with its binomial standard error ``sqrt(p (1 − p) / n)``.
+Interleaving: how many users team-draft interleaving and an A/B test of the same two
+rankers need for the correct verdict with 80% power (:mod:`recops.sim.experiments`).
 
 Usage::
 
-    python benchmarks/experiment_validity.py            # ~2.5 minutes on 2 cores
-    python benchmarks/experiment_validity.py --quick    # ~20 s
+    python benchmarks/experiment_validity.py            # ~5 minutes on 2 cores
+    python benchmarks/experiment_validity.py --quick    # ~1 minute
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from recops.experiments.stats import (
 )
 from recops.experiments.stats.timeline import running_tests
 from recops.ope.simulation import noisy_oracle_scores, sample_requests
+from recops.sim.experiments import sample_size_study
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "experiment_validity.json"
@@ -400,6 +403,8 @@ def main() -> None:
         lift_label=f"{ctr_c:.4f} → {ctr_t:.4f} CTR ({ctr_t / ctr_c - 1:+.1%})",
     )
     rows += srm_rows(rng, n_aa, 20_000)
+    with console.status("interleaving vs A/B: users needed on the world, same two rankers"):
+        sizes = sample_size_study(quick=args.quick, seed=args.seed)
     elapsed = time.perf_counter() - started
 
     table = Table(title=f"Experiment validity (α = {ALPHA:g}, {n_units:,} units per experiment)")
@@ -410,6 +415,7 @@ def main() -> None:
             r.source, r.quantity, f"{r.value:.4f}", f"{r.std_error:.4f}", str(r.n), r.target
         )
     console.print(table)
+    console.print(sizes.table())
     console.print(f"{elapsed:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
@@ -423,6 +429,7 @@ def main() -> None:
                 "world_true_ctr": {"control": ctr_c, "treatment": ctr_t},
                 "seconds": elapsed,
                 "rows": [asdict(r) for r in rows],
+                "interleaving_vs_ab": sizes.to_dict(),
             },
             indent=2,
         )

@@ -434,3 +434,13 @@ def test_parse_metric(name, parts):
 def test_parse_metric_refuses(name):
     with pytest.raises(ValueError, match=r"metric|ratio"):
         parse_metric(name)
+
+
+def test_a_plackett_luce_head_too_large_for_exact_propensities_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from recops.experiments.config import PlackettLuceSpec
+
+    assert PlackettLuceSpec(kind="plackett_luce", pool=40, explore_slots=4).pool == 40
+    with pytest.raises(ValidationError, match="C\\(pool, explore_slots\\) = 3,921,225 exceeds"):
+        PlackettLuceSpec(kind="plackett_luce", pool=100, explore_slots=4)

@@ -16,6 +16,7 @@ imports the server.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from recops.experiments.assignment import BUCKETS, share_to_buckets, split_points
+from recops.experiments.serving_policy import MAX_HEAD_SUBSETS
 
 #: Experiment, layer and variant names: they appear in logs, URLs and file names.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -124,6 +126,15 @@ class _ExploringSpec(_PolicySpec):
             raise _fail(
                 ("explore_slots",),
                 f"explore_slots ({self.explore_slots}) must not exceed pool ({self.pool})",
+            )
+        # Plackett–Luce heads enumerate the pool's subsets per request for exact
+        # propensities: refuse here what the server's policy step would refuse.
+        subsets = math.comb(self.pool, self.explore_slots)
+        if self.kind in ("plackett_luce", "softmax_bandit") and subsets > MAX_HEAD_SUBSETS:
+            raise _fail(
+                ("explore_slots",),
+                f"C(pool, explore_slots) = {subsets:,} exceeds {MAX_HEAD_SUBSETS:,}: exact "
+                "propensities would cost too much per request; lower explore_slots or pool",
             )
         return self
 
