@@ -19,14 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.data.world.truth import World
 from recops.experiments.policies import RankingPolicy
-from recops.models.base import Queries, Recommender
+from recops.models.base import Recommender
 from recops.ope._validation import check_positive_int
 from recops.ope.batch import OPEBatch
 from recops.ope.feedback import LoggedFeedback
 from recops.ope.report import OPEReport, evaluate_policy
+from recops.ope.rescore import CausalHistories, pick_columns
 from recops.ope.reward_model import LogisticRewardModel, RewardData, cross_fit_predict
 from recops.ope.slate import SlateBatch
 
@@ -94,31 +94,12 @@ def recommender_score_fn(model: Recommender, world: World, interactions: pd.Data
     interactions:
         Events in the interaction schema (e.g. the world's clicks).
     """
-    column = np.full(world.n_items, -1, dtype=np.int64)
-    column[world.item_index(np.asarray(model.item_ids_, dtype=object))] = np.arange(
-        len(model.item_ids_)
-    )
-    ordered = interactions.sort_values(TIMESTAMP, kind="stable")
-    histories = {
-        str(user): (g[ITEM_ID].to_numpy(dtype=object), g[TIMESTAMP].to_numpy(dtype=np.int64))
-        for user, g in ordered.groupby(USER_ID, sort=False)
-    }
-    empty = (np.array([], dtype=object), np.array([], dtype=np.int64))
+    histories = CausalHistories(interactions)
 
     def score(user_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray) -> np.ndarray:
-        user_ids = [str(u) for u in world.user_ids(user_idx)]
-        items, times = [], []
-        for user, now in zip(user_ids, t, strict=True):
-            h_items, h_times = histories.get(user, empty)
-            cut = int(np.searchsorted(h_times, now, side="left"))
-            items.append(h_items[:cut])
-            times.append(h_times[:cut])
-        queries = Queries(user_ids, items, times, np.asarray(t, dtype=np.int64))
+        queries = histories.queries([str(u) for u in world.user_ids(user_idx)], t)
         full = np.asarray(model.score(queries), dtype=np.float64)
-        cols = column[item_idx]
-        picked = np.take_along_axis(full, np.maximum(cols, 0), axis=1)
-        floor = np.min(np.where(np.isfinite(full), full, np.inf), axis=1, keepdims=True) - 1.0
-        return np.where((cols >= 0) & np.isfinite(picked), picked, floor)
+        return pick_columns(model, full, world.item_ids(item_idx))
 
     return score
 
