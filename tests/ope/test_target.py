@@ -87,7 +87,7 @@ def test_model_candidate_scores_picks_the_candidates_columns() -> None:
     )
     scores = model_candidate_scores(model, queries, [np.array(["c", "b"]), np.array(["a"])])
     # -inf (e.g. an excluded item) becomes the row's lowest finite score minus one.
-    np.testing.assert_allclose(scores[0], [-0.5, 0.5])
+    np.testing.assert_allclose(scores[0], [-0.9, 0.5])
     np.testing.assert_allclose(scores[1], [2.0])
     with pytest.raises(ValueError, match="candidate 'z' is unknown to the model"):
         model_candidate_scores(model, queries, [np.array(["z"]), np.array(["a"])])

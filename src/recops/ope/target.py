@@ -18,6 +18,7 @@ from recops.experiments.policies import RankingPolicy
 from recops.models.base import Queries, Recommender
 from recops.ope.batch import OPEBatch
 from recops.ope.feedback import LoggedFeedback
+from recops.ope.rescore import pick_columns
 
 
 def _slate_rows(feedback: LoggedFeedback, n_slates: int) -> list[np.ndarray]:
@@ -129,8 +130,9 @@ def model_candidate_scores(
     Returns
     -------
     list of numpy.ndarray
-        Per request, one score per candidate; ``-inf`` is replaced by the row's
-        lowest finite score minus one so ranking policies can use it.
+        Per request, one score per candidate; ``-inf`` is replaced by the lowest
+        finite score the model gave in that row minus one, so ranking policies can
+        use it (see :func:`recops.ope.rescore.pick_columns`).
     """
     if len(queries) != len(candidate_ids):
         raise ValueError(
@@ -138,14 +140,12 @@ def model_candidate_scores(
             f"(got {len(queries)} and {len(candidate_ids)})"
         )
     all_scores = np.asarray(model.score(queries), dtype=np.float64)
-    column = {item: j for j, item in enumerate(model.item_ids_)}
+    known = {str(item) for item in model.item_ids_}
     out = []
     for r, ids in enumerate(candidate_ids):
-        missing = [i for i in ids if i not in column]
+        missing = [i for i in ids if str(i) not in known]
         if missing:
             raise ValueError(f"request {r}: candidate {str(missing[0])!r} is unknown to the model")
-        row = all_scores[r, [column[i] for i in ids]]
-        finite = np.isfinite(row)
-        floor = row[finite].min() - 1.0 if finite.any() else 0.0
-        out.append(np.where(finite, row, floor))
+        row = np.asarray(ids, dtype=object)[None, :]
+        out.append(pick_columns(model, all_scores[r : r + 1], row)[0])
     return out
