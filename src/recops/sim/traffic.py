@@ -1,0 +1,787 @@
+"""Simulated users of the world drive a real recops server over HTTP, and the truth is kept.
+
+Every online claim (an A/B verdict, an off-policy estimate) is about what users would
+do; on the world generator (:mod:`recops.data.world`) what they would do is known
+exactly, so the claim can be checked. This module plays the world's users against a
+running server:
+
+1. **Arrivals.** Requests ``(t_r, u_r)`` of the world's traffic over ``[start, end)``
+   (:meth:`~recops.data.world.World.sample_arrivals`: a Poisson process with the
+   world's daily cycle, users by activity), in time order, optionally the first
+   ``max_requests`` of them.
+2. **Request.** ``POST /v1/recommend {"user_id": "u{k}", "k": k, "now": t_r}``; the
+   reply's items, ``request_id``, ``experiment``, ``variant`` and ``version`` are kept.
+3. **Truth.** For the item ``i_j`` shown at position ``j`` (0 = top) the world's
+   click model gives ``p_rj = P(click | u_r, i_j, j, t_r) = examination(j) ·
+   attractiveness(u_r, i_j, t_r)`` (:meth:`~recops.data.world.World.click_probability`).
+4. **Clicks.** ``click_rj = U_rj < p_rj`` (slots independent given the slate, as in
+   the world); each click is posted to ``POST /v1/events`` with the slate's
+   ``request_id``, its ``position`` and the timestamp ``t_r + d_rj``,
+   ``d_rj ~ U{1..120}`` seconds (capped at the end of the world's period, as the
+   world logs them). Impressions (one per shown item, at ``t_r``) are posted too when
+   ``post_impressions`` is set, so that the online state and the event log see them.
+
+**What is recorded.** The expected clicks of a served slate, ``Σ_j p_rj``, is exact
+given the slate, so per (experiment, variant) the *true* CTR ``Σ_r Σ_j p_rj /
+impressions`` (the estimand of the ratio metric ``clicks/impressions`` of the A/B
+analysis, and the value an off-policy estimate of that variant targets) stands next
+to the observed ``clicks / impressions``, and per unit :func:`unit_truth` gives the
+same columns as the server's per-unit table
+(:func:`recops.experiments.logs.unit_table`).
+
+**Determinism.** Arrivals, the uniforms ``U`` and the delays ``d`` are drawn up front
+from ``seed`` (:func:`plan_traffic`), so a slot's click depends only on the seed, the
+request's index and the slate, never on the order replies come back in. A user's
+requests are sent one after the other (each after the previous one's events were
+acknowledged), as a person browses, so the server's online state and its assignment
+log see every user's history in time order. The slates are the server's: against a
+fresh server whose policies are deterministic the whole run repeats exactly.
+
+Only loopback targets are allowed unless ``allow_remote`` is set (see
+:func:`recops.sim.loadtest.check_loopback`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self, cast
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from recops.data.world.simulate import MAX_CLICK_DELAY_SECONDS
+from recops.data.world.truth import World
+from recops.experiments.config import HOLDOUT
+from recops.sim.loadtest import HttpConnection, check_loopback
+
+#: The server's largest ``k`` (``recops.serving.schemas.MAX_K``, not imported: the
+#: server's module tree costs a second to import and the driver needs none of it).
+_MAX_K = 1000
+
+
+class TrafficConfig(BaseModel):
+    """Where to send the world's traffic, how much of it, and how.
+
+    Parameters
+    ----------
+    url:
+        Base URL of the server (``http://127.0.0.1:8000``).
+    start, end:
+        The simulated period ``[start, end)`` in unix seconds; the world's period when
+        None (each bound independently).
+    max_requests:
+        Keep only the first this many arrivals of the period; all when None.
+    k:
+        Items asked for per request; the world's ``slate_size`` when None.
+    concurrency:
+        Connections (and requests in flight) at most.
+    post_impressions:
+        Also post an ``impression`` event per shown item.
+    seed:
+        Seed of the arrivals, click draws and click delays.
+    timeout_s:
+        A request slower than this counts as an error.
+    headers:
+        Extra HTTP headers on every request (e.g. ``{"Authorization": "Bearer T"}``
+        where the server wants a token for replays with ``now``). Never written out
+        by :meth:`TrafficResult.to_dict`.
+    allow_remote:
+        Permit a non-loopback target.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "http://127.0.0.1:8000"
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+    max_requests: int | None = Field(default=None, ge=1)
+    k: int | None = Field(default=None, ge=1, le=_MAX_K)
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    post_impressions: bool = False
+    seed: int = Field(default=0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    headers: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    allow_remote: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        parts = urlsplit(self.url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"url must look like http://host:port (got {self.url!r})")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end ({self.end}) must not precede start ({self.start})")
+        for name, value in self.headers.items():
+            # A CR or LF would let a header value smuggle in other headers or requests.
+            if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
+                raise ValueError(
+                    f"headers: {name!r} must be a header name without ':', spaces or line "
+                    "breaks, and its value must have no line breaks"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """Everything random about a run, drawn from the seed before any request is sent.
+
+    Parameters
+    ----------
+    time, user:
+        ``(R,)`` int64 request times (non-decreasing) and user indices.
+    uniforms:
+        ``(R, k)`` the ``U_rj`` of the click draws (a click when ``U_rj < p_rj``).
+    click_time:
+        ``(R, k)`` int64 unix second of each slot's click, were it clicked.
+    """
+
+    time: np.ndarray
+    user: np.ndarray
+    uniforms: np.ndarray
+    click_time: np.ndarray
+
+    @property
+    def n_requests(self) -> int:
+        """Number of requests ``R``."""
+        return len(self.time)
+
+
+def plan_traffic(world: World, config: TrafficConfig) -> TrafficPlan:
+    """The arrivals, click uniforms and click times of ``config`` on ``world``.
+
+    Raises
+    ------
+    ValueError
+        When the period has no arrival.
+    """
+    cfg = world.config
+    start = cfg.start_time if config.start is None else config.start
+    end = cfg.end_time if config.end is None else config.end
+    k = cfg.slate_size if config.k is None else config.k
+    rng = np.random.default_rng(config.seed)
+    times, users = world.sample_arrivals(rng, start, end)
+    if config.max_requests is not None:
+        times, users = times[: config.max_requests], users[: config.max_requests]
+    if len(times) == 0:
+        raise ValueError(
+            f"no request arrives in [{start}, {end}): widen the period (start/end) or use a "
+            "world with more traffic"
+        )
+    uniforms = rng.random((len(times), k))
+    delay = rng.integers(1, MAX_CLICK_DELAY_SECONDS + 1, size=uniforms.shape)
+    # As the world logs them: never past the end of its period, never before the slate.
+    click_time = np.maximum(np.minimum(times[:, None] + delay, cfg.end_time - 1), times[:, None])
+    return TrafficPlan(time=times, user=users, uniforms=uniforms, click_time=click_time)
+
+
+@dataclass(frozen=True)
+class ServedSlates:
+    """What the server served, per request (``R`` served requests, ``k`` slots).
+
+    Parameters
+    ----------
+    index:
+        ``(R,)`` the request's row in the :class:`TrafficPlan`.
+    time, user:
+        ``(R,)`` world time and user index of the request.
+    request_id, experiment, variant, model, version:
+        ``(R,)`` object arrays from the reply (None where the reply had none).
+    items:
+        ``(R, k)`` item indices shown, in position order, ``-1`` in empty slots.
+    click_probability:
+        ``(R, k)`` the world's ``p_rj`` (0 in empty slots).
+    clicks:
+        ``(R, k)`` bool, the drawn clicks (posted to the server).
+    """
+
+    index: np.ndarray
+    time: np.ndarray
+    user: np.ndarray
+    request_id: np.ndarray
+    experiment: np.ndarray
+    variant: np.ndarray
+    model: np.ndarray
+    version: np.ndarray
+    items: np.ndarray
+    click_probability: np.ndarray
+    clicks: np.ndarray
+
+    @property
+    def n_requests(self) -> int:
+        """Number of served requests."""
+        return len(self.index)
+
+    @property
+    def impressions(self) -> np.ndarray:
+        """``(R,)`` items shown per request."""
+        return np.asarray((self.items >= 0).sum(axis=1), dtype=np.int64)
+
+    @property
+    def expected_clicks(self) -> np.ndarray:
+        """``(R,)`` the true expected clicks of each served slate, ``Σ_j p_rj``."""
+        return np.asarray(self.click_probability.sum(axis=1), dtype=np.float64)
+
+    def to_frame(self, world: World) -> pd.DataFrame:
+        """One row per served request, in arrival order.
+
+        Columns ``request_id, timestamp, user_id, experiment, variant, model, version,
+        items`` (a list of item ids), ``impressions, expected_clicks, clicks``.
+        """
+        ids = world.item_ids()
+        return pd.DataFrame(
+            {
+                "request_id": self.request_id,
+                "timestamp": self.time.astype(np.int64),
+                "user_id": world.user_ids(self.user),
+                "experiment": self.experiment,
+                "variant": self.variant,
+                "model": self.model,
+                "version": self.version,
+                "items": [[str(ids[i]) for i in row if i >= 0] for row in self.items],
+                "impressions": self.impressions,
+                "expected_clicks": self.expected_clicks,
+                "clicks": self.clicks.sum(axis=1).astype(np.int64),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ArmTruth:
+    """The truth and the observation for one (experiment, variant) of a run.
+
+    ``experiment`` and ``variant`` are None for requests served outside any
+    experiment. ``expected_clicks`` is ``Σ_r Σ_j p_rj`` over the arm's served slates;
+    ``clicks`` the clicks drawn from it.
+    """
+
+    experiment: str | None
+    variant: str | None
+    units: int
+    requests: int
+    impressions: int
+    expected_clicks: float
+    clicks: int
+    versions: tuple[str, ...]
+
+    @property
+    def true_ctr(self) -> float:
+        """Expected clicks per impression: the arm's true click-through rate."""
+        return _ratio(self.expected_clicks, self.impressions)
+
+    @property
+    def observed_ctr(self) -> float:
+        """Clicks per impression, as the server's log sees it."""
+        return _ratio(self.clicks, self.impressions)
+
+    @property
+    def true_clicks_per_request(self) -> float:
+        """Expected clicks per served slate."""
+        return _ratio(self.expected_clicks, self.requests)
+
+    @property
+    def observed_clicks_per_request(self) -> float:
+        """Clicks per served slate."""
+        return _ratio(self.clicks, self.requests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts and the four rates, as plain JSON values."""
+        return {
+            "experiment": self.experiment,
+            "variant": self.variant,
+            "units": self.units,
+            "requests": self.requests,
+            "impressions": self.impressions,
+            "expected_clicks": self.expected_clicks,
+            "clicks": self.clicks,
+            "versions": list(self.versions),
+            "true_ctr": self.true_ctr,
+            "observed_ctr": self.observed_ctr,
+            "true_clicks_per_request": self.true_clicks_per_request,
+            "observed_clicks_per_request": self.observed_clicks_per_request,
+        }
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    """A run: what was served, the truth per arm, errors and speed.
+
+    Parameters
+    ----------
+    config:
+        What was run.
+    planned:
+        Requests in the plan.
+    served:
+        The requests the server answered with a slate, with their truth.
+    arms:
+        One :class:`ArmTruth` per (experiment, variant) met, in order of first request.
+    errors:
+        Failed calls by ``"<endpoint> <status or exception>"`` (a failed recommend
+        sends no events; failed events leave the slate served).
+    events_posted:
+        Events the server acknowledged.
+    wall_s:
+        Seconds from the first request to the last reply.
+    """
+
+    config: TrafficConfig
+    planned: int
+    served: ServedSlates
+    arms: tuple[ArmTruth, ...]
+    errors: dict[str, int] = field(default_factory=dict)
+    events_posted: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        """Served requests per second of wall time."""
+        return self.served.n_requests / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def arm(self, variant: str | None, experiment: str | None = None) -> ArmTruth:
+        """The arm of ``variant`` (in ``experiment``, when several experiments ran).
+
+        Raises
+        ------
+        KeyError
+            When the run met no such arm; the message lists those it met.
+        """
+        found = [
+            a
+            for a in self.arms
+            if a.variant == variant and (experiment is None or a.experiment == experiment)
+        ]
+        if len(found) != 1:
+            met = [(a.experiment, a.variant) for a in self.arms]
+            what = "no" if not found else "more than one"
+            raise KeyError(
+                f"{what} arm with variant {variant!r} (experiment {experiment!r}); "
+                f"the run met (experiment, variant) {met}"
+            )
+        return found[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (the config without its headers)."""
+        return {
+            "config": self.config.model_dump(),
+            "planned": self.planned,
+            "served": self.served.n_requests,
+            "events_posted": self.events_posted,
+            "errors": dict(sorted(self.errors.items())),
+            "wall_s": self.wall_s,
+            "requests_per_s": self.requests_per_s,
+            "arms": [a.to_dict() for a in self.arms],
+        }
+
+    def table(self) -> Table:
+        """A rich table: one row per arm, the world's truth beside the observation."""
+        table = Table(title=f"simulated traffic against {self.config.url}: truth vs observed")
+        columns = (
+            "experiment",
+            "variant",
+            "version",
+            "units",
+            "requests",
+            "impressions",
+            "true clicks",
+            "clicks",
+            "true CTR",
+            "observed CTR",
+            "true clicks/req",
+        )
+        for column in columns:
+            table.add_column(column, justify="left" if column in columns[:3] else "right")
+        for a in self.arms:
+            table.add_row(
+                a.experiment or "-",
+                a.variant or "-",
+                ", ".join(a.versions) or "-",
+                f"{a.units:,}",
+                f"{a.requests:,}",
+                f"{a.impressions:,}",
+                f"{a.expected_clicks:,.1f}",
+                f"{a.clicks:,}",
+                f"{a.true_ctr:.4f}",
+                f"{a.observed_ctr:.4f}",
+                f"{a.true_clicks_per_request:.3f}",
+            )
+        errors = sum(self.errors.values())
+        table.caption = (
+            f"{self.served.n_requests:,} of {self.planned:,} requests served in "
+            f"{self.wall_s:.1f} s ({self.requests_per_s:,.0f}/s), "
+            f"{self.events_posted:,} events posted, {errors:,} errors"
+        )
+        return table
+
+
+def unit_truth(
+    result: TrafficResult,
+    world: World,
+    experiment: str,
+    align_to: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The per-unit truth of ``experiment``, in the layout of the server's per-unit table.
+
+    One row per unit served by the experiment (held-out units left out, as
+    :func:`recops.experiments.logs.unit_table` does): ``unit_id, variant, timestamp``
+    (first exposure), ``requests, impressions, clicks`` (what the server's table
+    counts) and ``expected_clicks`` (their truth). Rows in first-exposure order.
+
+    Parameters
+    ----------
+    result:
+        A run.
+    world:
+        The world it ran on (for the user ids).
+    experiment:
+        The experiment's name.
+    align_to:
+        A per-unit table with ``unit_id`` and ``variant`` (e.g. the server's): the
+        rows are returned in its order.
+
+    Raises
+    ------
+    ValueError
+        When ``align_to`` has other units than the run, or puts a unit in another
+        variant than the server's replies did.
+    """
+    frame = result.served.to_frame(world)
+    frame = frame[(frame["experiment"] == experiment) & (frame["variant"] != HOLDOUT)]
+    grouped = frame.groupby("user_id", sort=False)
+    truth = pd.DataFrame(
+        {
+            "unit_id": list(grouped.groups),
+            "variant": grouped["variant"].first().to_numpy(dtype=object),
+            "timestamp": grouped["timestamp"].min().to_numpy(dtype=np.int64),
+            "requests": grouped.size().to_numpy(dtype=np.float64),
+            "impressions": grouped["impressions"].sum().to_numpy(dtype=np.float64),
+            "clicks": grouped["clicks"].sum().to_numpy(dtype=np.float64),
+            "expected_clicks": grouped["expected_clicks"].sum().to_numpy(dtype=np.float64),
+        }
+    )
+    changed = grouped["variant"].nunique()
+    if (changed > 1).any():
+        raise ValueError(
+            f"unit {changed[changed > 1].index[0]!r} got more than one variant of "
+            f"{experiment!r} from the server: its assignment is not sticky"
+        )
+    if align_to is None:
+        return truth.reset_index(drop=True)
+    theirs = align_to["unit_id"].astype(str)
+    if set(theirs) != set(truth["unit_id"]) or len(theirs) != len(truth):
+        only_theirs = sorted(set(theirs) - set(truth["unit_id"]))[:5]
+        only_ours = sorted(set(truth["unit_id"]) - set(theirs))[:5]
+        raise ValueError(
+            f"`align_to` has {len(theirs)} units and the run served {len(truth)} in "
+            f"{experiment!r}: only in `align_to` {only_theirs}, only in the run {only_ours}"
+        )
+    aligned = truth.set_index("unit_id").loc[list(theirs)].reset_index()
+    mismatch = aligned["variant"].to_numpy() != align_to["variant"].astype(str).to_numpy()
+    if mismatch.any():
+        row = int(np.flatnonzero(mismatch)[0])
+        raise ValueError(
+            f"unit {aligned['unit_id'].iloc[row]!r} is in variant "
+            f"{align_to['variant'].iloc[row]!r} in `align_to` but was served as "
+            f"{aligned['variant'].iloc[row]!r}"
+        )
+    return aligned
+
+
+class _HeaderWriter:
+    """Writes through to a stream, adding fixed header lines to each request head.
+
+    :class:`~recops.sim.loadtest.HttpConnection` writes one whole request (head and
+    body) per ``write`` and sends no custom headers; this inserts them after its own.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, extra: bytes) -> None:
+        self._writer = writer
+        self._extra = extra
+
+    def write(self, data: bytes) -> None:
+        end = data.index(b"\r\n\r\n") + 2
+        self._writer.write(data[:end] + self._extra + data[end:])
+
+
+class _Connection(HttpConnection):
+    """A keep-alive connection that sends ``headers`` with every request."""
+
+    def __init__(self, host: str, port: int, headers: Mapping[str, str]) -> None:
+        super().__init__(host, port)
+        self._extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items())
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await super()._open()
+        if not self._extra:
+            return reader, writer
+        return reader, cast(asyncio.StreamWriter, _HeaderWriter(writer, self._extra))
+
+
+class _Run:
+    """The mutable state of one run: the plan, what came back, and the counters."""
+
+    def __init__(self, world: World, config: TrafficConfig, plan: TrafficPlan) -> None:
+        self.world = world
+        self.config = config
+        self.plan = plan
+        n, k = plan.uniforms.shape
+        self.user_ids = world.user_ids(plan.user)
+        self.item_ids = world.item_ids()
+        self.items = np.full((n, k), -1, dtype=np.int64)
+        self.probs = np.zeros((n, k), dtype=np.float64)
+        self.ok = np.zeros(n, dtype=bool)
+        self.replies: list[dict[str, Any] | None] = [None] * n
+        self.errors: dict[str, int] = {}
+        self.events_posted = 0
+        # Each request waits for its user's previous one (see the module docstring).
+        self.done = [asyncio.Event() for _ in range(n)]
+        self.previous = _previous_of_same_user(plan.user)
+        self.next_index = 0
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+    def item_index(self, ids: list[str]) -> np.ndarray:
+        """Indices of the world's item ids ``"i{k}"``; parsed here, as this is per request."""
+        n = self.world.n_items
+        out = []
+        for s in ids:
+            digits = s[1:]
+            if not (s[:1] == "i" and digits.isdigit() and (digits == "0" or digits[0] != "0")):
+                break
+            value = int(digits)
+            if value >= n:
+                break
+            out.append(value)
+        else:
+            return np.asarray(out, dtype=np.int64)
+        try:  # the world's own parser, for its message
+            self.world.item_index(ids)
+        except KeyError as exc:
+            raise ValueError(
+                f"the server served an item this world does not have ({exc.args[0]}): serve "
+                "a model trained on this world's data"
+            ) from None
+        raise AssertionError("unreachable: the world accepted ids the fast parser refused")
+
+    async def serve(self, r: int, conn: HttpConnection) -> None:
+        """Request ``r``'s slate, draw its clicks from the truth and post them."""
+        plan, cfg = self.plan, self.config
+        k = plan.uniforms.shape[1]
+        t = int(plan.time[r])
+        user_id = str(self.user_ids[r])
+        body = orjson.dumps({"user_id": user_id, "k": k, "now": t})
+        status, payload = await self._call(conn, "/v1/recommend", body)
+        if status != 200:
+            return
+        reply = orjson.loads(payload)
+        shown = self.item_index(reply["items"][:k])
+        n = len(shown)
+        self.items[r, :n] = shown
+        self.probs[r, :n] = self.world.click_probability(int(plan.user[r]), shown, np.arange(n), t)
+        self.replies[r] = reply
+        self.ok[r] = True
+        clicked = np.flatnonzero(plan.uniforms[r, :n] < self.probs[r, :n]).tolist()
+        events = [
+            _event(user_id, reply["items"][j], "click", int(plan.click_time[r, j]), j, reply)
+            for j in clicked
+        ]
+        if cfg.post_impressions:
+            events = [
+                _event(user_id, item, "impression", t, j, reply)
+                for j, item in enumerate(reply["items"][:n])
+            ] + events
+        if events:
+            status, _ = await self._call(conn, "/v1/events", orjson.dumps({"events": events}))
+            if status == 200:
+                self.events_posted += len(events)
+
+    async def _call(self, conn: HttpConnection, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body``; a failure is counted under the endpoint's name and gives 0."""
+        label = path.rsplit("/", 1)[-1]
+        try:
+            status, payload = await asyncio.wait_for(
+                conn.request("POST", path, body), self.config.timeout_s
+            )
+        except TimeoutError:
+            await conn.close()
+            self.error(f"{label} timeout")
+            return 0, b""
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            await conn.close()
+            self.error(f"{label} {type(exc).__name__}")
+            return 0, b""
+        if status != 200:
+            self.error(f"{label} {status}")
+        return status, payload
+
+    async def worker(self, host: str, port: int, progress: Progress, task: TaskID) -> None:
+        """Serve the plan's requests in order until none is left, on one connection."""
+        conn = _Connection(host, port, self.config.headers)
+        try:
+            while self.next_index < self.plan.n_requests:
+                r = self.next_index
+                self.next_index += 1
+                before = self.previous[r]
+                if before >= 0:
+                    await self.done[before].wait()
+                try:
+                    await self.serve(r, conn)
+                finally:
+                    self.done[r].set()
+                progress.advance(task)
+        finally:
+            await conn.close()
+
+    def result(self, wall_s: float) -> TrafficResult:
+        """Gather what came back into a :class:`TrafficResult`."""
+        rows = np.flatnonzero(self.ok)
+        replies = [cast(dict[str, Any], self.replies[r]) for r in rows]
+
+        def column(key: str) -> np.ndarray:
+            return np.array([reply.get(key) for reply in replies] or [], dtype=object)
+
+        plan = self.plan
+        items, probs = self.items[rows], self.probs[rows]
+        served = ServedSlates(
+            index=rows,
+            time=plan.time[rows],
+            user=plan.user[rows],
+            request_id=column("request_id"),
+            experiment=column("experiment"),
+            variant=column("variant"),
+            model=column("model"),
+            version=column("version"),
+            items=items,
+            click_probability=probs,
+            clicks=(plan.uniforms[rows] < probs) & (items >= 0),
+        )
+        return TrafficResult(
+            config=self.config,
+            planned=plan.n_requests,
+            served=served,
+            arms=_arms(served),
+            errors=self.errors,
+            events_posted=self.events_posted,
+            wall_s=wall_s,
+        )
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else float("nan")
+
+
+def _event(
+    user_id: str, item_id: str, kind: str, timestamp: int, position: int, reply: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "item_id": item_id,
+        "event": kind,
+        "timestamp": timestamp,
+        "position": position,
+        "request_id": reply.get("request_id"),
+    }
+
+
+def _previous_of_same_user(users: np.ndarray) -> np.ndarray:
+    """``(R,)`` the index of each request's user's previous request, -1 for a first one."""
+    order = np.lexsort((np.arange(len(users)), users))
+    previous = np.full(len(users), -1, dtype=np.int64)
+    same = users[order[1:]] == users[order[:-1]]
+    previous[order[1:][same]] = order[:-1][same]
+    return previous
+
+
+def _arms(served: ServedSlates) -> tuple[ArmTruth, ...]:
+    keys = list(zip(served.experiment.tolist(), served.variant.tolist(), strict=True))
+    impressions, expected = served.impressions, served.expected_clicks
+    clicks = served.clicks.sum(axis=1)
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for r, key in enumerate(keys):
+        groups.setdefault(key, []).append(r)
+    arms = []
+    for (experiment, variant), rows in groups.items():
+        idx = np.asarray(rows, dtype=np.int64)
+        versions = sorted({str(v) for v in served.version[idx] if v is not None})
+        arms.append(
+            ArmTruth(
+                experiment=experiment,
+                variant=variant,
+                units=len(np.unique(served.user[idx])),
+                requests=len(idx),
+                impressions=int(impressions[idx].sum()),
+                expected_clicks=float(expected[idx].sum()),
+                clicks=int(clicks[idx].sum()),
+                versions=tuple(versions),
+            )
+        )
+    return tuple(arms)
+
+
+async def run_traffic_async(
+    world: World, config: TrafficConfig, *, progress: bool = False
+) -> TrafficResult:
+    """Run the world's traffic against the server in the current event loop.
+
+    See :func:`run_traffic`.
+    """
+    if not config.allow_remote:
+        check_loopback(config.url)
+    parts = urlsplit(config.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    run = _Run(world, config, plan_traffic(world, config))
+    n_workers = min(config.concurrency, run.plan.n_requests)
+    start = time.perf_counter()
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("simulated users", total=run.plan.n_requests)
+        workers = [
+            asyncio.ensure_future(run.worker(host, port, bar, task)) for _ in range(n_workers)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            # The first failure (e.g. an item the world does not have) ends the run.
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+    return run.result(time.perf_counter() - start)
+
+
+def run_traffic(world: World, config: TrafficConfig, *, progress: bool = False) -> TrafficResult:
+    """Drive a recops server with the world's users and keep the truth of what it served.
+
+    Parameters
+    ----------
+    world:
+        The ground truth; the server must serve a model of its items (``"i{k}"``).
+    config:
+        Target, period, volume, concurrency and seed.
+    progress:
+        Show a progress bar over the requests.
+
+    Returns
+    -------
+    TrafficResult
+        The served slates with their exact expected clicks, the truth per
+        (experiment, variant), the errors and the speed.
+
+    Raises
+    ------
+    ValueError
+        When the period has no request, or the server serves an item the world does
+        not have.
+    """
+    coroutine = run_traffic_async(world, config, progress=progress)
+    try:  # uvloop halves the driver's own CPU per request, leaving more to the server
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
