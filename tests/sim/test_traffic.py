@@ -136,6 +136,12 @@ def test_every_request_is_served_and_logged_with_its_request_id(
     shown = shown_items(exposures, responses)
     assert shown["reward"].sum() == served.clicks.sum()
 
+    # A user's next request waits for the events of the previous one: in the log's
+    # order, each user's events answer requests in the world's time order.
+    answered = [rows[rid] for rid in responses["request_id"]]
+    order = pd.DataFrame({"user": served.user[answered], "time": served.time[answered]})
+    assert order.groupby("user")["time"].is_monotonic_increasing.all()
+
 
 def test_the_truth_is_the_world_click_model_on_what_the_server_logged(
     world_server: tuple[World, ServerProcess], run: TrafficResult
@@ -185,7 +191,7 @@ def test_the_same_seed_draws_the_same_traffic_and_the_same_clicks_on_the_same_sl
 
     # A second run, on a server whose state the first one changed: the same requests
     # in the same order, and a slot's click depends on nothing but the seed and slate.
-    second = run_traffic(world, config.model_copy(update={"concurrency": 2}))
+    second = run_traffic(world, config.model_copy(update={"concurrency": 2}), progress=True)
     for result in (run, second):
         s = result.served
         assert np.array_equal(s.index, np.arange(plan.n_requests))
@@ -217,18 +223,27 @@ def test_result_reports_truth_beside_observation(
 
 
 def _against_stub(
-    world: World, config: TrafficConfig, items: list[str]
-) -> tuple[list[bytes], TrafficResult]:
-    """Run against a raw socket stub that records each request head and serves ``items``."""
-    heads: list[bytes] = []
+    world: World, config: TrafficConfig, items: list[str], ack_delay_s: float = 0.0
+) -> tuple[list[tuple[bytes, dict[str, Any]]], TrafficResult]:
+    """Run against a raw socket stub that serves ``items`` to every recommendation.
+
+    It records each request's head and JSON body, a recommendation when it arrives,
+    a batch of events when it acknowledges it (``ack_delay_s`` later).
+    """
+    seen: list[tuple[bytes, dict[str, Any]]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while head := await reader.readuntil(b"\r\n\r\n"):
-            heads.append(head)
             length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            body = json.dumps({"items": items, "scores": [1.0] * len(items)}).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            body = json.loads(await reader.readexactly(length))
+            if head.startswith(b"POST /v1/events "):
+                await asyncio.sleep(ack_delay_s)
+                reply = {"accepted": len(body["events"])}
+            else:
+                reply = {"items": items, "scores": [1.0] * len(items)}
+            seen.append((head, body))
+            data = json.dumps(reply).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
             await writer.drain()
 
     async def main() -> TrafficResult:
@@ -239,7 +254,32 @@ def _against_stub(
                 world, config.model_copy(update={"url": f"http://127.0.0.1:{port}"})
             )
 
-    return heads, asyncio.run(main())
+    return seen, asyncio.run(main())
+
+
+def test_a_user_asks_again_only_once_the_server_has_the_previous_clicks(
+    world_server: tuple[World, ServerProcess],
+) -> None:
+    world, _ = world_server
+    config = TrafficConfig(start=START, max_requests=80, concurrency=8, seed=4)
+    plan = plan_traffic(world, config)
+    close = [r for r in range(1, 80) if plan.user[r] in plan.user[max(0, r - 8) : r]]
+    assert close, "no user comes back within 8 requests: nothing to check"
+    fresh = [str(i) for i in world.item_ids(world.available_items(START)[-10:])]
+    seen, result = _against_stub(world, config, fresh, ack_delay_s=0.02)
+    assert result.events_posted > 0
+    # Per user, the stub saw: a recommendation, the acknowledged clicks, the next one.
+    calls: dict[str, list[str]] = {}
+    for _, body in seen:
+        if "events" in body:
+            calls[body["events"][0]["user_id"]].append("clicks")
+        else:
+            calls.setdefault(body["user_id"], []).append("slate")
+    clicked = result.served.clicks.any(axis=1)
+    expected: dict[str, list[str]] = {}
+    for user, has_clicks in zip(world.user_ids(result.served.user), clicked, strict=True):
+        expected.setdefault(user, []).extend(["slate", "clicks"] if has_clicks else ["slate"])
+    assert calls == expected
 
 
 def test_headers_go_with_every_request_and_bad_ones_are_refused(
@@ -248,11 +288,10 @@ def test_headers_go_with_every_request_and_bad_ones_are_refused(
     world, _ = world_server
     token = {"Authorization": "Bearer secret-token"}
     config = TrafficConfig(start=START, max_requests=5, seed=9, headers=token, concurrency=2)
-    heads, result = _against_stub(world, config, ["i140", "i141"])
+    seen, result = _against_stub(world, config, ["i140", "i141"])
     assert result.errors == {} and result.served.n_requests == 5
-    assert len(heads) >= 5 and all(
-        b"\r\nAuthorization: Bearer secret-token\r\n" in h for h in heads
-    )
+    sent = b"\r\nAuthorization: Bearer secret-token\r\n"
+    assert len(seen) >= 5 and all(sent in head for head, _ in seen)
     assert "secret-token" not in repr(config) and "secret-token" not in str(result.to_dict())
     with pytest.raises(ValueError, match="this world does not have"):
         _against_stub(world, config, ["i140", "x1"])
