@@ -11,7 +11,7 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,10 @@ def world_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Wor
     world, data = generate_world(WORLD)
     clicks = data.interactions[data.interactions["event"] == "click"]
     torch.set_num_threads(1)
+    # Any model of the world's items will do; no validation window keeps the fit instant.
     model = TwoTower(
         dim=16, hidden=32, batch_size=64, uniform_negatives=16, num_threads=1,
-        text_buckets=256, seed=0, epochs=2,
+        text_buckets=256, seed=0, epochs=2, validation_fraction=0.0, refit_full=False,
     ).fit(clicks, data.items)  # fmt: skip
     model.save(tmp / "models" / "news" / "1")
     shutil.copytree(tmp / "models" / "news" / "1", tmp / "models" / "news" / "2")
@@ -166,7 +167,7 @@ def test_the_truth_is_the_world_click_model_on_what_the_server_logged(
 
     # The per-unit truth lines up with the table the A/B analysis reads.
     logged = unit_table(shown_items(exposures, responses), assignments, EXPERIMENT)
-    truth = unit_truth(run, world, EXPERIMENT, align_to=logged)
+    truth = unit_truth(run, EXPERIMENT, align_to=logged)
     assert truth["unit_id"].tolist() == logged["unit_id"].tolist()
     for column in ("variant", "requests", "impressions", "clicks"):
         assert truth[column].tolist() == logged[column].tolist(), column
@@ -174,58 +175,17 @@ def test_the_truth_is_the_world_click_model_on_what_the_server_logged(
     assert per_variant.to_dict() == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="variant"):
         flipped = logged.assign(variant=logged["variant"].map({"control": "pl", "pl": "control"}))
-        unit_truth(run, world, EXPERIMENT, align_to=flipped)
-
-
-def test_the_same_seed_draws_the_same_traffic_and_the_same_clicks_on_the_same_slates(
-    world_server: tuple[World, ServerProcess], run: TrafficResult
-) -> None:
-    world, _ = world_server
-    config = run.config
-    plan = plan_traffic(world, config)
-    again = plan_traffic(world, config)
-    other = plan_traffic(world, config.model_copy(update={"seed": 1}))
-    for name in ("time", "user", "uniforms", "click_time"):
-        assert np.array_equal(getattr(plan, name), getattr(again, name)), name
-    assert not np.array_equal(plan.user, other.user)
-
-    # A second run, on a server whose state the first one changed: the same requests
-    # in the same order, and a slot's click depends on nothing but the seed and slate.
-    second = run_traffic(world, config.model_copy(update={"concurrency": 2}), progress=True)
-    for result in (run, second):
-        s = result.served
-        assert np.array_equal(s.index, np.arange(plan.n_requests))
-        assert np.array_equal(s.user, plan.user) and np.array_equal(s.time, plan.time)
-        drawn = (plan.uniforms < s.click_probability) & (s.items >= 0)
-        assert np.array_equal(s.clicks, drawn)
-    same = (run.served.items == second.served.items).all(axis=1)
-    assert same.sum() > 10, "too few equal slates to compare"
-    assert np.array_equal(run.served.clicks[same], second.served.clicks[same])
-    assert np.array_equal(run.served.click_probability[same], second.served.click_probability[same])
-
-
-def test_result_reports_truth_beside_observation(
-    world_server: tuple[World, ServerProcess], run: TrafficResult
-) -> None:
-    world, _ = world_server
-    data: dict[str, Any] = run.to_dict()
-    assert "headers" not in data["config"]
-    arms = {a["variant"]: a for a in data["arms"]}
-    control = run.arm("control")
-    assert arms["control"]["true_ctr"] == control.true_ctr
-    assert control.true_clicks_per_request == control.expected_clicks / control.requests
-    assert data["served"] == 300 and data["requests_per_s"] > 0
-    assert run.table().row_count == 2
-    frame = run.served.to_frame(world)
-    assert frame["expected_clicks"].sum() == pytest.approx(sum(a.expected_clicks for a in run.arms))
-    with pytest.raises(KeyError, match="the run met"):
-        run.arm("treatment")
+        unit_truth(run, EXPERIMENT, align_to=flipped)
 
 
 def _against_stub(
-    world: World, config: TrafficConfig, items: list[str], ack_delay_s: float = 0.0
+    world: World,
+    config: TrafficConfig,
+    slate: Callable[[dict[str, Any]], list[str]],
+    ack_delay_s: float = 0.0,
+    progress: bool = False,
 ) -> tuple[list[tuple[bytes, dict[str, Any]]], TrafficResult]:
-    """Run against a raw socket stub that serves ``items`` to every recommendation.
+    """Run against a raw socket stub that answers a recommendation with ``slate(body)``.
 
     It records each request's head and JSON body, a recommendation when it arrives,
     a batch of events when it acknowledges it (``ack_delay_s`` later).
@@ -240,6 +200,7 @@ def _against_stub(
                 await asyncio.sleep(ack_delay_s)
                 reply = {"accepted": len(body["events"])}
             else:
+                items = slate(body)
                 reply = {"items": items, "scores": [1.0] * len(items)}
             seen.append((head, body))
             data = json.dumps(reply).encode()
@@ -250,11 +211,70 @@ def _against_stub(
         stub = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = stub.sockets[0].getsockname()[1]
         async with stub:
+            url = f"http://127.0.0.1:{port}"
             return await run_traffic_async(
-                world, config.model_copy(update={"url": f"http://127.0.0.1:{port}"})
+                world, config.model_copy(update={"url": url}), progress=progress
             )
 
     return seen, asyncio.run(main())
+
+
+def _fresh_items(world: World, n: int = 10) -> list[str]:
+    return [str(i) for i in world.item_ids(world.available_items(START)[-n:])]
+
+
+def test_the_same_seed_draws_the_same_traffic_and_the_same_clicks_on_the_same_slates(
+    world_server: tuple[World, ServerProcess], run: TrafficResult
+) -> None:
+    world, _ = world_server
+    config = run.config
+    plan = plan_traffic(world, config)
+    again = plan_traffic(world, config)
+    other = plan_traffic(world, config.model_copy(update={"seed": 1}))
+    for name in ("time", "user", "uniforms", "click_time"):
+        assert np.array_equal(getattr(plan, name), getattr(again, name)), name
+    assert not np.array_equal(plan.user, other.user)
+
+    # On the real server: the planned requests in their order, and each slot's click
+    # drawn from the seed's uniform against the truth of the slate served.
+    s = run.served
+    assert np.array_equal(s.index, np.arange(plan.n_requests))
+    assert np.array_equal(s.user, plan.user) and np.array_equal(s.time, plan.time)
+    assert np.array_equal(s.clicks, (plan.uniforms < s.click_probability) & (s.items >= 0))
+
+    # A server whose slates depend only on the request: the same run, however many
+    # connections race, and another one for another seed.
+    fresh = _fresh_items(world)
+
+    def slate(body: dict[str, Any]) -> list[str]:
+        shift = (int(body["user_id"][1:]) + body["now"] // 600) % len(fresh)
+        return (fresh[shift:] + fresh[:shift])[: body["k"]]
+
+    small = config.model_copy(update={"max_requests": 60, "post_impressions": False})
+    results = [
+        _against_stub(world, small.model_copy(update=change), slate, progress=True)[1]
+        for change in ({"concurrency": 1}, {"concurrency": 8}, {"concurrency": 8, "seed": 1})
+    ]
+    one, many, reseeded = (r.served for r in results)
+    for name in ("index", "user", "items", "click_probability", "clicks"):
+        assert np.array_equal(getattr(one, name), getattr(many, name)), name
+    assert results[0].to_dict()["arms"] == results[1].to_dict()["arms"]
+    assert not np.array_equal(one.user, reseeded.user)
+
+
+def test_result_reports_truth_beside_observation(run: TrafficResult) -> None:
+    data: dict[str, Any] = run.to_dict()
+    assert "headers" not in data["config"]
+    arms = {a["variant"]: a for a in data["arms"]}
+    control = run.arm("control")
+    assert arms["control"]["true_ctr"] == control.true_ctr
+    assert control.true_clicks_per_request == control.expected_clicks / control.requests
+    assert data["served"] == 300 and data["requests_per_s"] > 0
+    assert run.table().row_count == 2
+    frame = run.served.to_frame()
+    assert frame["expected_clicks"].sum() == pytest.approx(sum(a.expected_clicks for a in run.arms))
+    with pytest.raises(KeyError, match="the run met"):
+        run.arm("treatment")
 
 
 def test_a_user_asks_again_only_once_the_server_has_the_previous_clicks(
@@ -265,8 +285,8 @@ def test_a_user_asks_again_only_once_the_server_has_the_previous_clicks(
     plan = plan_traffic(world, config)
     close = [r for r in range(1, 80) if plan.user[r] in plan.user[max(0, r - 8) : r]]
     assert close, "no user comes back within 8 requests: nothing to check"
-    fresh = [str(i) for i in world.item_ids(world.available_items(START)[-10:])]
-    seen, result = _against_stub(world, config, fresh, ack_delay_s=0.02)
+    fresh = _fresh_items(world)
+    seen, result = _against_stub(world, config, lambda body: fresh, ack_delay_s=0.02)
     assert result.events_posted > 0
     # Per user, the stub saw: a recommendation, the acknowledged clicks, the next one.
     calls: dict[str, list[str]] = {}
@@ -288,13 +308,13 @@ def test_headers_go_with_every_request_and_bad_ones_are_refused(
     world, _ = world_server
     token = {"Authorization": "Bearer secret-token"}
     config = TrafficConfig(start=START, max_requests=5, seed=9, headers=token, concurrency=2)
-    seen, result = _against_stub(world, config, ["i140", "i141"])
+    seen, result = _against_stub(world, config, lambda body: ["i140", "i141"])
     assert result.errors == {} and result.served.n_requests == 5
     sent = b"\r\nAuthorization: Bearer secret-token\r\n"
     assert len(seen) >= 5 and all(sent in head for head, _ in seen)
     assert "secret-token" not in repr(config) and "secret-token" not in str(result.to_dict())
     with pytest.raises(ValueError, match="this world does not have"):
-        _against_stub(world, config, ["i140", "x1"])
+        _against_stub(world, config, lambda body: ["i140", "x1"])
     with pytest.raises(ValueError, match="line breaks"):
         TrafficConfig(headers={"X-A": "1\r\nX-B: 2"})
     with pytest.raises(ValueError, match="precede"):

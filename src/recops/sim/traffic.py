@@ -189,12 +189,13 @@ class ServedSlates:
     ----------
     index:
         ``(R,)`` the request's row in the :class:`TrafficPlan`.
-    time, user:
-        ``(R,)`` world time and user index of the request.
+    time, user, user_id:
+        ``(R,)`` world time, user index and user id of the request.
     request_id, experiment, variant, model, version:
         ``(R,)`` object arrays from the reply (None where the reply had none).
-    items:
-        ``(R, k)`` item indices shown, in position order, ``-1`` in empty slots.
+    items, item_id:
+        ``(R, k)`` item indices and ids shown, in position order; ``-1`` and None in
+        empty slots (the server returned fewer than ``k``).
     click_probability:
         ``(R, k)`` the world's ``p_rj`` (0 in empty slots).
     clicks:
@@ -204,12 +205,14 @@ class ServedSlates:
     index: np.ndarray
     time: np.ndarray
     user: np.ndarray
+    user_id: np.ndarray
     request_id: np.ndarray
     experiment: np.ndarray
     variant: np.ndarray
     model: np.ndarray
     version: np.ndarray
     items: np.ndarray
+    item_id: np.ndarray
     click_probability: np.ndarray
     clicks: np.ndarray
 
@@ -228,23 +231,22 @@ class ServedSlates:
         """``(R,)`` the true expected clicks of each served slate, ``Σ_j p_rj``."""
         return np.asarray(self.click_probability.sum(axis=1), dtype=np.float64)
 
-    def to_frame(self, world: World) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per served request, in arrival order.
 
         Columns ``request_id, timestamp, user_id, experiment, variant, model, version,
         items`` (a list of item ids), ``impressions, expected_clicks, clicks``.
         """
-        ids = world.item_ids()
         return pd.DataFrame(
             {
                 "request_id": self.request_id,
                 "timestamp": self.time.astype(np.int64),
-                "user_id": world.user_ids(self.user),
+                "user_id": self.user_id,
                 "experiment": self.experiment,
                 "variant": self.variant,
                 "model": self.model,
                 "version": self.version,
-                "items": [[str(ids[i]) for i in row if i >= 0] for row in self.items],
+                "items": [[i for i in row if i is not None] for row in self.item_id],
                 "impressions": self.impressions,
                 "expected_clicks": self.expected_clicks,
                 "clicks": self.clicks.sum(axis=1).astype(np.int64),
@@ -422,7 +424,6 @@ class TrafficResult:
 
 def unit_truth(
     result: TrafficResult,
-    world: World,
     experiment: str,
     align_to: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -437,8 +438,6 @@ def unit_truth(
     ----------
     result:
         A run.
-    world:
-        The world it ran on (for the user ids).
     experiment:
         The experiment's name.
     align_to:
@@ -451,7 +450,7 @@ def unit_truth(
         When ``align_to`` has other units than the run, or puts a unit in another
         variant than the server's replies did.
     """
-    frame = result.served.to_frame(world)
+    frame = result.served.to_frame()
     frame = frame[(frame["experiment"] == experiment) & (frame["variant"] != HOLDOUT)]
     grouped = frame.groupby("user_id", sort=False)
     truth = pd.DataFrame(
@@ -532,8 +531,8 @@ class _Run:
         self.plan = plan
         n, k = plan.uniforms.shape
         self.user_ids = world.user_ids(plan.user)
-        self.item_ids = world.item_ids()
         self.items = np.full((n, k), -1, dtype=np.int64)
+        self.item_id = np.full((n, k), None, dtype=object)
         self.probs = np.zeros((n, k), dtype=np.float64)
         self.ok = np.zeros(n, dtype=bool)
         self.replies: list[dict[str, Any] | None] = [None] * n
@@ -548,27 +547,24 @@ class _Run:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     def item_index(self, ids: list[str]) -> np.ndarray:
-        """Indices of the world's item ids ``"i{k}"``; parsed here, as this is per request."""
+        """Indices of the world's item ids ``"i{k}"``, parsed here: this runs per request."""
         n = self.world.n_items
         out = []
         for s in ids:
             digits = s[1:]
-            if not (s[:1] == "i" and digits.isdigit() and (digits == "0" or digits[0] != "0")):
+            ok = s[:1] == "i" and digits.isascii() and digits.isdigit()
+            if not ok or (digits[0] == "0" and digits != "0") or int(digits) >= n:
                 break
-            value = int(digits)
-            if value >= n:
-                break
-            out.append(value)
+            out.append(int(digits))
         else:
             return np.asarray(out, dtype=np.int64)
-        try:  # the world's own parser, for its message
-            self.world.item_index(ids)
+        try:  # the world's own parser names the id it does not have
+            return self.world.item_index(ids)
         except KeyError as exc:
             raise ValueError(
                 f"the server served an item this world does not have ({exc.args[0]}): serve "
                 "a model trained on this world's data"
             ) from None
-        raise AssertionError("unreachable: the world accepted ids the fast parser refused")
 
     async def serve(self, r: int, conn: HttpConnection) -> None:
         """Request ``r``'s slate, draw its clicks from the truth and post them."""
@@ -584,6 +580,7 @@ class _Run:
         shown = self.item_index(reply["items"][:k])
         n = len(shown)
         self.items[r, :n] = shown
+        self.item_id[r, :n] = reply["items"][:n]
         self.probs[r, :n] = self.world.click_probability(int(plan.user[r]), shown, np.arange(n), t)
         self.replies[r] = reply
         self.ok[r] = True
@@ -653,12 +650,14 @@ class _Run:
             index=rows,
             time=plan.time[rows],
             user=plan.user[rows],
+            user_id=self.user_ids[rows],
             request_id=column("request_id"),
             experiment=column("experiment"),
             variant=column("variant"),
             model=column("model"),
             version=column("version"),
             items=items,
+            item_id=self.item_id[rows],
             click_probability=probs,
             clicks=(plan.uniforms[rows] < probs) & (items >= 0),
         )
