@@ -34,8 +34,9 @@ from ``seed`` (:func:`plan_traffic`), so a slot's click depends only on the seed
 request's index and the slate, never on the order replies come back in. A user's
 requests are sent one after the other (each after the previous one's events were
 acknowledged), as a person browses, so the server's online state and its assignment
-log see every user's history in time order. The slates are the server's: against a
-fresh server whose policies are deterministic the whole run repeats exactly.
+log see every user's history in time order. The slates are the server's (a stochastic
+policy, or a bandit learning from the log, serves other slates in another run); on the
+same slates a run draws the same clicks, whatever the number of connections.
 
 Only loopback targets are allowed unless ``allow_remote`` is set (see
 :func:`recops.sim.loadtest.check_loopback`).
