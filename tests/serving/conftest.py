@@ -91,6 +91,7 @@ def settings(tmp_path: Path, trained_artifact: Path) -> ServerSettings:
         event_log_path=tmp_path / "events.sqlite3",
         admin_token=ADMIN_TOKEN,
         benchmark_routes=True,
+        replay=True,  # the tiny world's time is 2023, not the server clock
     )
 
 

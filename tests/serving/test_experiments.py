@@ -55,6 +55,7 @@ def repo_settings(tmp_path: Path, trained_artifact: Path, second_artifact: Path)
         pinned_version="1",
         event_log_path=tmp_path / "events.sqlite3",
         experiment_refresh_s=0.05,
+        replay=True,  # requests carry the tiny world's time
     )
 
 

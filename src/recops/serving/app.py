@@ -29,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from recops.experiments.store import ExperimentStore
 from recops.serving.bandit_feedback import BanditFeedback
 from recops.serving.batching import DynamicBatcher
+from recops.serving.clock import RequestClock, install_clock_errors
 from recops.serving.context import ServerContext, configure_threads, index_params
 from recops.serving.coordination import apply_pending, sync_forever
 from recops.serving.errors import install_error_handlers
@@ -117,6 +118,7 @@ def create_app(
     )
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    install_clock_errors(app)
     install_routes(app, settings)
     install_openapi(app)
     return app
@@ -140,9 +142,13 @@ async def _start(
         loader,
         history_size=settings.history_size,
         prior_refresh_s=settings.prior_refresh_s,
+        defer_prior=True,
     )
     service = RecommendService(
-        state, rerank_candidates=settings.rerank_candidates, observer=_stage_observer(metrics)
+        state,
+        rerank_candidates=settings.rerank_candidates,
+        observer=_stage_observer(metrics),
+        clock=RequestClock(None if settings.replay else settings.max_clock_skew_s),
     )
     batcher: DynamicBatcher[UserRequest, Any] | None = None
     if settings.batching:

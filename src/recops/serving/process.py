@@ -44,6 +44,10 @@ class ServerProcess:
     cpus:
         Cores the server (and its workers) may run on, as ``taskset`` would pin it;
         any core when ``None``.
+    replay:
+        Accept any ``now`` (``RECOPS_REPLAY``): the tests, the benchmark and the demo
+        drive the server with the world's time, which is not the server's clock.
+        ``False`` gives the bounded clock of a server facing clients.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
@@ -55,6 +59,7 @@ class ServerProcess:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         cpus: set[int] | None = None,
+        replay: bool = True,
     ) -> None:
         self.port = free_port()
         self.cpus = cpus
@@ -75,7 +80,12 @@ class ServerProcess:
             str(self.port),
             *args,
         ]
-        self._env = {**os.environ, **dict.fromkeys(_THREAD_VARS, "1"), **(env or {})}
+        self._env = {
+            **os.environ,
+            **dict.fromkeys(_THREAD_VARS, "1"),
+            "RECOPS_REPLAY": "true" if replay else "false",
+            **(env or {}),
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout_s: float = 120.0) -> Self:

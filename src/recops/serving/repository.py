@@ -90,42 +90,75 @@ class PriorSnapshot:
 
 
 class _PriorCache:
-    """The item prior and its best items, recomputed once per ``refresh_s`` seconds.
+    """The item prior and its best items, computed once per ``refresh_s`` window.
 
     ``item_prior`` is O(n_items) (about 20 ms at 100k items): computing it per
     request, or even per second, would put that stall in the latency tail. A
     popularity/freshness term a minute old ranks the same for all practical
     purposes, so requests share the prior at the start of their ``refresh_s``
-    window. The server computes the next window's prior in a thread before it
-    starts (:meth:`LoadedModel.prior_at` from a background task), so live requests
-    find it ready; a few windows are kept for replays. The lock only guards the
-    slots; the computation runs outside it.
+    window. The lock only guards the slots; the computation runs outside it.
+
+    Two modes. In a library (``defer=False``) a window not cached yet is computed by
+    the call that needs it. In the server (``defer=True``) a request never computes:
+    it gets the cached window nearest to its own, and its window is noted as
+    :meth:`wanted`, for the prefetcher (:mod:`recops.serving.prefetch`) to
+    :meth:`compute` in a thread, at a bounded rate; the prefetcher also computes
+    the next window before it starts, so live requests find theirs ready. Only the
+    very first call of a version (nothing cached at all) computes inline; the
+    server makes that call when it loads the version.
     """
 
-    #: Windows kept: the current one, the next one, and room for a replay.
-    SLOTS = 3
+    #: Windows kept: the present one, the next one, and two for replays.
+    SLOTS = 4
+    #: Wanted windows remembered, the most recently asked: a replay moves from one
+    #: window to the next, and computing the ones it left would only evict the new.
+    WANTED = 2
 
-    def __init__(self, refresh_s: int = 60, top_n: int = 50) -> None:
+    def __init__(self, refresh_s: int = 60, top_n: int = 50, defer: bool = False) -> None:
         if refresh_s < 1:
             raise ValueError(f"`refresh_s` must be a positive int (got {refresh_s!r})")
         self.refresh_s = refresh_s
         self.top_n = top_n
+        self.defer = defer
         self._lock = threading.Lock()
         self._slots: OrderedDict[int, PriorSnapshot] = OrderedDict()
+        self._wanted: OrderedDict[int, None] = OrderedDict()
+
+    def window(self, now: int) -> int:
+        """Start of the refresh window holding ``now``."""
+        return now - now % self.refresh_s
 
     def cached(self, now: int) -> bool:
         """Whether the prior of ``now``'s window is ready."""
         with self._lock:
-            return now - now % self.refresh_s in self._slots
+            return self.window(now) in self._slots
 
     def get(self, model: ServableModel, vectors: np.ndarray, now: int) -> PriorSnapshot:
-        now -= now % self.refresh_s
+        """The prior of ``now``'s window; in deferred mode, the nearest cached one if absent."""
+        window = self.window(now)
         with self._lock:
-            found = self._slots.get(now)
+            found = self._slots.get(window)
             if found is not None:
-                self._slots.move_to_end(now)
+                self._slots.move_to_end(window)
                 return found
-        prior = np.asarray(model.item_prior(now), dtype=np.float32)
+            if self.defer and self._slots:
+                self._wanted[window] = None
+                self._wanted.move_to_end(window)
+                while len(self._wanted) > self.WANTED:
+                    self._wanted.popitem(last=False)
+                nearest = min(self._slots, key=lambda w: (abs(w - window), w))
+                return self._slots[nearest]
+        return self.compute(model, vectors, window)
+
+    def wanted(self) -> list[int]:
+        """Windows requests asked for that are not cached, most recently asked first."""
+        with self._lock:
+            return [w for w in reversed(self._wanted) if w not in self._slots]
+
+    def compute(self, model: ServableModel, vectors: np.ndarray, now: int) -> PriorSnapshot:
+        """Compute and keep the prior of ``now``'s window (the caller's thread pays)."""
+        window = self.window(now)
+        prior = np.asarray(model.item_prior(window), dtype=np.float32)
         if len(prior) == 0 or prior.max() == prior.min():
             top = np.array([], dtype=np.int64)  # a flat prior favours nothing
         else:
@@ -133,10 +166,17 @@ class _PriorCache:
             part = np.argpartition(-prior, n - 1)[:n]
             top = part[np.argsort(-prior[part], kind="stable")].astype(np.int64)
         snapshot = PriorSnapshot(prior, top, np.ascontiguousarray(vectors[top]), prior[top])
+        # The present window and the next one (what live traffic uses) are never
+        # evicted by a replay's windows, or the prefetcher would compute them again.
+        present = self.window(int(time.time()))
+        keep = (present, present + self.refresh_s)
         with self._lock:
-            self._slots[now] = snapshot
-            while len(self._slots) > self.SLOTS:
-                self._slots.popitem(last=False)  # least recently used
+            self._slots[window] = snapshot
+            self._wanted.pop(window, None)
+            for old in [w for w in self._slots if w not in keep]:  # least recently used first
+                if len(self._slots) <= self.SLOTS:
+                    break
+                del self._slots[old]
         return snapshot
 
 
@@ -202,12 +242,24 @@ class LoadedModel:
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
 
     def prior_at(self, now: int) -> PriorSnapshot:
-        """The prior of ``now``'s refresh window and its best items (one lookup)."""
+        """The prior of ``now``'s refresh window and its best items (one lookup).
+
+        In the server a window not computed yet is answered with the nearest one
+        computed (see :class:`_PriorCache`).
+        """
         return self._prior.get(self.model, self.index.vectors, now)
 
     def prior_cached(self, now: int) -> bool:
-        """Whether :meth:`prior_at` would answer ``now`` without computing."""
+        """Whether the prior of ``now``'s window is computed."""
         return self._prior.cached(now)
+
+    def compute_prior(self, now: int) -> PriorSnapshot:
+        """Compute the prior of ``now``'s window now, in the caller's thread."""
+        return self._prior.compute(self.model, self.index.vectors, now)
+
+    def wanted_priors(self) -> list[int]:
+        """Windows requests asked for that are not computed yet, most recent first."""
+        return self._prior.wanted()
 
 
 def build_loaded_model(
@@ -218,8 +270,13 @@ def build_loaded_model(
     index_params: IndexParams,
     history_size: int = 50,
     prior_refresh_s: int = 60,
+    defer_prior: bool = False,
 ) -> LoadedModel:
-    """Check the model against the interface, build its index and catalog."""
+    """Check the model against the interface, build its index and catalog.
+
+    With ``defer_prior`` (the server) requests never compute the item prior (see
+    :class:`_PriorCache`); the current window's prior is computed here, at load time.
+    """
     start = time.perf_counter()
     missing = missing_members(model)
     if missing:
@@ -246,6 +303,9 @@ def build_loaded_model(
         catalog = catalog_from_model(model, item_ids)
     histories = training_histories(getattr(model, "_train", None), history_size, model.item_index)
     known = frozenset(str(u) for u in getattr(model, "user_ids_", ())) | histories.keys()
+    prior = _PriorCache(prior_refresh_s, defer=defer_prior)
+    if defer_prior:
+        prior.compute(model, vectors, int(time.time()))
     return LoadedModel(
         name,
         version,
@@ -257,7 +317,7 @@ def build_loaded_model(
         known_users=known,
         histories=histories,
         item_names=item_ids,
-        _prior=_PriorCache(prior_refresh_s),
+        _prior=prior,
     )
 
 
@@ -389,6 +449,9 @@ class ModelManager:
         Training items kept per known user.
     prior_refresh_s:
         Seconds between recomputations of the item prior.
+    defer_prior:
+        Requests never compute the item prior; a background task does (the server,
+        see :class:`_PriorCache`).
     """
 
     def __init__(
@@ -398,10 +461,12 @@ class ModelManager:
         loader: ModelLoader | None = None,
         history_size: int = 50,
         prior_refresh_s: int = 60,
+        defer_prior: bool = False,
     ) -> None:
         self.repository = repository
         self.history_size = history_size
         self.prior_refresh_s = prior_refresh_s
+        self.defer_prior = defer_prior
         self.index_params = index_params or IndexParams()
         self.loader: ModelLoader = loader or load_two_tower
         # Serialises loads/switches/unloads; requests never take it.
@@ -444,6 +509,7 @@ class ModelManager:
                     self.index_params,
                     self.history_size,
                     self.prior_refresh_s,
+                    self.defer_prior,
                 )
             except (ModelNotFoundError, ModelLoadError):
                 raise

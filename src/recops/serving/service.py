@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recops.models.base import Queries
+from recops.serving.clock import RequestClock
 from recops.serving.repository import LoadedModel
 from recops.serving.schemas import (
     CategoryRequest,
@@ -92,6 +93,9 @@ class RecommendService:
         Candidates fetched from the index before re-ranking (``k`` at least).
     observer:
         Receives ``(stage, seconds)`` for each stage of each request.
+    clock:
+        Resolves a request's time (its ``now``, or the server clock); any ``now``
+        by default, bounded in the server (:mod:`recops.serving.clock`).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class RecommendService:
         *,
         rerank_candidates: int = 50,
         observer: StageObserver | None = None,
+        clock: RequestClock | None = None,
     ) -> None:
         if isinstance(rerank_candidates, bool) or not isinstance(rerank_candidates, int):
             raise ValueError(
@@ -112,13 +117,14 @@ class RecommendService:
         self.state = state
         self.rerank_candidates = rerank_candidates
         self.observe = observer or _no_observer
+        self.clock = clock or RequestClock()
 
     # -- user → items -------------------------------------------------------------
 
     def prepare(self, bundle: LoadedModel, request: RecommendRequest) -> UserRequest:
         """Stage 1: the user's history from the online state plus the request."""
         start = time.perf_counter()
-        now = request.now if request.now is not None else int(time.time())
+        now = self.clock(request.now)
         # Oldest first: what the model saw in training, then live events, then the
         # items the request itself carries. Training histories are stored as rows.
         rows: list[np.ndarray] = []
@@ -224,7 +230,7 @@ class RecommendService:
         vector = self._encode_timed(bundle.model.encode_similar, [request.item_id])
         own = np.array([bundle.model.item_index[request.item_id]], dtype=np.int64)
         excluded = self._excluded(bundle, request, own)
-        now = request.now if request.now is not None else int(time.time())
+        now = self.clock(request.now)
         ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
         return self.reply(bundle, ranked, "similar")
 
@@ -232,7 +238,7 @@ class RecommendService:
         """Items matching a free-text query."""
         vector = self._encode_timed(bundle.model.encode_texts, [request.query])
         excluded = self._excluded(bundle, request, None)
-        now = request.now if request.now is not None else int(time.time())
+        now = self.clock(request.now)
         ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
         return self.reply(bundle, ranked, "search")
 
@@ -242,7 +248,7 @@ class RecommendService:
             raise NotFoundError("category", request.category)
         vector = self._encode_timed(bundle.model.encode_categories, [request.category])
         excluded = self._excluded(bundle, request, None)
-        now = request.now if request.now is not None else int(time.time())
+        now = self.clock(request.now)
         # When the catalog knows the category's items, only they are eligible.
         own = bundle.catalog.category_masks[request.category]
         restrict = own if own.any() else None

@@ -80,6 +80,17 @@ class ServerSettings(BaseModel):
     prior_refresh_s:
         The item prior (O(n_items), about 20 ms at 100k items) is recomputed once
         per this many seconds and shared by the requests in between.
+    prior_computations_per_s:
+        Most item priors the server computes per second for windows that requests
+        asked for and did not find (a replay's ``now``); such a request is served
+        with the nearest window computed, never computes it itself (see
+        :mod:`recops.serving.prefetch`). The present and next windows are always kept.
+    max_clock_skew_s:
+        A request's ``now`` must lie within the server clock ± this many seconds
+        (422 otherwise, see :mod:`recops.serving.clock`).
+    replay:
+        Accept any ``now``: for a server that a simulator or a replay of the past
+        drives with its own time (``recops.sim``), never for one facing clients.
     max_body_bytes:
         Request bodies above this size are refused with 413.
     threads:
@@ -138,6 +149,9 @@ class ServerSettings(BaseModel):
     hnsw_ef_search: int = Field(default=128, ge=8, le=4096)
     rerank_candidates: int = Field(default=50, ge=1, le=100_000)
     prior_refresh_s: int = Field(default=60, ge=1, le=86_400)
+    prior_computations_per_s: float = Field(default=2.0, gt=0.0, le=1000.0)
+    max_clock_skew_s: int = Field(default=300, ge=0, le=86_400)
+    replay: bool = False
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     threads: int = Field(default=1, ge=1, le=256)
     benchmark_routes: bool = False
