@@ -89,12 +89,18 @@ def test_histories_hold_only_strictly_earlier_events_most_recent_last() -> None:
     times = np.array([100, 200, 200, 300, 50, 60])
     seq = build_sequences(users, items, times, max_history=2)
     rows = {(int(u), int(i)): k for k, (u, i) in enumerate(zip(seq.users, seq.items, strict=True))}
-    assert seq.history[rows[1, 10]].tolist() == [0, 0]
-    assert seq.history[rows[1, 11]].tolist() == [0, 10]
-    assert seq.history[rows[1, 12]].tolist() == [0, 10]  # same second: not history
-    assert seq.history[rows[1, 13]].tolist() == [11, 12]
-    assert seq.history[rows[2, 21]].tolist() == [0, 20]  # never another user's items
-    assert seq.history_times[rows[1, 13]].tolist() == [200, 200]
+    assert seq.history_at(np.array([rows[1, 10]]))[0].tolist() == [0, 0]
+    assert seq.history_at(np.array([rows[1, 11]]))[0].tolist() == [0, 10]
+    assert seq.history_at(np.array([rows[1, 12]]))[0].tolist() == [
+        0,
+        10,
+    ]  # same second: not history
+    assert seq.history_at(np.array([rows[1, 13]]))[0].tolist() == [11, 12]
+    assert seq.history_at(np.array([rows[2, 21]]))[0].tolist() == [
+        0,
+        20,
+    ]  # never another user's items
+    assert seq.history_times_at(np.array([rows[1, 13]]))[0].tolist() == [200, 200]
     prev, nxt = consecutive_pairs(seq)
     assert set(zip(prev.tolist(), nxt.tolist(), strict=True)) == {
         (10, 11),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from recops.models.two_tower import TwoTower
 from recops.models.two_tower.training import prior_times, time_local_order
+from tests.models.two_tower.conftest import HOUR, SMALL, two_clusters
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -43,3 +46,28 @@ def test_groups_are_time_contiguous_runs_of_the_group_size() -> None:
     for g in np.unique(groups):
         t = np.sort(times[order[groups == g]])
         assert (np.diff(t) == 1).all(), "a group is a run of consecutive times"
+
+
+def test_items_first_seen_in_the_validation_window_are_trained() -> None:
+    """Issue 11: with early stopping, the final towers never trained on the window.
+
+    Items first seen there kept untrained id rows, and they are the users' newest
+    items. After early stopping the best network now continues on every event.
+    """
+    interactions, items = two_clusters(n_users=40)
+    end = int(interactions["timestamp"].max())
+    late = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in range(0, 40, 2)],
+            "item_id": "a_late",
+            "timestamp": end + HOUR * np.arange(1, 21),
+        }
+    )
+    events = pd.concat([interactions, late], ignore_index=True)
+    model = TwoTower(**SMALL).fit(events, items)
+    row = model.item_index["a_late"] + 1
+    assert model.summary_.validation_start is not None
+    assert model.summary_.validation_start <= int(late["timestamp"].min())
+    assert bool(model.net_.has_id[row]), "the window's item has a trained id row"
+    frozen = TwoTower(**{**SMALL, "finetune_epochs": 0}).fit(events, items)
+    assert not bool(frozen.net_.has_id[row]), "without fine-tuning it stays content-only"

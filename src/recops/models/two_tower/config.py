@@ -19,6 +19,9 @@ from pydantic import (
 
 DAY = 86_400
 
+#: Catalog size from which ``sparse_embeddings=None`` trains the tables row-wise.
+SPARSE_FROM_ITEMS = 100_000
+
 #: Tasks trained jointly, each with a weight in the total loss.
 TASKS: tuple[str, ...] = ("user", "query", "category", "similar")
 
@@ -73,6 +76,16 @@ class TwoTowerConfig(BaseModel):
         Consumption horizons in seconds to which the prior may instead be fitted
         (see ``recops.models.two_tower.prior``); the validation window picks one,
         or keeps the softmax-trained prior. Empty: always keep the latter.
+    prior_count_windows:
+        Windows (seconds, each one of ``prior_windows``) whose plain recent
+        popularity is also a prior candidate on the validation window, so the
+        model's prior is never worse there than the ``RecentPopular`` baseline.
+        ``None`` (default): the prior windows of 30 days or less; empty: none.
+    prior_count_windows:
+        Windows (seconds, each one of ``prior_windows``) whose plain recent
+        popularity is also a prior candidate on the validation window, so the
+        model's prior is never worse there than the ``RecentPopular`` baseline.
+        ``None`` (default): the prior windows of 30 days or less; empty: none.
     blend_tolerance:
         Blends whose validation NDCG@20 is within this many standard errors of
         the best are considered tied; the one with the widest coverage wins. 0
@@ -81,8 +94,9 @@ class TwoTowerConfig(BaseModel):
     min_coverage_ratio:
         When the validation window picks the tower weights, only weights whose
         top-20 lists cover at least this many times the items the prior alone
-        covers are eligible (if none does, all are): the model must stay
-        personal, not collapse into a popularity list. 0 disables the constraint.
+        covers are eligible, over all users and over the users with history
+        before the window (if none does, all are): the model must stay personal,
+        not collapse into a popularity list. 0 disables the constraint.
     prior_max_cells:
         Memory cap (items × time buckets) of the cumulative count table.
     task_weights:
@@ -94,10 +108,22 @@ class TwoTowerConfig(BaseModel):
     patience:
         Epochs without improvement on the validation window before stopping.
     refit_full:
-        After early stopping picked the epoch count, train again on all data
-        (validation window included) for that many epochs. Off by default: it
-        doubles the training time, while the prior's counts and every query's
-        history already include the window's events.
+        After early stopping picked the epoch count, train a new network on all
+        data (validation window included) for that many epochs. Off by default: it
+        doubles the training time; ``finetune_epochs`` gets most of the gain.
+    finetune_epochs:
+        After early stopping (without ``refit_full``), continue the best network
+        for this many epochs on all events, the validation window included, so the
+        users' newest items get trained id rows (0: the window's items stay
+        content-only and the towers never learn from the window).
+    sparse_embeddings:
+        Train the embedding tables (item and history ids, users, categories, title
+        tokens) with sparse gradients and row-wise (lazy) Adam, so a step costs the
+        rows a batch touched instead of the whole catalog (see the scale benchmark);
+        ``weight_decay`` then applies to the dense weights only. ``None`` (default):
+        sparse from :data:`SPARSE_FROM_ITEMS` items on; below, dense Adam, which
+        validated better on ML-100K leave-last-5-out (NDCG@20 0.174 against 0.159)
+        at the same speed.
     seed:
         Seeds parameter initialisation, shuffling and negative sampling.
     num_threads:
@@ -126,6 +152,7 @@ class TwoTowerConfig(BaseModel):
     time_prior: bool = True
     prior_windows: tuple[int, ...] = tuple(d * DAY for d in (1, 3, 7, 14, 30, 90, 365, 730))
     prior_horizons: tuple[int, ...] = tuple(d * DAY for d in (1, 7, 30, 180, 365, 730))
+    prior_count_windows: tuple[int, ...] | None = None
     blend_tolerance: float = Field(0.0, ge=0.0, le=10.0)
     min_coverage_ratio: float = Field(2.0, ge=0.0, le=100.0)
     prior_group_size: int = Field(32, ge=1, le=65_536)
@@ -136,12 +163,18 @@ class TwoTowerConfig(BaseModel):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     patience: int = Field(2, ge=1, le=100)
     refit_full: bool = False
+    finetune_epochs: int = Field(1, ge=0, le=100)
+    sparse_embeddings: bool | None = None
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)
 
-    @field_validator("prior_windows", "prior_horizons")
+    @field_validator("prior_windows", "prior_horizons", "prior_count_windows")
     @classmethod
-    def _positive_seconds(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+    def _positive_seconds(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if value is None:
+            return None
         if any(w <= 0 for w in value):
             raise ValueError(f"must hold positive seconds (got {list(value)})")
         if info.field_name == "prior_windows" and not value:
@@ -163,7 +196,26 @@ class TwoTowerConfig(BaseModel):
     def _user_task_on(self) -> TwoTowerConfig:
         if self.task_weights["user"] <= 0:
             raise ValueError("task_weights['user'] must be > 0: the user task is the model's core")
+        extra = sorted(set(self.prior_count_windows or ()) - set(self.prior_windows))
+        if extra:
+            raise ValueError(
+                f"prior_count_windows {extra} are not among prior_windows "
+                f"{list(self.prior_windows)}: add them there or drop them"
+            )
         return self
+
+    def sparse_for(self, n_items: int) -> bool:
+        """Whether a catalog of ``n_items`` items trains its tables row-wise."""
+        if self.sparse_embeddings is None:
+            return n_items >= SPARSE_FROM_ITEMS
+        return self.sparse_embeddings
+
+    @property
+    def count_windows(self) -> tuple[int, ...]:
+        """The windows whose recent popularity is a prior candidate (see above)."""
+        if self.prior_count_windows is None:
+            return tuple(w for w in self.prior_windows if w <= 30 * DAY)
+        return self.prior_count_windows
 
     @property
     def score_scale(self) -> float:

@@ -242,6 +242,10 @@ def build_time_counts(
 class Sequences:
     """Every training event with the user's history strictly before it.
 
+    Histories are not stored (``n × max_history`` indices and times would take
+    8 GB at 10M events): each row keeps where its user's events start and where
+    its history ends, and :meth:`history_at` reads the items in between.
+
     Parameters
     ----------
     users:
@@ -250,18 +254,41 @@ class Sequences:
         ``(n,)`` item index of each event.
     times:
         ``(n,)`` unix seconds of each event.
-    history:
-        ``(n, max_history)`` item indices of the user's previous items, most recent
-        last, left-padded with 0.
-    history_times:
-        ``(n, max_history)`` their timestamps (0 where padded).
+    start:
+        ``(n,)`` first row of the event's user (rows are sorted by user, then time).
+    end:
+        ``(n,)`` one past the last row of its history: the user's first row at the
+        event's own time (events at the same second do not see each other).
+    max_history:
+        How many of the latest items a history holds.
     """
 
     users: np.ndarray
     items: np.ndarray
     times: np.ndarray
-    history: np.ndarray
-    history_times: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    max_history: int
+
+    def _window(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.end[rows][:, None] - self.max_history + np.arange(self.max_history)[None, :]
+        valid = idx >= self.start[rows][:, None]
+        return np.clip(idx, 0, max(len(self.items) - 1, 0)), valid
+
+    def history_at(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), max_history)`` item indices before each row, most recent last, 0-padded."""
+        idx, valid = self._window(rows)
+        return np.where(valid, self.items[idx], 0)
+
+    def history_times_at(self, rows: np.ndarray) -> np.ndarray:
+        """The timestamps of :meth:`history_at` (0 where padded)."""
+        idx, valid = self._window(rows)
+        return np.where(valid, self.times[idx], 0)
+
+    def previous_item(self, rows: np.ndarray) -> np.ndarray:
+        """The item of each row's latest history event (0 when the history is empty)."""
+        has = self.end[rows] > self.start[rows]
+        return np.where(has, self.items[np.maximum(self.end[rows] - 1, 0)], 0)
 
     def future_rows(
         self, rows: np.ndarray, window: int, rng: np.random.Generator, last: np.ndarray
@@ -302,20 +329,15 @@ def build_sequences(
     u, it, t = users[order], items[order], times[order]
     n = len(u)
     pos = np.arange(n)
-    new_user = np.r_[True, u[1:] != u[:-1]]
-    user_start = np.maximum.accumulate(np.where(new_user, pos, 0))
-    new_time = new_user | np.r_[True, t[1:] != t[:-1]]
-    hist_end = np.maximum.accumulate(np.where(new_time, pos, 0))
-    idx = hist_end[:, None] - max_history + np.arange(max_history)[None, :]
-    valid = idx >= user_start[:, None]
-    safe = np.clip(idx, 0, max(n - 1, 0))
-    history = np.where(valid, it[safe], 0)
-    history_times = np.where(valid, t[safe], 0)
-    return Sequences(u, it, t, history, history_times)
+    new_user = np.r_[True, u[1:] != u[:-1]] if n else np.zeros(0, dtype=bool)
+    user_start = np.maximum.accumulate(np.where(new_user, pos, 0)) if n else pos
+    new_time = new_user | np.r_[True, t[1:] != t[:-1]] if n else new_user
+    hist_end = np.maximum.accumulate(np.where(new_time, pos, 0)) if n else pos
+    return Sequences(u, it, t, user_start, hist_end, max_history)
 
 
 def consecutive_pairs(seq: Sequences) -> tuple[np.ndarray, np.ndarray]:
     """(previous item, item) pairs of distinct consecutive items in histories."""
-    prev = seq.history[:, -1]
+    prev = seq.previous_item(np.arange(len(seq.items)))
     keep = (prev > 0) & (prev != seq.items)
     return prev[keep], seq.items[keep]

@@ -54,6 +54,17 @@ class Events:
     times: np.ndarray
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What :meth:`TwoTower.prepare` builds: the training data and its vocabularies."""
+
+    data: TrainingData
+    item_ids: np.ndarray
+    categories: list[str]
+    user_ids: np.ndarray
+    events: Events
+
+
 def _check_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(interactions, pd.DataFrame):
         raise TypeError(f"interactions must be a pandas DataFrame (got {type(interactions)!r})")
@@ -171,6 +182,21 @@ class TwoTower(Recommender):
         Without a catalog the item tower uses ids only. Items present only in the
         catalog are recommendable through their content vector.
         """
+        prepared = self.prepare(interactions, items)
+        net, summary = train_network(prepared.data, self.config, verbose=self.verbose)
+        self._set_state(
+            net,
+            prepared.item_ids,
+            prepared.categories,
+            prepared.user_ids,
+            prepared.data.catalog,
+            prepared.events,
+            summary,
+        )
+        return self
+
+    def prepare(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Prepared:
+        """The indexed data ``fit`` trains on (vocabularies, histories, counts)."""
         frame = _check_interactions(interactions)
         titles, cats, pub = _catalog_columns(items)
         item_ids = np.array(sorted(set(frame[ITEM_ID]) | set(titles) | set(cats)), dtype=object)
@@ -191,20 +217,17 @@ class TwoTower(Recommender):
             pub,
             self.config.text_buckets,
         )
-        counts = self._time_counts(events, catalog, len(item_ids))
         data = TrainingData(
             sequences=build_sequences(
                 events.users, events.items, events.times, self.config.max_history
             ),
             catalog=catalog,
-            counts=counts,
+            counts=self._time_counts(events, catalog, len(item_ids)),
             n_items=len(item_ids),
             n_users=len(user_ids),
             n_categories=len(categories),
         )
-        net, summary = train_network(data, self.config, verbose=self.verbose)
-        self._set_state(net, item_ids, categories, user_ids, catalog, events, summary)
-        return self
+        return Prepared(data, item_ids, categories, user_ids, events)
 
     def _time_counts(
         self, events: Events, catalog: CatalogFeatures, n_items: int

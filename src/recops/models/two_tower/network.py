@@ -24,10 +24,16 @@ class ContentEncoder(nn.Module):
     without categories or title contributes zero vectors.
     """
 
-    def __init__(self, n_categories: int, text_buckets: int, dim: int) -> None:
+    def __init__(
+        self, n_categories: int, text_buckets: int, dim: int, sparse: bool = False
+    ) -> None:
         super().__init__()
-        self.categories = nn.EmbeddingBag(n_categories + 1, dim, mode="mean", padding_idx=0)
-        self.tokens = nn.EmbeddingBag(text_buckets + 1, dim, mode="mean", padding_idx=0)
+        self.categories = nn.EmbeddingBag(
+            n_categories + 1, dim, mode="mean", padding_idx=0, sparse=sparse
+        )
+        self.tokens = nn.EmbeddingBag(
+            text_buckets + 1, dim, mode="mean", padding_idx=0, sparse=sparse
+        )
 
     def forward(self, categories: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.categories(categories), self.tokens(tokens)], dim=-1)
@@ -41,9 +47,9 @@ class ItemTower(nn.Module):
     would be saved twice).
     """
 
-    def __init__(self, n_items: int, dim: int, hidden: int) -> None:
+    def __init__(self, n_items: int, dim: int, hidden: int, sparse: bool = False) -> None:
         super().__init__()
-        self.ids = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.ids = nn.Embedding(n_items + 1, dim, padding_idx=0, sparse=sparse)
         self.mlp = mlp(3 * dim, hidden, dim)
 
     def forward(self, items: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -64,14 +70,24 @@ class UserTower(nn.Module):
     valid, learned cold-start vector.
     """
 
-    def __init__(self, n_items: int, n_users: int, max_history: int, dim: int, hidden: int) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        n_users: int,
+        max_history: int,
+        dim: int,
+        hidden: int,
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
-        self.history = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.history = nn.Embedding(n_items + 1, dim, padding_idx=0, sparse=sparse)
         self.content = nn.Linear(2 * dim, dim, bias=False)
         # Column max_history - 1 is the most recent item (histories are right-aligned).
         self.rank_bias = nn.Parameter(torch.zeros(max_history))
         self.age_slope = nn.Parameter(torch.zeros(()))
-        self.users = nn.Embedding(n_users + 1, dim, padding_idx=0) if n_users > 0 else None
+        self.users = (
+            nn.Embedding(n_users + 1, dim, padding_idx=0, sparse=sparse) if n_users > 0 else None
+        )
         n_in = 2 * dim + 1 + (dim if self.users is not None else 0)
         self.mlp = mlp(n_in, hidden, dim)
 
@@ -123,6 +139,9 @@ class TwoTowerNet(nn.Module):
         See :class:`~recops.models.two_tower.config.TwoTowerConfig`.
     n_prior_features:
         Inputs of the prior network; 0 disables the prior.
+    sparse:
+        Embedding tables produce sparse gradients (only the rows a batch touched),
+        for a row-wise optimiser (:func:`sparse_parameters`).
     """
 
     has_id: torch.Tensor
@@ -137,11 +156,12 @@ class TwoTowerNet(nn.Module):
         dim: int,
         hidden: int,
         n_prior_features: int,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
-        self.content = ContentEncoder(n_categories, text_buckets, dim)
-        self.item = ItemTower(n_items, dim, hidden)
-        self.user = UserTower(n_items, n_users, max_history, dim, hidden)
+        self.content = ContentEncoder(n_categories, text_buckets, dim, sparse)
+        self.item = ItemTower(n_items, dim, hidden, sparse)
+        self.user = UserTower(n_items, n_users, max_history, dim, hidden, sparse)
         self.query = mlp(dim, hidden, dim)
         self.category = mlp(dim, hidden, dim)
         self.similar = mlp(3 * dim, hidden, dim)
@@ -196,3 +216,16 @@ class TwoTowerNet(nn.Module):
             [self.user.history(self.visible_ids(items)), self.content(categories, tokens)], dim=-1
         )
         return F.normalize(self.similar(x), dim=-1)
+
+
+def sparse_parameters(net: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The embedding tables with sparse gradients, and every other parameter."""
+    sparse_ids = {
+        id(m.weight)
+        for m in net.modules()
+        if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse
+    }
+    params = list(net.parameters())
+    return [p for p in params if id(p) in sparse_ids], [
+        p for p in params if id(p) not in sparse_ids
+    ]

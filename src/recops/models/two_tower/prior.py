@@ -89,3 +89,36 @@ def fit_horizon_prior(
         optim.step()
     prior.eval()
     return prior
+
+
+#: Weight of the all-time count in a window prior: it only breaks ties between
+#: items with the same count in the window (as ``RecentPopular`` does).
+TIE_BREAK = 1e-3
+
+
+@torch.no_grad()
+def window_prior(counts: TimeCounts, window: int) -> PriorNet:
+    """A :class:`PriorNet` that is recent popularity: ``log1p(count in the window)``.
+
+    ``window`` is one of ``counts.windows``; ties are broken by the all-time
+    count. The network computes the score exactly (its features are non-negative,
+    so the ReLU passes them), so it is stored like any fitted prior. It is a
+    candidate of the validation choice next to the fitted horizons, so the model
+    is never held below the recent-popularity baseline its prior is made of.
+    """
+    if window not in counts.windows:
+        raise ValueError(f"`window` must be one of {list(counts.windows)} (got {window})")
+    prior = PriorNet(counts.n_features)
+    first, last = prior.net[0], prior.net[2]
+    assert isinstance(first, torch.nn.Linear) and isinstance(last, torch.nn.Linear)
+    w1 = torch.zeros_like(first.weight)
+    w1[0, counts.windows.index(window)] = 1.0
+    w1[1, len(counts.windows)] = 1.0  # the all-time count
+    w2 = torch.zeros_like(last.weight)
+    w2[0, 0], w2[0, 1] = 1.0, TIE_BREAK
+    first.weight.copy_(w1)
+    last.weight.copy_(w2)
+    first.bias.zero_()
+    last.bias.zero_()
+    prior.eval()
+    return prior

@@ -40,8 +40,8 @@ from recops.models.two_tower.features import (
 )
 from recops.models.two_tower.inference import history_weight
 from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
-from recops.models.two_tower.network import PriorNet, TwoTowerNet
-from recops.models.two_tower.prior import fit_horizon_prior
+from recops.models.two_tower.network import PriorNet, TwoTowerNet, sparse_parameters
+from recops.models.two_tower.prior import fit_horizon_prior, window_prior
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -94,6 +94,7 @@ class TrainingSummary:
     validation_ndcg: list[float] = field(default_factory=list)
     tower_weights: tuple[float, float] = (1.0, 1.0)
     prior_horizon: int | None = None
+    prior_window: int | None = None
     train_loss: list[float] = field(default_factory=list)
     n_events: int = 0
     seconds: float = 0.0
@@ -216,8 +217,8 @@ class _BatchLoss:
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
         seq, net, cfg = self.data.sequences, self.net, self.cfg
-        history = seq.history[rows]
-        ages = age_hours(seq.times[rows], history, seq.history_times[rows])
+        history = seq.history_at(rows)
+        ages = age_hours(seq.times[rows], history, seq.history_times_at(rows))
         users = None
         if net.user.users is not None:
             keep = self.rng.random(len(rows)) >= cfg.user_id_dropout
@@ -239,7 +240,7 @@ class _BatchLoss:
         log_q: torch.Tensor | None,
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        prev = self.data.sequences.history[rows, -1]
+        prev = self.data.sequences.previous_item(rows)
         valid = (prev > 0) & (prev != pos)
         src = self.net.encode_similar(
             torch.from_numpy(prev),
@@ -315,6 +316,7 @@ class ValidationWindow:
     history_times: np.ndarray
     targets: list[np.ndarray]
     counts: TimeCounts | None
+    warm: np.ndarray
 
 
 #: Events that form a cold user's history in the validation window (as in the
@@ -328,18 +330,20 @@ BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 
 def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, ValidationWindow]:
     """Indices of training events before the window, and the window itself."""
     seq = data.sequences
-    width = seq.history.shape[1]
+    width = seq.max_history
     start = int(np.quantile(seq.times, 1.0 - fraction, method="higher"))
     before = np.flatnonzero(seq.times < start)
     in_window = np.flatnonzero(seq.times >= start)  # sorted by user, then time
     users, first = np.unique(seq.users[in_window], return_index=True)
     bounds = np.r_[first, len(in_window)]
-    now, history, history_times, targets = [], [], [], []
+    now, history, history_times, targets, warm = [], [], [], [], []
     for k in range(len(users)):
         rows = in_window[bounds[k] : bounds[k + 1]]
-        hist = np.where(seq.history_times[rows[0]] < start, seq.history[rows[0]], 0)
-        times = seq.history_times[rows[0]]
+        first_times = seq.history_times_at(rows[:1])[0]
+        hist = np.where(first_times < start, seq.history_at(rows[:1])[0], 0)
+        times = first_times
         at = start
+        warm.append(bool(hist.any()))
         if not hist.any():
             cold = rows[:COLD_HISTORY]
             hist = np.zeros(width, dtype=np.int64)
@@ -359,6 +363,7 @@ def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, V
         np.asarray(history_times, dtype=np.int64).reshape(-1, width),
         targets,
         _counts_before(data, before),
+        np.asarray(warm, dtype=bool),
     )
     return before, window
 
@@ -404,21 +409,34 @@ class Blend:
     stderr: float
     tower_weights: tuple[float, float]
     coverage: int
+    warm_coverage: int = 0
 
     @classmethod
     def of(
-        cls, scores: np.ndarray, targets: list[np.ndarray], k: int, pair: tuple[float, float]
+        cls,
+        scores: np.ndarray,
+        targets: list[np.ndarray],
+        k: int,
+        pair: tuple[float, float],
+        warm: np.ndarray | None = None,
     ) -> Blend:
-        """Score the blended ``scores`` of the weight pair ``pair``."""
+        """Score the blended ``scores`` of the weight pair ``pair``.
+
+        ``warm`` marks the rows of users with history before the window; their
+        lists' coverage is counted apart.
+        """
         # One top-k serves both NDCG and coverage: it is the blend search's main cost.
         top = _top_k(scores, k)
         per_user = _ndcg_at(top, targets, k)
         mean = float(per_user.mean()) if len(per_user) else 0.0
         stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
-        return cls(mean, stderr, pair, len(np.unique(top)))
+        warm_cov = len(np.unique(top[warm])) if warm is not None else 0
+        return cls(mean, stderr, pair, len(np.unique(top)), warm_cov)
 
 
 def _coverage(scores: np.ndarray, k: int) -> int:
+    if len(scores) == 0:
+        return 0
     return len(np.unique(np.argpartition(-scores, k - 1, axis=1)[:, :k]))
 
 
@@ -471,11 +489,14 @@ def validation_blend(
         return Blend.of(tower + prior, targets, k, (1.0, 1.0))
     n_hist = (window.history > 0).sum(axis=1)
     floor = cfg.min_coverage_ratio * _coverage(prior, k)
+    warm_floor = cfg.min_coverage_ratio * _coverage(prior[window.warm], k)
     results = []
     for pair in itertools.product(BLEND_GRID, BLEND_GRID):
         scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
-        results.append(Blend.of(scores, targets, k, pair))
-    eligible = [r for r in results if r.coverage >= floor] or results
+        results.append(Blend.of(scores, targets, k, pair, window.warm))
+    eligible = [
+        r for r in results if r.coverage >= floor and r.warm_coverage >= warm_floor
+    ] or results
     best = max(eligible, key=lambda r: r.ndcg)
     # Among blends statistically tied with the best (the window is small and its
     # best is noisy), the most diverse, most personal one.
@@ -495,6 +516,7 @@ def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
         dim=cfg.dim,
         hidden=cfg.hidden,
         n_prior_features=data.counts.n_features if data.counts is not None else 0,
+        sparse=cfg.sparse_for(data.n_items),
     )
 
 
@@ -543,6 +565,37 @@ def prior_times(times: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.n
     return group_now, row_group.astype(np.int64)
 
 
+#: Learning rate of ``finetune_epochs`` relative to ``learning_rate``.
+FINETUNE_LR_SCALE = 0.1
+
+
+class _Optimizers:
+    """Adam on the dense weights; on sparse embedding tables, row-wise (lazy) Adam.
+
+    ``torch.optim.SparseAdam`` updates only the rows a batch touched (and their
+    moment estimates), so a step costs the batch's rows, not the catalog's: with
+    dense Adam, every step rewrote all ``n_items × dim`` entries of both id tables
+    and their two moments.
+    """
+
+    def __init__(self, net: TwoTowerNet, cfg: TwoTowerConfig, lr_scale: float = 1.0) -> None:
+        sparse, dense = sparse_parameters(net)
+        lr = cfg.learning_rate * lr_scale
+        self.parts: list[torch.optim.Optimizer] = [
+            torch.optim.Adam(dense, lr=lr, weight_decay=cfg.weight_decay, foreach=True)
+        ]
+        if sparse:
+            self.parts.append(torch.optim.SparseAdam(sparse, lr=lr))
+
+    def zero_grad(self) -> None:
+        for part in self.parts:
+            part.zero_grad()
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+
 def trained_items(data: TrainingData, rows: np.ndarray) -> np.ndarray:
     """``(n_items + 1,)`` bool: items with an event among ``rows`` (index 0: padding)."""
     seen = np.bincount(data.sequences.items[rows], minlength=data.n_items + 1) > 0
@@ -570,21 +623,25 @@ def _run_epochs(
     window: ValidationWindow | None,
     summary: TrainingSummary,
     verbose: bool,
+    net: TwoTowerNet | None = None,
 ) -> TwoTowerNet:
-    """Train a new network for up to ``epochs`` epochs on events ``rows``.
+    """Train a network for up to ``epochs`` epochs on events ``rows``.
 
-    With a validation window, stops after ``patience`` epochs without a better
-    NDCG@20 and returns the best network seen.
+    A new network unless ``net`` is given (then it continues from its weights,
+    with a fresh optimiser). With a validation window, stops after ``patience``
+    epochs without a better NDCG@20 and returns the best network seen.
     """
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    net = build_network(data, cfg)
+    rng = np.random.default_rng(cfg.seed + (0 if net is None else 1))
+    fresh = net is None
+    if net is None:
+        net = build_network(data, cfg)
+    net.train()
     # Only items with an event among the rows trained on get (and keep) an id row.
     net.has_id.copy_(torch.from_numpy(trained_items(data, rows)))
     batch_loss = _BatchLoss(net, data, cfg, rng, rows)
-    optim = torch.optim.Adam(
-        net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=True
-    )
+    # Continuing a trained network: smaller steps, so it keeps what validated best.
+    optim = _Optimizers(net, cfg, 1.0 if fresh else FINETUNE_LR_SCALE)
     best, best_state, stale = -np.inf, copy.deepcopy(net.state_dict()), 0
     n_batches = -(-len(rows) // cfg.batch_size)
     with _progress(verbose) as progress:
@@ -629,6 +686,33 @@ def _run_epochs(
     return net
 
 
+def time_steps(data: TrainingData, cfg: TwoTowerConfig, n_steps: int) -> list[float]:
+    """Seconds of each of the first ``n_steps`` optimisation steps of an epoch.
+
+    The same batches, loss and optimiser as :func:`train_network` (without the
+    validation window), for measuring the cost of an epoch at scale without
+    running it to the end.
+    """
+    rows = np.arange(len(data.sequences.items))
+    with deterministic_torch(cfg.seed, cfg.num_threads):
+        rng = np.random.default_rng(cfg.seed)
+        net = build_network(data, cfg)
+        net.has_id.copy_(torch.from_numpy(trained_items(data, rows)))
+        batch_loss = _BatchLoss(net, data, cfg, rng, rows)
+        optim = _Optimizers(net, cfg)
+        order, groups = time_local_order(rows, data.sequences.times, cfg.prior_group_size, rng)
+        seconds = []
+        for b in range(min(n_steps, -(-len(rows) // cfg.batch_size))):
+            started = time.perf_counter()
+            part = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+            loss = batch_loss(order[part], groups[part])
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 def _choose_horizon(
     net: TwoTowerNet,
     data: TrainingData,
@@ -637,30 +721,42 @@ def _choose_horizon(
     window: ValidationWindow,
     summary: TrainingSummary,
 ) -> PriorNet | None:
-    """Pick the prior (jointly trained, or fitted to a horizon) that validates best.
+    """Pick the prior that validates best: jointly trained, fitted, or a window's counts.
 
-    Each horizon's prior is fitted on the events before the window and scored
-    with its best blend weight; the winner is refitted on all events. Returns
-    ``None`` when the jointly trained prior wins (or there is no prior).
+    Candidates: the softmax-trained prior; one fitted to each of
+    ``cfg.prior_horizons`` (on the events before the window, refitted on all
+    events if it wins); plain recent popularity over each of
+    ``cfg.count_windows`` (:func:`~recops.models.two_tower.prior.window_prior`).
+    Each is scored with its best blend weights. Returns ``None`` when the jointly
+    trained prior wins (or there is no prior).
     """
-    if data.counts is None or window.counts is None or not cfg.prior_horizons:
+    if data.counts is None or window.counts is None:
         return None
     seq = data.sequences
     best = max(summary.validation_ndcg, default=-np.inf)
-    choice: int | None = None
-    for horizon in cfg.prior_horizons:
-        candidate = fit_horizon_prior(
-            window.counts, seq.times[rows], data.n_items, horizon, window.start, cfg.seed
-        )
+    choice: tuple[str, int] | None = None
+    candidates = [("horizon", h) for h in cfg.prior_horizons]
+    candidates += [("window", w) for w in cfg.count_windows if w in data.counts.windows]
+    for kind, seconds in candidates:
+        if kind == "horizon":
+            candidate = fit_horizon_prior(
+                window.counts, seq.times[rows], data.n_items, seconds, window.start, cfg.seed
+            )
+        else:
+            candidate = window_prior(window.counts, seconds)
         blend = validation_blend(net, data, cfg, window, prior_net=candidate)
         if blend.ndcg > best:
-            best, choice, summary.tower_weights = blend.ndcg, horizon, blend.tower_weights
-    summary.prior_horizon = choice
+            best, choice, summary.tower_weights = blend.ndcg, (kind, seconds), blend.tower_weights
     summary.validation_ndcg.append(best)
     if choice is None:
         return None
+    kind, seconds = choice
+    if kind == "window":
+        summary.prior_window = seconds
+        return window_prior(data.counts, seconds)
+    summary.prior_horizon = seconds
     end = int(seq.times.max()) + 1
-    return fit_horizon_prior(data.counts, seq.times, data.n_items, choice, end, cfg.seed)
+    return fit_horizon_prior(data.counts, seq.times, data.n_items, seconds, end, cfg.seed)
 
 
 def train_network(
@@ -685,6 +781,15 @@ def train_network(
                 refit = TrainingSummary()
                 net = _run_epochs(data, cfg, all_rows, summary.best_epoch, None, refit, verbose)
                 summary.train_loss += refit.train_loss
+            elif cfg.finetune_epochs:
+                # The window's events are the users' newest: without this, items first
+                # seen there would have no trained id row (content only) and the towers
+                # would not know the latest co-occurrences.
+                tuned = TrainingSummary()
+                net = _run_epochs(
+                    data, cfg, all_rows, cfg.finetune_epochs, None, tuned, verbose, net=net
+                )
+                summary.train_loss += tuned.train_loss
             if horizon_prior is not None:
                 net.prior = horizon_prior
         else:
