@@ -22,10 +22,17 @@ Results go to ``benchmarks/results/offline_quality.json``. Adding a model is one
 ``ModelSpec`` in :func:`model_specs`; the tune/refit/evaluate loop and the tables
 are :mod:`recops.evaluation.compare`, shared with ``recops demo``.
 
+``--scale`` instead measures the two-tower's training cost on synthetic catalogs of
+10k to 1M items (10 events per item, so 10M events at 1M items): preparation time,
+seconds per optimisation step and per epoch (extrapolated from the first steps), and
+the process's peak memory, each size in a fresh process, with the row-wise (sparse)
+optimiser and with dense Adam.
+
 Usage::
 
     python benchmarks/offline_quality.py --quick
     python benchmarks/offline_quality.py --datasets ml-100k --protocols global_temporal
+    python benchmarks/offline_quality.py --scale [--scale-items 10000 100000 1000000]
 """
 
 from __future__ import annotations
@@ -33,10 +40,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -113,10 +125,11 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec(
             "TwoTower",
             TwoTower,
-            # The model early-stops and picks its tower/prior blend on its own validation
-            # window (the end of the training period), so its grid stays small. One torch
+            # The model early-stops and picks its prior and tower/prior blend on its own
+            # validation window (the end of the training period, as the temporal split
+            # has it), so it has no outer grid: one fit per configuration. One torch
             # thread: on 2 shared cores two threads ran several times slower.
-            {"temperature": [0.05, 0.1]},
+            {},
             {},
             uses_items=True,
         )
@@ -267,6 +280,190 @@ def run_configuration(
     }
 
 
+def run_search_holdout(console: Console, data_dir: Path) -> list[dict[str, Any]]:
+    """Query→item on queries no model trained on: MIND abstracts against titles.
+
+    The two-tower is fitted on MIND's clicks (its query task sees titles only); it
+    and BM25 over the titles are asked with each clicked test item's abstract.
+    """
+    from recops.evaluation.tasks import evaluate_search
+    from recops.evaluation.tuning import fit_on_split
+    from recops.models.baselines import BM25Search
+    from recops.models.two_tower import TwoTower
+
+    data = load_dataset("mind-small", data_dir=data_dir)
+    clicks = data.interactions[data.interactions["event"] == "click"]
+    split = temporal_split(implicit_only(clicks), 0.8, items=data.items)
+    model = fit_on_split(TwoTower(), split, data.items)
+    bm25 = BM25Search().fit(data.items)
+    results = [
+        evaluate_search(m, split, data.items, query_column=column)
+        for column in ("abstract", "title")
+        for m in (model, bm25)
+    ]
+    console.print(tasks_table("mind-small · query→item (abstract: held-out queries)", results))
+    return [r.to_dict() for r in results]
+
+
+def run_world(console: Console, quick: bool) -> dict[str, Any]:
+    """The built-in world: the slices table, then new items' share of clicks and CTR."""
+    from recops.data.world import WorldConfig, generate_world
+    from recops.evaluation.freshness import new_item_report
+    from recops.models.two_tower import TwoTower
+
+    world, data = generate_world(WorldConfig(n_users=1_000, n_items=2_000, days=21, seed=0))
+    clicks = data.interactions[data.interactions["event"] == "click"]
+    split = temporal_split(clicks, 0.8, items=data.items)
+    validation = validation_split(split)
+    title = "world (1,000 users, 2,000 items, 21 days) · global_temporal · clicks"
+    console.rule(title)
+    console.print(split_table(split, "test split"))
+    world_specs = [
+        ModelSpec("MostPopular", MostPopular, {}, {}),
+        ModelSpec("RecentPopular", RecentPopular, {"window_days": [0.25, 1, 3]}, {}),
+        ModelSpec("ItemKNN", ItemKNN, {"n_neighbors": [100, 300]}, {}),
+        ModelSpec("EASE", EASE, {"l2": [100.0, 500.0]}, {}),
+        ModelSpec("TwoTower", TwoTower, {}, {}, uses_items=True),
+    ]
+    runs = [run_model(spec, split, validation, data.items, quick=quick) for spec in world_specs]
+    console.print(comparison_table(title, runs))
+    cutoff = split.train_end
+    report = new_item_report(
+        world,
+        clicks,
+        cutoff,
+        {"RecentPopular": lambda: RecentPopular(window_days=1), "TwoTower": TwoTower},
+        n_requests=1_000 if quick else 5_000,
+    )
+    table = Table(title="world · after the training cutoff: exact CTR from the click model")
+    for column in ("policy", "CTR", "share of its clicks on new items"):
+        table.add_column(column)
+    for policy in report.policies:
+        table.add_row(policy.name, f"{policy.ctr:.4f}", f"{policy.new_item_click_share:.1%}")
+    console.print(table)
+    console.print(
+        f"logged clicks after the cutoff on items published after it: "
+        f"{report.logged_new_item_click_share:.1%} ({report.n_requests:,} requests scored)"
+    )
+    return {
+        "split": split.describe(),
+        "models": {r.spec.name: r.result.to_dict() for r in runs},
+        "targets": target_rows(runs),
+        "freshness": report.to_dict(),
+    }
+
+
+SCALE_ITEMS = (10_000, 100_000, 1_000_000)
+EVENTS_PER_ITEM = 10
+EVENTS_PER_USER = 40
+SCALE_DAYS = 60
+
+
+def synthetic_catalog(n_items: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events with Zipf-like item popularity over ``SCALE_DAYS`` days, and a catalog.
+
+    ``EVENTS_PER_ITEM * n_items`` events by ``n_events / EVENTS_PER_USER`` users;
+    titles are three words of a 20,000-word vocabulary, one or two of 50 categories.
+    """
+    rng = np.random.default_rng(seed)
+    n_events = EVENTS_PER_ITEM * n_items
+    weights = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    items = rng.choice(n_items, size=n_events, p=weights / weights.sum())
+    events = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, max(n_events // EVENTS_PER_USER, 1), n_events).astype(str),
+            "item_id": items.astype(str),
+            "timestamp": np.sort(rng.integers(0, SCALE_DAYS * 86_400, n_events)) + 1_600_000_000,
+        }
+    )
+    words = rng.integers(0, 20_000, size=(n_items, 3))
+    cats = rng.integers(0, 50, size=(n_items, 2))
+    catalog = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items).astype(str),
+            "title": [f"w{a} w{b} w{c}" for a, b, c in words],
+            "categories": [[f"c{a}"] if a % 2 else [f"c{a}", f"c{b}"] for a, b in cats],
+        }
+    )
+    return events, catalog
+
+
+def scale_case(n_items: int, sparse: bool, steps: int) -> dict[str, Any]:
+    """One size: prepare the data, time ``steps`` training steps; peak memory of this process."""
+    from recops.models.two_tower import TwoTower
+    from recops.models.two_tower.training import time_steps
+
+    events, catalog = synthetic_catalog(n_items)
+    model = TwoTower(sparse_embeddings=sparse, validation_fraction=0.0, epochs=1)
+    started = time.perf_counter()
+    prepared = model.prepare(events, catalog)
+    prepare_seconds = time.perf_counter() - started
+    seconds = time_steps(prepared.data, model.config, steps)
+    per_step = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+    batches = -(-len(events) // model.config.batch_size)
+    return {
+        "items": n_items,
+        "events": len(events),
+        "optimizer": "row-wise (sparse) Adam" if sparse else "dense Adam",
+        "prepare_seconds": prepare_seconds,
+        "steps_measured": len(seconds),
+        "seconds_per_step": per_step,
+        "batches_per_epoch": batches,
+        "epoch_seconds": per_step * batches,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def run_scale(console: Console, sizes: Sequence[int], steps: int) -> list[dict[str, Any]]:
+    """Every size × optimiser in a fresh process (so peak memory is that case's own)."""
+    rows = []
+    for n_items in sizes:
+        for sparse in (True, False):
+            console.print(f"[dim]scale: {n_items:,} items, sparse={sparse}[/dim]")
+            command = [
+                sys.executable,
+                __file__,
+                "--scale-case",
+                str(n_items),
+                "--steps",
+                str(steps),
+            ]
+            out = subprocess.run(
+                [*command, *([] if sparse else ["--dense"])],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    table = Table(title="two-tower training cost by catalog size (one torch thread)")
+    for column in (
+        "items",
+        "events",
+        "optimizer",
+        "prepare s",
+        "s / step",
+        "epoch s (est.)",
+        "peak GB",
+    ):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            f"{r['items']:,}",
+            f"{r['events']:,}",
+            r["optimizer"],
+            f"{r['prepare_seconds']:.1f}",
+            f"{r['seconds_per_step']:.3f}",
+            f"{r['epoch_seconds']:.0f}",
+            f"{r['peak_rss_gb']:.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"epoch = median step time × batches per epoch, from the first {steps} steps; "
+        "peak = the process's maximum resident memory (data, model, optimiser state)"
+    )
+    return rows
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
@@ -282,12 +479,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=REPO / "benchmarks" / "results" / "offline_quality.json"
     )
+    parser.add_argument("--scale", action="store_true", help="training cost, 10k-1M items")
+    parser.add_argument(
+        "--extras",
+        nargs="*",
+        choices=("world", "search"),
+        default=["world", "search"],
+        help="also: the built-in world's slices and new-item CTR; MIND held-out search",
+    )
+    parser.add_argument("--scale-items", nargs="+", type=int, default=list(SCALE_ITEMS))
+    parser.add_argument("--steps", type=int, default=30, help="steps timed per scale case")
+    parser.add_argument("--scale-case", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dense", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.scale_case:
+        print(json.dumps(scale_case(args.scale_case, not args.dense, args.steps)))
+        return
     console = Console(width=200)
+    if args.scale:
+        rows = run_scale(console, args.scale_items, args.steps)
+        out = args.output.with_name("training_scale.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=2) + "\n")
+        console.print(f"wrote {out}")
+        return
     specs = model_specs()
     if args.models:
         unknown = set(args.models) - {s.name for s in specs}
@@ -303,9 +522,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         for protocol in args.protocols
         for variant in args.variants
     ]
+    extras: dict[str, Any] = {}
+    if "world" in args.extras:
+        extras["world"] = run_world(console, args.quick)
+        records.append(
+            {
+                "dataset": "world",
+                "protocol": "global_temporal",
+                "variant": "clicks",
+                "targets": extras["world"]["targets"],
+            }
+        )
+    if "search" in args.extras and (args.data_dir / "mind-small").is_dir():
+        extras["search"] = run_search_holdout(console, args.data_dir)
     console.print(targets_table(records))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(records, indent=2, default=str) + "\n")
+    args.output.write_text(
+        json.dumps({"configurations": records, **extras}, indent=2, default=str) + "\n"
+    )
     console.print(f"wrote {args.output}")
 
 

@@ -140,3 +140,38 @@ def test_bad_inputs_give_a_message_and_exit_code_2(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "`k`" in result.output
+
+
+def test_exported_recommendations_score_as_the_benchmark_does(tmp_path: Path) -> None:
+    """`recops train` then `recops recommend` on a split's training period gives, for
+    warm users on the shared candidates, exactly what `evaluate` (the benchmark) gives."""
+    from recops.evaluation import evaluate, temporal_split
+    from recops.evaluation.protocol import score_recommendations
+    from recops.models.two_tower import TwoTower
+
+    torch.set_num_threads(1)
+    interactions, items = two_clusters(n_users=40)
+    split = temporal_split(interactions, 0.7, items=items)
+    train_csv = tmp_path / "train.csv"
+    split.train.to_csv(train_csv, index=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**SMALL, "epochs": 2}))
+    model_dir = tmp_path / "model"
+    args = ["train", "--interactions", str(train_csv), "--out", str(model_dir)]
+    result = runner.invoke(app, [*args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    warm = [u for u, cold in zip(split.queries.user_ids, split.is_cold, strict=True) if not cold]
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(warm) + "\n")
+    out = tmp_path / "recs.csv"
+    cutoff = str(split.params["cutoff"])
+    args = ["recommend", "--model", str(model_dir), "--users", str(users), "--out", str(out)]
+    result = runner.invoke(app, [*args, "-k", "100", "--now", cutoff])
+    assert result.exit_code == 0, result.output
+    lists = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    exported = score_recommendations(lists, split)
+    direct = evaluate(TwoTower.load(model_dir), split)
+    assert direct.n_users("warm") == len(warm) > 0
+    for metric in ("ndcg@20", "recall@20"):
+        assert exported.mean(metric, "warm") == direct.mean(metric, "warm")
+    assert exported.coverage(20, "warm") == direct.coverage(20, "warm")

@@ -77,6 +77,18 @@ def test_search_finds_the_titled_item(split: Split) -> None:
     assert result.per_user["hit_rate@1"].tolist() == [1.0, 1.0, 1.0]
 
 
+def test_search_with_held_out_texts(split: Split) -> None:
+    items = ITEMS.assign(abstract=["toys come alive", "a crime heat wave", "", None])
+    result = evaluate_search(
+        BM25Search().fit(items), split, items, ks=(1,), n_boot=50, query_column="abstract"
+    )
+    # Only b has an abstract sharing a title word ("heat"); c's is empty, d has none.
+    assert result.user_ids.tolist() == ["b"] and result.model.endswith("(abstract)")
+    assert result.per_user["hit_rate@1"].tolist() == [1.0]
+    with pytest.raises(ValueError, match="no 'summary' column"):
+        evaluate_search(BM25Search().fit(items), split, items, query_column="summary")
+
+
 def test_search_caps_the_number_of_queries(split: Split) -> None:
     result = evaluate_search(BM25Search().fit(ITEMS), split, ITEMS, ks=(1,), max_queries=2)
     assert result.n_users() == 2

@@ -7,7 +7,9 @@ same metrics as :func:`~recops.evaluation.protocol.evaluate`:
 * item→item, ``model.similar(item_ids, k)``: request = a user's last history item,
   target = their next (first held-out) item;
 * query→item, ``model.search(texts, k)``: request = a held-out item's title in
-  lower case without the year, target = that item;
+  lower case without the year, target = that item; or, with ``query_column``,
+  another text of the item the model never trained on (MIND's abstracts: queries
+  the model has not seen, against a model and BM25 that index titles);
 * category→item, ``model.by_category(categories, k)``: request = the most specific
   (rarest in the catalog) category of a user's next item, targets = the user's
   held-out items in that category.
@@ -155,11 +157,15 @@ def evaluate_search(
     batch_size: int = 512,
     n_boot: int = 1000,
     seed: int = 0,
+    query_column: str = TITLE,
 ) -> EvaluationResult:
-    """Query→item: does ``model.search(title words, k)`` find the titled item?
+    """Query→item: does ``model.search(text, k)`` find the item the text describes?
 
-    Requests are the distinct target items of ``split`` that have a title,
-    at most ``max_queries`` of them (a seeded sample).
+    Requests are the distinct target items of ``split`` that have a
+    ``query_column`` text, at most ``max_queries`` of them (a seeded sample). With
+    the default, the text is the title (lower case, without a trailing year): a
+    query the two-tower's title task has trained on. ``query_column="abstract"``
+    (MIND) asks with a text no model indexed or trained on.
 
     Parameters
     ----------
@@ -168,7 +174,9 @@ def evaluate_search(
     split:
         Supplies the held-out items to search for.
     items:
-        The catalog with ``item_id`` and ``title``.
+        The catalog with ``item_id`` and ``query_column``.
+    query_column:
+        The catalog column the queries are taken from.
     max_queries:
         Cap on the number of requests (1..1_000_000).
     ks, name, batch_size, n_boot, seed:
@@ -180,19 +188,31 @@ def evaluate_search(
         One row per searched item (``user_ids`` holds the item ids).
     """
     max_queries = check_int("max_queries", max_queries, 1, 1_000_000)
-    titles = items.drop_duplicates(ITEM_ID).set_index(ITEM_ID)[TITLE].dropna()
+    if query_column not in items.columns:
+        raise ValueError(
+            f"evaluate_search: the catalog has no {query_column!r} column (has {list(items)})"
+        )
+    titles = items.drop_duplicates(ITEM_ID).set_index(ITEM_ID)[query_column].dropna()
+    titles = titles[titles.astype(str).str.strip() != ""]
     wanted = pd.unique(np.concatenate([np.asarray(t, dtype=object) for t in split.targets]))
     searchable = np.array([i for i in wanted if i in titles.index], dtype=object)
     if len(searchable) > max_queries:
         rng = np.random.default_rng(seed)
         searchable = np.sort(rng.choice(searchable, size=max_queries, replace=False))
+    texts = (
+        [title_query(titles.loc[i]) for i in searchable]
+        if query_column == TITLE
+        else [str(titles.loc[i]).lower() for i in searchable]
+    )
     return _run_lists(
         model.search,
-        [title_query(titles.loc[i]) for i in searchable],
+        texts,
         [np.array([i], dtype=object) for i in searchable],
         searchable,
         np.zeros(len(searchable), dtype=bool),
-        name=name or f"{type(model).__name__}.search",
+        name=name
+        or f"{type(model).__name__}.search"
+        + ("" if query_column == TITLE else f" ({query_column})"),
         ks=ks,
         n_candidates=_n_candidates(model, len(titles)),
         batch_size=batch_size,

@@ -117,10 +117,14 @@ def tune(
         The best combination (first one wins ties).
     table : pandas.DataFrame
         One row per combination: its parameters, ``metric`` and ``fit_seconds``,
-        best first.
+        best first. A grid of one combination is returned without fitting
+        (``metric`` NaN).
     """
     k = _parse_metric(metric)
     combos = expand_grid(grid)
+    if len(combos) == 1:
+        # Nothing to choose: fitting on the validation period would only cost time.
+        return dict(combos[0]), pd.DataFrame([{**combos[0], metric: np.nan, "fit_seconds": 0.0}])
     val = validation if validation is not None else validation_split(split)
     rows = []
     from rich.progress import Progress
