@@ -142,3 +142,12 @@ def test_similar_search_and_category_honour_now(fitted: TwoTower) -> None:
         base = dict(zip(timeless[0], timeless_scores[0], strict=True))
         for item, score in zip(with_prior[0], scores[0], strict=True):
             assert score == pytest.approx(base[item] + prior[grown.item_index[item]], abs=1e-4)
+
+
+def test_unpublished_items_are_never_recommended(fitted: TwoTower) -> None:
+    grown, rows = fitted.with_items(_fresh())
+    published = T0 + 500 * HOUR
+    early = grown.score(_query(grown, ["a1"], published - HOUR))
+    late = grown.score(_query(grown, ["a1"], published + 2 * HOUR))
+    assert np.isneginf(early[0, rows]).all() and np.isfinite(late[0, rows]).all()
+    assert np.isfinite(early[0, : rows[0]]).all(), "items without times always exist"

@@ -280,6 +280,7 @@ class TwoTower(Recommender):
                     torch.from_numpy(catalog.tokens),
                 ).numpy()
         self._item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self._first_seen = self._first_seen_times()
         self._train = pd.DataFrame(
             {
                 USER_ID: user_ids[events.users - 1],
@@ -346,6 +347,10 @@ class TwoTower(Recommender):
             np.vstack([self._item_vectors, vectors]), dtype=np.float32
         )
         self._user_encoder = self._user_encoder.with_rows(history)
+        never = np.iinfo(np.int64).max
+        self._first_seen = np.concatenate(
+            [self._first_seen, np.where(added.publish_time >= 0, added.publish_time, never)]
+        )
         if self._counts is not None:
             first_seen = np.where(
                 added.publish_time >= 0, added.publish_time, np.iinfo(np.int64).max
@@ -487,12 +492,20 @@ class TwoTower(Recommender):
 
     # ---------------------------------------------------------------- scoring
     def score(self, queries: Queries) -> np.ndarray:
-        """``(n, n_items)`` user→item scores: scaled cosine plus ``item_prior(now)``."""
+        """``(n, n_items)`` user→item scores: scaled cosine plus ``item_prior(now)``.
+
+        Items that do not exist yet at a query's ``now`` (:meth:`known_at`) score
+        ``-inf``: an article is not recommended before it is published.
+        """
         scores = self.score_scale * (self.encode_users(queries) @ self._item_vectors.T)
-        if self._prior is not None:
-            now = np.asarray(queries.now, dtype=np.int64)
-            for t in np.unique(now):
-                scores[now == t] += self.item_prior(int(t))
+        now = np.asarray(queries.now, dtype=np.int64)
+        for t in np.unique(now):
+            rows = now == t
+            if self._prior is not None:
+                scores[rows] += self.item_prior(int(t))
+            future = ~self.known_at(int(t))
+            if future.any():
+                scores[np.ix_(rows, future)] = -np.inf
         return scores
 
     def known_at(self, now: int) -> np.ndarray:
@@ -502,12 +515,15 @@ class TwoTower(Recommender):
         passed; an item with neither time is taken as existing (nothing says it is
         from the future).
         """
+        first = self._first_seen
+        return (first == np.iinfo(np.int64).max) | (first < int(now))
+
+    def _first_seen_times(self) -> np.ndarray:
+        """Per item: its first training event or publish time, whichever is earlier."""
         first = np.full(len(self.item_ids_), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, self.events_.items - 1, self.events_.times)
         published = self.catalog_.publish_time
-        first = np.where(published >= 0, np.minimum(first, published), first)
-        unknown = first == np.iinfo(np.int64).max
-        return unknown | (first < int(now))
+        return np.where(published >= 0, np.minimum(first, published), first)
 
     def _top(
         self,
