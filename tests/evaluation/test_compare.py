@@ -57,8 +57,8 @@ def test_table_marks_exactly_one_best_and_compact_drops_columns(
         marks = comparison(runs, group=group)
         assert sum(m["is_best"] for m in marks.values()) == 1
         assert {m["best_other"] for m in marks.values()} == {"Popular", "KNN"}
-    assert "best params" in full and "ΔNDCG@20" in full and "Recall@20" in full
-    assert "best params" not in compact and "Recall@20" not in compact
+    assert "best params" in full and "ΔNDCG@20" in full and "warm R@20" in full
+    assert "best params" not in compact and "warm R@20" not in compact
     assert full.count(" * │") == len(groups)
 
 

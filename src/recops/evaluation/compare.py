@@ -155,7 +155,7 @@ def _delta_cell(mark: dict[str, Any]) -> str:
     if "paired_difference_vs_best_other" not in mark:
         return "–"
     d = mark["paired_difference_vs_best_other"]
-    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] vs {mark['best_other']}"
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
 
 
 def metric_label(metric: str) -> str:
@@ -178,7 +178,7 @@ def comparison_table(
 ) -> Table:
     """A rich table with one group of columns per slice (warm, cold, new items).
 
-    Per slice: ``metric`` and Recall@20 with 95% intervals (``*`` the slice's best,
+    Per slice: ``metric`` with its 95% interval and Recall@20 (``*`` the slice's best,
     ``≈`` an interval overlapping the best's) and the paired-bootstrap difference
     of ``metric`` to the best other model. Then coverage@20 over all lists (one
     denominator: the split's candidates), training time and the tuned parameters.
@@ -189,7 +189,8 @@ def comparison_table(
     sizes = ", ".join(f"{SLICE_LABELS[g]} {runs[0].result.n_users(g)} users" for g in groups)
     caption = (
         f"{sizes}; * best {metric} of the slice, ≈ 95% interval overlaps the best's; "
-        f"Δ: paired bootstrap of {metric} against the best other model; "
+        f"R@20: Recall@20; Δ: paired bootstrap of {metric} against the best other model "
+        "of the slice (the runner-up for the best); "
         f"coverage over {runs[0].result.n_candidates} shared candidates"
         if runs
         else ""
@@ -203,7 +204,7 @@ def comparison_table(
             _cell(run.result, metric, g) + _flag(marks[g].get(run.spec.name, {}))
         )
         if not compact:
-            columns[f"{label} Recall@20"] = lambda run, g=g: _cell(run.result, "recall@20", g)
+            columns[f"{label} R@20"] = lambda run, g=g: f"{run.result.mean('recall@20', g):.3f}"
             columns[f"{label} Δ{name}"] = lambda run, g=g: _delta_cell(
                 marks[g].get(run.spec.name, {})
             )
