@@ -44,10 +44,10 @@ def test_stepping_now_never_computes_on_the_request_path(tmp_path: Path) -> None
     settings = ServerSettings(
         model_repository=tmp_path / "models",
         event_log_path=tmp_path / "events.sqlite3",
-        replay=True,
+        max_clock_skew_s=86_400,
         prior_computations_per_s=RATE,
     )
-    start = 1_700_000_000
+    start = int(time.time()) + 600
     with TestClient(create_app(settings, loader=_load)) as client:
         model = client.app.state.ctx.manager.serving.model  # type: ignore[attr-defined]
         began = time.monotonic()
@@ -56,7 +56,7 @@ def test_stepping_now_never_computes_on_the_request_path(tmp_path: Path) -> None
             assert client.post("/v1/recommend", json=body).status_code == 200
         elapsed = time.monotonic() - began
         assert model.on_loop == [], "a request computed the prior on the event loop"
-        asked = [w for w in model.off_loop if w < 1_700_100_000]  # not the present windows
+        asked = [w for w in model.off_loop if w >= start - 60]  # not the present windows
         assert len(asked) <= RATE * elapsed + RATE + 1, (len(asked), elapsed)
         # The last window asked for is computed in the background soon after.
         last = start + 60 * 99
@@ -65,3 +65,18 @@ def test_stepping_now_never_computes_on_the_request_path(tmp_path: Path) -> None
         while not bundle.prior_cached(last) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert bundle.prior_cached(last)
+
+
+def test_a_replaying_server_computes_the_prior_of_the_replayed_time(tmp_path: Path) -> None:
+    write_fake(tmp_path / "models" / "news" / "1", n_items=200)
+    settings = ServerSettings(
+        model_repository=tmp_path / "models",
+        event_log_path=tmp_path / "events.sqlite3",
+        replay=True,
+    )
+    with TestClient(create_app(settings, loader=_load)) as client:
+        bundle = client.app.state.ctx.manager.serving  # type: ignore[attr-defined]
+        for now in (1_600_000_000, 1_600_000_600):
+            body = {"user_id": "u1", "k": 5, "now": now}
+            assert client.post("/v1/recommend", json=body).status_code == 200
+            assert bundle.prior_cached(now), "the replayed window itself, not the nearest"

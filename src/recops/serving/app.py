@@ -33,6 +33,7 @@ from recops.serving.clock import RequestClock, install_clock_errors
 from recops.serving.context import ServerContext, configure_threads, index_params
 from recops.serving.coordination import apply_pending, sync_forever
 from recops.serving.errors import install_error_handlers
+from recops.serving.event_gate import EventGate
 from recops.serving.eventlog import EventLog, SQLiteEventLog
 from recops.serving.experiments import ExperimentRuntime, refresh_forever
 from recops.serving.exposure_log import ExposureLogger
@@ -116,6 +117,8 @@ def create_app(
         summary="Real-time recommendations from a two-tower model: user, item, text, category.",
         lifespan=lifespan,
     )
+    # Added first, so it runs inside the guard (whose request metrics count its refusals).
+    app.add_middleware(EventGate, settings=settings, metrics=metrics)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     install_clock_errors(app)
@@ -133,17 +136,21 @@ async def _start(
     """Open the log, replay it into the online state, and load the served version."""
     configure_threads(settings.threads)
     log_store = event_log or SQLiteEventLog(settings.event_log_path)
-    state = UserStateStore(settings.history_size, settings.max_users)
-    follower = LogFollower(log_store, state)
-    await run_in_threadpool(follower.warm, settings.warm_start_events)
     manager = ModelManager(
         ModelRepository(settings.model_repository),
         index_params(settings),
         loader,
         history_size=settings.history_size,
         prior_refresh_s=settings.prior_refresh_s,
-        defer_prior=True,
+        # A replay's requests compute their own window's prior: a simulation needs the
+        # prior of the time it replays, not the nearest one computed.
+        defer_prior=not settings.replay,
     )
+    # Only items a loaded version knows take space in the online state.
+    state = UserStateStore(
+        settings.history_size, settings.max_users, settings.state_max_bytes, manager.known_item
+    )
+    follower = LogFollower(log_store, state)
     service = RecommendService(
         state,
         rerank_candidates=settings.rerank_candidates,
@@ -188,6 +195,8 @@ async def _start(
     except (ModelNotFoundError, ModelLoadError, ValueError) as exc:
         # Start anyway: /readyz says why, and the admin API can load a version.
         log.error("no model served at start-up: %s", exc)
+    # After the load: the replay keeps only the events on items the model knows.
+    await run_in_threadpool(follower.warm, settings.warm_start_events)
     return ctx
 
 

@@ -6,11 +6,14 @@ served then. Left unbounded, that is an attack: a client stepping ``now`` a minu
 into the future per request made every request fall into a new refresh window of the
 item prior (26 ms instead of 1.5 ms each, and everyone's latency suffered). So a
 ``now`` must lie within the server clock ± ``max_clock_skew_s`` (a client's clock may
-be a little off), and is refused with 422 naming the field otherwise. A server that
-replays (``replay = true``, ``RECOPS_REPLAY=true``: a simulation's own server, never
-one facing the public) accepts any ``now``; even then the prior of a window not
-computed yet is computed in the background, rate-limited
-(:mod:`recops.serving.prefetch`), never on the request path.
+be a little off), and is refused with 422 naming the field otherwise; a request for a
+window within the skew whose prior is not computed yet gets the nearest one computed,
+and the prefetcher computes its own in the background, rate-limited
+(:mod:`recops.serving.prefetch`). A server that replays (``replay = true``,
+``RECOPS_REPLAY=true``: a simulation's own server, never one facing the public)
+accepts any ``now``, and computes the prior of the replayed window on the request
+that needs it first: a simulation needs the prior of the time it replays, and pays
+for it itself.
 """
 
 from __future__ import annotations

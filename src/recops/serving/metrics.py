@@ -195,6 +195,13 @@ class ServerMetrics:
             "Exposures the event log failed to store.",
             registry=self.registry,
         )
+        self.event_refusals = Counter(
+            "recops_event_refusals",
+            "POST /v1/events refused before reading the body, by reason (`token`: no valid "
+            "write token, 401; `quota`: over the client's quota, 429).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "recops_model_serving",
             "1 for the model version being served.",

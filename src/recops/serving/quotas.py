@@ -10,6 +10,7 @@ capacity and an average of ``rate``.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 
@@ -55,3 +56,59 @@ class TokenBucket:
     def wait_s(self, n: float = 1.0) -> float:
         """Seconds until ``n`` tokens will be there (0 if they are now)."""
         return max(0.0, (min(n, self.capacity) - self._refill()) / self.rate)
+
+    def charge(self, n: float) -> None:
+        """Take ``n`` tokens after the fact, into debt if need be (a cost known late)."""
+        self._refill()
+        self._tokens -= n
+
+
+class ClientQuotas:
+    """One :class:`TokenBucket` per client key, for the most recently seen clients.
+
+    Parameters
+    ----------
+    rate, capacity:
+        Each client's bucket (see :class:`TokenBucket`).
+    max_clients:
+        Buckets kept; the least recently seen client's is dropped (it starts full
+        again), so memory stays bounded however many addresses a client uses.
+    clock:
+        Monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        TokenBucket(rate, capacity)  # validates the parameters once, naming them
+        if max_clients < 1:
+            raise ValueError(f"`max_clients` must be >= 1 (got {max_clients!r})")
+        self.rate = rate
+        self.capacity = capacity
+        self.max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def _bucket(self, key: str) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.capacity, self._clock)
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket
+
+    def admit(self, key: str, cost: float) -> float:
+        """Take ``cost`` (at most a full bucket) from ``key``'s bucket: 0.0, or seconds to wait."""
+        bucket = self._bucket(key)
+        cost = min(cost, self.capacity)
+        return 0.0 if bucket.take(cost) else max(bucket.wait_s(cost), 1e-3)
+
+    def charge(self, key: str, cost: float) -> None:
+        """Add a cost known only afterwards (e.g. the rest of a chunked body)."""
+        self._bucket(key).charge(cost)

@@ -469,8 +469,10 @@ class ModelManager:
         self.defer_prior = defer_prior
         self.index_params = index_params or IndexParams()
         self.loader: ModelLoader = loader or load_two_tower
-        # Serialises loads/switches/unloads; requests never take it.
+        # Serialises loads/switches/unloads; requests and readers never take it.
         self._admin_lock = threading.RLock()
+        # Replaced, never changed in place, under the admin lock: readers take the
+        # reference without a lock (a load that takes seconds blocks no reader).
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
         # The one reference requests read. Replaced by a single assignment.
         self._serving: LoadedModel | None = None
@@ -488,9 +490,22 @@ class ModelManager:
         return bundle
 
     def loaded(self) -> list[LoadedModel]:
-        """Bundles in memory (the serving one included)."""
-        with self._admin_lock:
-            return list(self._loaded.values())
+        """Bundles in memory (the serving one included); never waits for a load."""
+        return list(self._loaded.values())
+
+    def known_item(self, item_id: str) -> str | None:
+        """A loaded version's own string for ``item_id`` (the served one first), or None.
+
+        The online state keeps only items some loaded version knows, under this
+        string, which every user holding the item shares.
+        """
+        serving = self._serving
+        bundles = self._loaded.values() if serving is None else (serving, *self._loaded.values())
+        for bundle in bundles:
+            row = bundle.model.item_index.get(item_id)
+            if row is not None:
+                return bundle.item_names[row]
+        return None
 
     def load(self, name: str, version: str) -> LoadedModel:
         """Load ``name``/``version`` into memory without serving it (idempotent)."""
@@ -518,7 +533,7 @@ class ModelManager:
                     f"could not load model {name!r} version {version!r} from {path}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            self._loaded[key] = bundle
+            self._loaded = {**self._loaded, key: bundle}
             return bundle
 
     def switch(self, name: str, version: str) -> LoadedModel:
@@ -540,7 +555,7 @@ class ModelManager:
                     f"model {name!r} version {version!r} is being served: switch to another "
                     "version before unloading it"
                 )
-            del self._loaded[key]
+            self._loaded = {k: b for k, b in self._loaded.items() if k != key}
 
     def apply_policy(self, name: str | None, policy: str, pinned: str | None) -> LoadedModel:
         """Serve the version the policy names (``latest`` or ``pinned``)."""

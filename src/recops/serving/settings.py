@@ -39,6 +39,18 @@ class ServerSettings(BaseModel):
         Recent items kept per user in the online state.
     max_users:
         Users kept in the online state; the least recently active are evicted first.
+    state_max_bytes:
+        Estimated bytes of the online state (see :mod:`recops.serving.state`: about
+        300 bytes per user plus its id, 64 per history item); beyond it the least
+        recently active users are evicted, whose trained histories stay in the model.
+        ``None``: bounded by ``max_users`` only.
+    event_token:
+        When set, ``POST /v1/events`` needs ``Authorization: Bearer <event_token>``
+        (or the admin token), 401 otherwise (see :mod:`recops.serving.event_gate`).
+    event_quota_bytes_per_s, event_quota_burst_bytes:
+        Each client (its token, or else its address) may send this many bytes of
+        events per second, in bursts up to ``event_quota_burst_bytes``; beyond: 429
+        with ``Retry-After``. 0 turns the quota off.
     warm_start_events:
         Events replayed from the log into the online state at start-up.
     batching:
@@ -82,15 +94,18 @@ class ServerSettings(BaseModel):
         per this many seconds and shared by the requests in between.
     prior_computations_per_s:
         Most item priors the server computes per second for windows that requests
-        asked for and did not find (a replay's ``now``); such a request is served
-        with the nearest window computed, never computes it itself (see
-        :mod:`recops.serving.prefetch`). The present and next windows are always kept.
+        asked for and did not find (a ``now`` within the skew but in another
+        window); such a request is served with the nearest window computed, never
+        computes it itself (see :mod:`recops.serving.prefetch`). The present and
+        next windows are always kept.
     max_clock_skew_s:
         A request's ``now`` must lie within the server clock ± this many seconds
         (422 otherwise, see :mod:`recops.serving.clock`).
     replay:
         Accept any ``now``: for a server that a simulator or a replay of the past
-        drives with its own time (``recops.sim``), never for one facing clients.
+        drives with its own time (``recops.sim``), never for one facing clients. A
+        request then computes the prior of its own window when it is not cached
+        (exact for the replayed time; the cost lands on that request).
     max_body_bytes:
         Request bodies above this size are refused with 413.
     threads:
@@ -137,6 +152,10 @@ class ServerSettings(BaseModel):
     event_log_path: Path = Path("recops-events.sqlite3")
     history_size: int = Field(default=50, ge=1, le=10_000)
     max_users: int = Field(default=1_000_000, ge=1)
+    state_max_bytes: int | None = Field(default=512 * 1024**2, ge=1024**2)
+    event_token: str | None = Field(default=None, repr=False, min_length=1)
+    event_quota_bytes_per_s: int = Field(default=2 * 1024**2, ge=0)
+    event_quota_burst_bytes: int = Field(default=16 * 1024**2, ge=1024)
     warm_start_events: int = Field(default=1_000_000, ge=0)
     batching: bool = False
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0, le=100.0)
