@@ -7,7 +7,11 @@
 3. **serve**: put the model in a model repository, start ``recops serve`` on a
    loopback port, show a recommendation changing after a click, and load-test it;
 4. **off-policy evaluation**: log traffic under a stochastic policy of the current
-   model, estimate a challenger's CTR off-policy, and print it next to the truth.
+   model, estimate a challenger's CTR off-policy, and print it next to the truth;
+5. **A/B test on the server**: simulated users drive the server through an experiment
+   (champion against a challenger version), the server logs exposures, the analysis
+   gives the verdict, OPE estimates the challenger from the champion's exposures, and
+   both stand beside the world's true CTR (:mod:`recops.cli.demo_ab`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
     from recops.data.world import World
     from recops.evaluation.compare import ModelRun
+    from recops.evaluation.splits import Split
 
 MODEL_NAME = "two_tower"
 # Off-policy step: slots per slate and candidates per request. Exact Plackett–Luce
@@ -72,7 +77,7 @@ def _model_specs(quick: bool) -> list[Any]:
 
 def _train_and_evaluate(
     console: Console, clicks: pd.DataFrame, items: pd.DataFrame, quick: bool
-) -> list[ModelRun]:
+) -> tuple[list[ModelRun], Split]:
     from recops.evaluation import temporal_split, validation_split
     from recops.evaluation.compare import comparison_table, run_model
 
@@ -88,7 +93,7 @@ def _train_and_evaluate(
     console.print(
         comparison_table("recops demo · clicks on the built-in world", runs, compact=True)
     )
-    return runs
+    return runs, split
 
 
 def _recommendation_table(title: str, reply: dict[str, Any], categories: dict[str, str]) -> Table:
@@ -131,8 +136,12 @@ def _serve(
         event = {"user_id": user, "item_id": target, "event": "click"}
         client.post("/v1/events", json={"events": [event]}).raise_for_status()
         after = client.post("/v1/recommend", json={"user_id": user, "k": 5}).json()
-        title = f"{user}, right after one click on {target} ({categories.get(target)})"
-        console.print(_recommendation_table(title, after, categories))
+        console.print(
+            f"{user} clicks {target} ({categories.get(target)}); the very next request, "
+            "right after one click on it:",
+            soft_wrap=True,
+        )
+        console.print(_recommendation_table(f"{user}, after the click", after, categories))
         with console.status(f"load test: {seconds:.0f} s at concurrency 8"):
             config = LoadTestConfig(url=server.url, duration_s=seconds, warmup_s=1.0)
             report = run_load_test(config, Traffic.from_frames(clicks, items))
@@ -187,6 +196,12 @@ def demo(
     loadtest_seconds: Annotated[
         float, typer.Option(min=1.0, max=600.0, help="Length of the load test.")
     ] = 5.0,
+    ab: Annotated[
+        bool, typer.Option("--ab/--no-ab", help="Run the A/B test on the server (needs --serve).")
+    ] = True,
+    ab_requests: Annotated[
+        int, typer.Option(min=200, help="Slates the simulated users ask for in the A/B test.")
+    ] = 6000,
 ) -> None:
     """Generate the built-in world, train and evaluate, serve, and evaluate off-policy.
 
@@ -197,11 +212,16 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     world, dataset, clicks = _world(console, out, users, items, days, seed)
-    runs = _train_and_evaluate(console, clicks, dataset.items, quick)
+    runs, split = _train_and_evaluate(console, clicks, dataset.items, quick)
     two_tower = next(run.model for run in runs if run.spec.name == "TwoTower")
     if serve:
         _serve(console, out, two_tower, dataset, clicks, loadtest_seconds)
     if ope:
         _ope(console, world, runs, clicks)
+    if serve and ab:
+        from recops.cli.demo_ab import ab_step
+
+        requests = ab_requests if not quick else min(ab_requests, 1500)
+        ab_step(console, out, world, split, dataset.items, two_tower, requests=requests)
     console.rule("done")
     console.print(f"{time.perf_counter() - started:.0f} s in all; outputs in {out.resolve()}")

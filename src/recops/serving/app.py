@@ -135,7 +135,9 @@ async def _start(
 ) -> ServerContext:
     """Open the log, replay it into the online state, and load the served version."""
     configure_threads(settings.threads)
-    log_store = event_log or SQLiteEventLog(settings.event_log_path)
+    log_store = event_log or SQLiteEventLog(
+        settings.event_log_path, idempotency_window_s=settings.idempotency_window_s
+    )
     manager = ModelManager(
         ModelRepository(settings.model_repository),
         index_params(settings),

@@ -53,6 +53,10 @@ class ServerSettings(BaseModel):
         with ``Retry-After``. 0 turns the quota off.
     warm_start_events:
         Events replayed from the log into the online state at start-up.
+    idempotency_window_s:
+        How long ``POST /v1/events`` remembers an ``Idempotency-Key`` or an
+        ``event_id`` (a retry within it is stored once; see
+        :mod:`recops.serving.eventlog`).
     batching:
         Batch concurrent user-tower calls (dynamic batching). Off by default: in
         four runs of benchmarks/serving.py on 2 shared cores (servers measured in
@@ -157,6 +161,7 @@ class ServerSettings(BaseModel):
     event_quota_bytes_per_s: int = Field(default=2 * 1024**2, ge=0)
     event_quota_burst_bytes: int = Field(default=16 * 1024**2, ge=1024)
     warm_start_events: int = Field(default=1_000_000, ge=0)
+    idempotency_window_s: float = Field(default=86_400.0, gt=0.0, le=366 * 86_400.0)
     batching: bool = False
     batch_max_delay_ms: float = Field(default=0.0, ge=0.0, le=100.0)
     batch_max_size: int = Field(default=32, ge=1, le=4096)
