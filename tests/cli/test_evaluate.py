@@ -77,3 +77,32 @@ def test_parse_params() -> None:
         "half_life_days": None,
         "name": "x",
     }
+
+
+def test_exported_lists_are_scored_like_a_fitted_model(dataset_dir: Path, tmp_path: Path) -> None:
+    from recops.data.schema import Dataset
+    from recops.evaluation import implicit_only, temporal_split
+    from recops.models.baselines import ItemKNN
+
+    split = temporal_split(implicit_only(Dataset.load(dataset_dir).interactions))
+    fitted = ItemKNN(n_neighbors=5).fit(split.train)
+    users = list(split.queries.user_ids)
+    lists = tmp_path / "recs.csv"
+    fitted.recommend(users, 30, now=split.params["cutoff"]).to_csv(lists, index=False)
+    direct = CliRunner().invoke(
+        app, ["evaluate", str(dataset_dir), "--model", "itemknn", "--param", "n_neighbors=5"]
+    )
+    exported = CliRunner().invoke(
+        app, ["evaluate", str(dataset_dir), "--recommendations", str(lists)]
+    )
+    assert direct.exit_code == exported.exit_code == 0, exported.output
+    rows = [line for line in direct.output.splitlines() if "ndcg@20" in line]
+    # The same numbers in the warm column (cold users' history is not in `recommend`).
+    warm = [line.split("│")[3] for line in rows]
+    assert warm == [
+        line.split("│")[3] for line in exported.output.splitlines() if "ndcg@20" in line
+    ]
+    missing = CliRunner().invoke(
+        app, ["evaluate", str(dataset_dir), "--recommendations", str(tmp_path / "none.csv")]
+    )
+    assert missing.exit_code == 2 and "no such file" in missing.output

@@ -64,11 +64,27 @@ def evaluate_command(
         Path | None, typer.Option(help="Folder holding public datasets ($RECOPS_DATA_DIR).")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the result as JSON.")] = None,
+    recommendations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score these lists (user_id,rank,item_id CSV from `recops recommend`, made "
+            "from the split's training period) instead of fitting --model."
+        ),
+    ] = None,
 ) -> None:
-    """Fit a baseline on the training period and report metrics with 95% intervals."""
+    """Fit a baseline on the training period and report metrics with 95% intervals.
+
+    Every model is scored on the split's shared candidates (items known at each
+    user's request time) in slices: warm users, cold users, new-item targets. With
+    --recommendations, exported lists are scored the same way, so `recops train`
+    on the training period then `recops recommend --now CUTOFF` can be checked
+    against the benchmark.
+    """
     console = Console()
     try:
-        result, split = _run(dataset, model, param or [], protocol, min_rating, k, data_dir)
+        result, split = _run(
+            dataset, model, param or [], protocol, min_rating, k, data_dir, recommendations
+        )
     except (ValueError, FileNotFoundError, KeyError) as err:
         Console(stderr=True).print(f"error: {err}", style="red", markup=False, highlight=False)
         raise typer.Exit(BAD_INPUT) from None
@@ -109,6 +125,7 @@ def _run(
     min_rating: float | None,
     ks: list[int] | None,
     data_dir: Path | None,
+    recommendations: Path | None = None,
 ) -> tuple[Any, Any]:
     from recops.data.schema import Dataset
     from recops.evaluation import evaluate, implicit_only, leave_last_n_out, temporal_split
@@ -133,5 +150,15 @@ def _run(
         if protocol == "global_temporal"
         else leave_last_n_out(events, items=items)
     )
+    if recommendations is not None:
+        import pandas as pd
+
+        from recops.evaluation.protocol import score_recommendations
+
+        if not recommendations.is_file():
+            raise FileNotFoundError(f"no such file: {recommendations}")
+        lists = pd.read_csv(recommendations, dtype={"user_id": str, "item_id": str})
+        name = recommendations.name
+        return score_recommendations(lists, split, tuple(ks or (10, 20)), name=name), split
     fitted = baselines[model.lower()](**parse_params(pairs)).fit(split.train)
     return evaluate(fitted, split, ks=tuple(ks or (10, 20))), split
