@@ -17,16 +17,23 @@ if TYPE_CHECKING:
 @app.command()
 def serve(
     models: Annotated[
-        Path, typer.Option("--models", help="Model repository: <dir>/<name>/<version>/.")
-    ] = Path("models"),
+        Path | None,
+        typer.Option(
+            "--models", help="Model repository: <dir>/<name>/<version>/ (default: models)."
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="Model to serve (default: the only one).")
     ] = None,
     version: Annotated[
         str | None, typer.Option(help="Pin this version (default: serve the latest).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="TCP port (default 8000).")
+    ] = None,
     event_log: Annotated[
         Path | None, typer.Option(help="SQLite event log (default: recops-events.sqlite3).")
     ] = None,
@@ -54,7 +61,9 @@ def serve(
             ),
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level: debug, info, warning (default), error.")
+    ] = None,
 ) -> None:
     """Serve a model repository over HTTP (OpenAPI docs at /docs).
 
@@ -64,10 +73,10 @@ def serve(
     import shutil
     import tempfile
 
-    import uvicorn
     from pydantic import ValidationError
 
     from recops.serving.app import SETTINGS_ENV, create_app
+    from recops.serving.server import serve as serve_app
     from recops.serving.settings import ServerSettings
     from recops.serving.supervisor import reuse_port_supported, run_workers
 
@@ -77,23 +86,22 @@ def serve(
             model_name=name,
             version_policy="pinned" if version else None,
             pinned_version=version,
+            host=host,
+            port=port,
             event_log_path=event_log,
             batching=batching,
             threads=threads,
             benchmark_routes=benchmark_routes or None,
             workers=workers,
+            log_level=log_level,
         )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if not settings.model_repository.is_dir():
         raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
-    options: dict[str, object] = {
-        "log_level": log_level,
-        "access_log": False,
-        "timeout_graceful_shutdown": 5,
-    }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, **options)  # type: ignore[arg-type]
+        if not serve_app(create_app(settings), settings):
+            raise typer.Exit(3)
         return
     # Workers are new processes that import the app: the validated settings reach
     # them through the environment, with a run folder of their own for this run.
@@ -102,15 +110,20 @@ def serve(
         shared = settings.model_copy(update={"run_dir": run_dir})
         os.environ[SETTINGS_ENV] = shared.model_dump_json()
         if reuse_port_supported():
-            run_workers(host, port, settings.workers, options)
+            run_workers(settings.host, settings.port, settings.workers)
         else:  # one shared socket (uvicorn's workers) where SO_REUSEPORT is missing
+            import uvicorn
+
+            # uvicorn's own workers: no header/body deadlines nor connection cap here.
             uvicorn.run(
                 "recops.serving.app:create_app_from_env",
                 factory=True,
-                host=host,
-                port=port,
+                host=settings.host,
+                port=settings.port,
                 workers=settings.workers,
-                **options,  # type: ignore[arg-type]
+                log_level=settings.log_level,
+                timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
+                backlog=settings.backlog,
             )
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -120,6 +120,7 @@ def create_app(
     # Added first, so it runs inside the guard (whose request metrics count its refusals).
     app.add_middleware(EventGate, settings=settings, metrics=metrics)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.state.settings = settings
     install_error_handlers(app)
     install_clock_errors(app)
     install_routes(app, settings)

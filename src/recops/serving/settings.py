@@ -22,6 +22,29 @@ class ServerSettings(BaseModel):
 
     Parameters
     ----------
+    host, port:
+        Where to listen (port 0: any free port).
+    max_connections:
+        Open connections per worker process. One more closes the oldest connection
+        that is not inside a request (half-open, or idle between keep-alive
+        requests); when all are inside one, the new connection gets 503. Kept below
+        the open-file limit (see :mod:`recops.serving.connections`).
+    header_timeout_s, body_timeout_s:
+        A request's headers must arrive within ``header_timeout_s`` of the
+        connection's start (or of the request's first byte on a keep-alive
+        connection), its body within ``body_timeout_s`` of the headers' end; else
+        408 and the connection is closed.
+    keep_alive_s:
+        An idle keep-alive connection is closed after this many seconds (uvicorn's
+        ``timeout_keep_alive``); keep it below the proxy's own idle timeout.
+    backlog:
+        Connections the kernel queues before the server accepts them.
+    forwarded_allow_ips:
+        Proxies trusted to set ``X-Forwarded-For``/``-Proto`` (comma-separated
+        addresses, or ``*``): the client address (the quota's key, the access log)
+        is then the real client's.
+    log_level:
+        Log level of the server and uvicorn (``debug``, ``info``, ``warning``, ...).
     model_repository:
         Root of the model repository; a model lives in ``<root>/<name>/<version>/``.
     model_name:
@@ -148,6 +171,15 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=0, le=65_535)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    header_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    body_timeout_s: float = Field(default=15.0, gt=0.0, le=3600.0)
+    keep_alive_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    backlog: int = Field(default=2048, ge=1, le=65_535)
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"
     model_repository: Path = Path("models")
     model_name: str | None = None
     version_policy: Literal["latest", "pinned"] = "latest"

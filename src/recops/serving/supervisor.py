@@ -41,24 +41,17 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, options: dict[str, object]) -> None:
-    import uvicorn
+def _worker(host: str, port: int) -> None:
+    from recops.serving.app import create_app_from_env
+    from recops.serving.server import serve
 
     sock = _listener(host, port)
-    config = uvicorn.Config(
-        "recops.serving.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        **options,  # type: ignore[arg-type]
-    )
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    if not server.started:
+    app = create_app_from_env()
+    if not serve(app, app.state.settings, sockets=[sock]):
         sys.exit(STARTUP_FAILURE)
 
 
-def run_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
+def run_workers(host: str, port: int, workers: int) -> None:
     """Serve the app of ``RECOPS_SERVER_SETTINGS`` from ``workers`` processes until stopped.
 
     Parameters
@@ -67,8 +60,6 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, object]) 
         Where to listen (port 0: a free port, the same for every worker).
     workers:
         Worker processes.
-    options:
-        More ``uvicorn.Config`` options (log level, access log, ...).
     """
     # Holding a bound, non-listening socket reserves the port for the workers' group
     # (and resolves port 0) without taking connections itself.
@@ -78,7 +69,7 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, object]) 
     stop = threading.Event()
 
     def start() -> BaseProcess:
-        process = spawn.Process(target=_worker, args=(host, port, options), daemon=False)
+        process = spawn.Process(target=_worker, args=(host, port), daemon=False)
         process.start()
         return process
 

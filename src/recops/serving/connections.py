@@ -1,0 +1,151 @@
+"""Connections that cannot hold the server: read deadlines and a per-worker cap.
+
+uvicorn closes a keep-alive connection idle for ``timeout_keep_alive`` seconds, but
+waits forever for the headers (or the body) of a request once a first byte came, or
+before any: about 20,000 half-open connections (headers never finished) reached the
+open-file limit, and a connection that sent half a body stayed open 25 s and more.
+Its ``limit_concurrency`` does not help: it counts those connections too, and
+answers the *new* clients with 503.
+
+:class:`GuardedHttpTools` is uvicorn's httptools protocol with what it lacks, in the
+protocol, where the bytes arrive (the ASGI app only sees a request once its headers
+are complete):
+
+* **Header deadline.** From the connection's start (or the first byte of the next
+  request on a keep-alive connection) the headers must be complete within
+  ``header_timeout_s``; else 408 and close.
+* **Body deadline.** From the end of the headers the body must be complete within
+  ``body_timeout_s``; else 408 (if no reply has started) and close. The app, if it
+  is reading the body, sees a disconnect.
+* **Cap.** At most ``max_connections`` per worker. One more closes the oldest
+  connection that is not in a request (waiting for its headers, or idle between
+  keep-alive requests), so a flood of half-open connections gives way to fresh
+  clients; only when every connection is inside a request is the new one refused
+  with 503.
+
+A pool of idle keep-alive connections closed by the cap reconnects on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 26\r\nconnection: close\r\n\r\nrequest not sent in time.\n"
+)
+_FULL = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 33\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
+    b"too many connections: try again.\n"
+)
+
+
+class ConnectionPolicy:
+    """The limits of one worker's connections, and what they did (for metrics).
+
+    Parameters
+    ----------
+    max_connections:
+        Open connections per worker.
+    header_timeout_s, body_timeout_s:
+        Deadlines for a request's headers and for its body.
+    """
+
+    def __init__(
+        self, max_connections: int, header_timeout_s: float, body_timeout_s: float
+    ) -> None:
+        for name, value in (
+            ("max_connections", max_connections),
+            ("header_timeout_s", header_timeout_s),
+            ("body_timeout_s", body_timeout_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"`{name}` must be > 0 (got {value!r})")
+        self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
+        #: Connections not inside a request, oldest first: the ones the cap may close.
+        self.waiting: OrderedDict[GuardedHttpTools, None] = OrderedDict()
+        #: Connections closed by this policy, by reason.
+        self.closed = {"header_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
+
+    def protocol(self) -> type[GuardedHttpTools]:
+        """A protocol class for ``uvicorn.Config(http=...)`` bound to this policy."""
+        return type("GuardedHttpTools", (GuardedHttpTools,), {"policy": self})
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header/body deadlines and the connection cap."""
+
+    policy: ClassVar[ConnectionPolicy]
+    _deadline: asyncio.TimerHandle | None = None
+
+    # -- the connection's life --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        policy = self.policy
+        if len(self.connections) > policy.max_connections:
+            oldest = next(iter(policy.waiting), None)
+            if oldest is None:
+                policy.closed["refused"] += 1
+                transport.write(_FULL)
+                transport.close()
+                return
+            policy.closed["evicted"] += 1
+            policy.waiting.pop(oldest)
+            oldest.transport.close()
+        policy.waiting[self] = None
+        self._arm(policy.header_timeout_s, "header_timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.policy.waiting.pop(self, None)
+        super().connection_lost(exc)
+
+    # -- a request's phases -----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # the first byte of a request after a keep-alive pause
+            self._arm(self.policy.header_timeout_s, "header_timeout")
+
+    def on_headers_complete(self) -> None:
+        self.policy.waiting.pop(self, None)
+        self._disarm()
+        self._arm(self.policy.body_timeout_s, "body_timeout")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self.policy.waiting[self] = None  # idle: keep-alive, or the next pipelined one
+
+    # -- deadlines --------------------------------------------------------------
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._deadline = self.loop.call_later(seconds, self._expired, reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, reason: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        self.policy.closed[reason] += 1
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(_TIMEOUT)
+        self.transport.close()
