@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from recops.serving.eventlog import Assignment, Event, Exposure, SQLiteEventLog
+from recops.serving.eventlog import (
+    Assignment,
+    Event,
+    Exposure,
+    KeyReuseError,
+    Receipt,
+    SQLiteEventLog,
+    WriteKey,
+)
 
 
 def _events(n: int, user: str = "u") -> list[Event]:
@@ -198,5 +206,117 @@ def test_a_failed_commit_of_queued_exposures_is_counted(tmp_path: Path) -> None:
         while log.dropped_exposures == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert log.dropped_exposures == 2
+    finally:
+        log.close()
+
+
+class _Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _keys(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_a_keyed_write_is_stored_once_and_replayed(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "events.sqlite3")
+    try:
+        key = WriteKey("k1", "fingerprint-a")
+        # Back to back: the second may share the first one's group commit.
+        first, second = log.submit_once(_events(3), key), log.submit_once(_events(3), key)
+        assert first.result() == Receipt(accepted=3, duplicates=0, replayed=False)
+        assert second.result() == Receipt(accepted=3, duplicates=0, replayed=True)
+        assert log.submit_once(_events(3), key).result().replayed
+        assert log.count() == 3
+        with pytest.raises(KeyReuseError, match="k1"):
+            log.submit_once(_events(1), WriteKey("k1", "fingerprint-b")).result()
+        assert log.count() == 3
+        unkeyed = log.submit_once(_events(2)).result()
+        assert unkeyed == Receipt(accepted=2, duplicates=0, replayed=False)
+    finally:
+        log.close()
+
+
+def test_keys_expire_after_the_window_and_are_purged(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    clock = _Clock()
+    log = SQLiteEventLog(path, idempotency_window_s=60.0, clock=clock)
+    try:
+        for n in range(5):
+            log.submit_once(_events(1), WriteKey(f"k{n}", "f")).result()
+        assert log.submit_once(_events(1), WriteKey("k0", "f")).result().replayed
+        clock.now += 61.0
+        # Past the window the key is new again (and may come with another body).
+        again = log.submit_once(_events(2), WriteKey("k0", "g")).result()
+        assert not again.replayed and log.count() == 7
+        # The expired keys are gone from disk: the table holds one window of keys.
+        assert _keys(path, "request_keys") == 1
+    finally:
+        log.close()
+
+
+def test_event_ids_are_stored_once_within_the_window(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    clock = _Clock()
+    log = SQLiteEventLog(path, idempotency_window_s=60.0, clock=clock)
+
+    def click(event_id: str | None, item: str = "i1") -> Event:
+        context = None if event_id is None else {"event_id": event_id}
+        return Event("u", item, "click", 1.0, 5, context)
+
+    try:
+        assert log.submit_once([click("a"), click("b")]).result().duplicates == 0
+        # Re-batched retry: "a" again, twice, with a new "c" and an event without id.
+        receipt = log.submit_once([click("a"), click("c"), click("a"), click(None)]).result()
+        assert receipt == Receipt(accepted=4, duplicates=2, replayed=False, skipped=(0, 2))
+        assert [e.context for _, e in log.read()] == [
+            {"event_id": "a"},
+            {"event_id": "b"},
+            {"event_id": "c"},
+            None,
+        ]
+        assert log.append([click("b")]) == 0, "append counts what it wrote"
+        clock.now += 61.0
+        assert log.append([click("b")]) == 1, "an id past the window is new"
+        assert _keys(path, "event_keys") == 1
+    finally:
+        log.close()
+
+
+def test_two_logs_on_one_file_share_the_keys(tmp_path: Path) -> None:
+    # Two workers: each has its own log object (and writer) on the same file.
+    path = tmp_path / "events.sqlite3"
+    logs = [SQLiteEventLog(path), SQLiteEventLog(path)]
+    try:
+        futures = [log.submit_once(_events(2), WriteKey("shared", "f")) for log in logs * 5]
+        receipts = [f.result(timeout=30) for f in futures]
+        assert sum(not r.replayed for r in receipts) == 1
+        assert logs[0].count() == 2
+    finally:
+        for log in logs:
+            log.close()
+
+
+def test_the_window_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="idempotency_window_s"):
+        SQLiteEventLog(tmp_path / "a.db", idempotency_window_s=0.0)
+
+
+def test_a_log_without_event_ids_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    SQLiteEventLog(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE events DROP COLUMN event_id")
+    log = SQLiteEventLog(path)
+    try:
+        log.append([Event("u", "i", "click", 1.0, 6, {"event_id": "e1"})])
+        assert log.read()[0][1].context == {"event_id": "e1"}
     finally:
         log.close()

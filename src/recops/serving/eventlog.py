@@ -15,6 +15,14 @@ connection and does *group commit*: whatever arrived while the previous transact
 was being written goes into the next one, so concurrent small requests share one
 fsync instead of paying one each. The interface is small (submit, read, tail,
 count, close) so that a PostgreSQL log can replace it without touching the server.
+
+Retries are stored once (:meth:`EventLog.submit_once`): a write may carry a client's
+idempotency key (:class:`WriteKey`), and events may carry a client ``event_id`` in their
+context. Both are remembered for a window (``idempotency_window_s``, a day by default)
+in the same database, so a retry is recognised by every worker and after a restart; the
+check and the write happen in one transaction, so two retries racing each other still
+store the events once. Keys older than the window are deleted as writes go on: the
+tables hold one window of keys, on disk, whatever the traffic before it.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +54,61 @@ __all__ = [
     "Event",
     "EventLog",
     "Exposure",
+    "KeyReuseError",
+    "Receipt",
     "SQLiteEventLog",
+    "WriteKey",
 ]
+
+#: How long idempotency keys and event ids are remembered by default: a day, as
+#: payment APIs do; a client retrying for longer than that is sending a new request.
+DEFAULT_IDEMPOTENCY_WINDOW_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class WriteKey:
+    """A client's idempotency key for one write, with a fingerprint of what it writes.
+
+    Parameters
+    ----------
+    key:
+        The client's key (the ``Idempotency-Key`` header).
+    fingerprint:
+        A digest of the write's content: the same key with another fingerprint is a
+        client reusing a key for another request (:class:`KeyReuseError`).
+    """
+
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the log did with one write of :meth:`EventLog.submit_once`.
+
+    Parameters
+    ----------
+    accepted:
+        Events of the write that are in the log, written now or before.
+    duplicates:
+        Of those, events whose ``event_id`` was already stored within the window
+        (not written again).
+    replayed:
+        The write's key was seen within the window with the same fingerprint: nothing
+        was written, and ``accepted`` and ``duplicates`` are those of the first write.
+    skipped:
+        Positions in the write of the events not written as duplicates (empty for a
+        replay).
+    """
+
+    accepted: int
+    duplicates: int
+    replayed: bool
+    skipped: tuple[int, ...] = ()
+
+
+class KeyReuseError(ValueError):
+    """An idempotency key seen within the window, with another request's content."""
 
 
 class EventLog(ABC):
@@ -94,8 +157,18 @@ class EventLog(ABC):
         """Queued exposures a storage error kept out of the log."""
         return 0
 
+    @abstractmethod
+    def submit_once(self, events: Sequence[Event], key: WriteKey | None = None) -> Future[Receipt]:
+        """Like :meth:`submit`, storing a retried write once.
+
+        A ``key`` seen within the window replays the first write's receipt (or raises
+        :class:`KeyReuseError` through the future when its fingerprint differs); an
+        event whose context carries an ``event_id`` seen within the window is skipped.
+        The future resolves once the write (or the key it replays) is durable.
+        """
+
     def append(self, events: Sequence[Event]) -> int:
-        """Write ``events`` and block until they are durable; returns how many."""
+        """Write ``events`` and block until they are durable; returns how many were written."""
         return self.submit(events).result()
 
     @abstractmethod
@@ -187,19 +260,45 @@ CREATE TABLE IF NOT EXISTS assignments (
     PRIMARY KEY (experiment, unit)
 )
 """,
+    # Idempotency keys of writes (one window of them), with what the write did.
+    """
+CREATE TABLE IF NOT EXISTS request_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    created REAL NOT NULL
 )
-#: Added to logs written before events carried a request id (joins need the index).
-_MIGRATIONS = (("events", "request_id", "ALTER TABLE events ADD COLUMN request_id TEXT"),)
+""",
+    # Client event ids stored within the window (the ids stay in `events` for good).
+    """
+CREATE TABLE IF NOT EXISTS event_keys (
+    event_id TEXT PRIMARY KEY,
+    created REAL NOT NULL
+)
+""",
+)
+#: Added to logs written before events carried a request id (joins need the index) or
+#: a client event id.
+_MIGRATIONS = (
+    ("events", "request_id", "ALTER TABLE events ADD COLUMN request_id TEXT"),
+    ("events", "event_id", "ALTER TABLE events ADD COLUMN event_id TEXT"),
+)
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_request_id ON events (request_id) "
     "WHERE request_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS request_keys_created ON request_keys (created)",
+    "CREATE INDEX IF NOT EXISTS event_keys_created ON event_keys (created)",
 )
 
 _INSERT = (
-    "INSERT INTO events (user_id, item_id, event, value, timestamp, context, request_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (user_id, item_id, event, value, timestamp, context, request_id, "
+    "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT = "SELECT id, user_id, item_id, event, value, timestamp, context, request_id FROM events"
+_SELECT = (
+    "SELECT id, user_id, item_id, event, value, timestamp, context, request_id, event_id "
+    "FROM events"
+)
 _EXPOSURE_COLUMNS = (
     "request_id, timestamp, unit, experiment, variant, model, version, policy, slate"
 )
@@ -211,12 +310,42 @@ _SELECT_EXPOSURE = f"SELECT id, {_EXPOSURE_COLUMNS} FROM exposures"
 _INSERT_ASSIGNMENT = (
     "INSERT OR IGNORE INTO assignments (experiment, unit, variant, timestamp) VALUES (?, ?, ?, ?)"
 )
+_FIND_KEY = (
+    "SELECT fingerprint, accepted, duplicates FROM request_keys WHERE key = ? AND created >= ?"
+)
+#: REPLACE: an expired key not purged yet is overwritten.
+_STORE_KEY = (
+    "INSERT OR REPLACE INTO request_keys (key, fingerprint, accepted, duplicates, created) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+#: Changes a row (rowcount 1) only for an id that is new or older than the window.
+_CLAIM_EVENT = (
+    "INSERT INTO event_keys (event_id, created) VALUES (?, ?) ON CONFLICT (event_id) "
+    "DO UPDATE SET created = excluded.created WHERE event_keys.created < ?"
+)
+#: Most expired keys deleted per table and commit, so a purge never stalls the writer.
+_PURGE_ROWS = 10_000
 
-#: A write job: event rows, exposure rows, assignment rows, and its future (None for
-#: queued exposures: nobody waits for them, and they may wait for company).
-_Job = tuple[
-    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], Future[int] | None
-]
+
+@dataclass(slots=True)
+class _Job:
+    """One write: rows per table, and who waits for it.
+
+    ``future`` is None for queued exposures (nobody waits for them, and they may wait
+    for company). ``event_ids`` are ``(position, id)`` of the events that carry one;
+    ``receipt`` says whether the future resolves to a :class:`Receipt` or a count.
+    """
+
+    events: list[tuple[Any, ...]]
+    exposures: list[tuple[Any, ...]]
+    assignments: list[tuple[Any, ...]]
+    future: Future[Any] | None
+    event_ids: list[tuple[int, str]]
+    key: WriteKey | None = None
+    receipt: bool = False
+
+    def size(self) -> int:
+        return len(self.events) + len(self.exposures) + len(self.assignments)
 
 
 def _encode(value: object) -> str:
@@ -233,9 +362,10 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _row(event: Event) -> tuple[str, str, str, float, int, str | None, str | None]:
+def _row(event: Event) -> tuple[str, str, str, float, int, str | None, str | None, str | None]:
     context = dict(event.context) if event.context else {}
     request_id = context.pop("request_id", None)
+    event_id = context.pop("event_id", None)
     return (
         event.user_id,
         event.item_id,
@@ -244,15 +374,23 @@ def _row(event: Event) -> tuple[str, str, str, float, int, str | None, str | Non
         int(event.timestamp),
         _dumps(context) if context else None,
         None if request_id is None else str(request_id),
+        None if event_id is None else str(event_id),
     )
 
 
 def _event(row: tuple[Any, ...]) -> tuple[int, Event]:
-    row_id, user_id, item_id, kind, value, timestamp, context, request_id = row
+    row_id, user_id, item_id, kind, value, timestamp, context, request_id, event_id = row
     parsed: dict[str, ContextValue] | None = json.loads(context) if context else None
-    if request_id is not None:
-        parsed = {**(parsed or {}), "request_id": request_id}
+    for name, column in (("request_id", request_id), ("event_id", event_id)):
+        if column is not None:
+            parsed = {**(parsed or {}), name: column}
     return row_id, Event(user_id, item_id, kind, value, timestamp, parsed)
+
+
+def _event_job(events: Sequence[Event], key: WriteKey | None, receipt: bool) -> _Job:
+    rows = [_row(e) for e in events]
+    ids = [(position, row[7]) for position, row in enumerate(rows) if row[7] is not None]
+    return _Job(rows, [], [], Future(), ids, key, receipt)
 
 
 def _exposure_row(x: Exposure) -> tuple[Any, ...]:
@@ -315,6 +453,11 @@ class SQLiteEventLog(EventLog):
         One commit per served slate cost about 300 µs of CPU (the fsync above all)
         against about 20 µs per row in a batch; 50 ms bounds what a crash can lose
         and what the bandits' learning lags by.
+    idempotency_window_s:
+        How long write keys and event ids are remembered (see the module docstring);
+        at most a year.
+    clock:
+        Wall clock of the window, in unix seconds (tests move it by hand).
     """
 
     def __init__(
@@ -324,7 +467,17 @@ class SQLiteEventLog(EventLog):
         max_batch_rows: int = 50_000,
         synchronous: str = "FULL",
         exposure_delay_s: float = 0.05,
+        idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if not 0.0 < idempotency_window_s <= 366 * 86_400.0:
+            raise ValueError(
+                "`idempotency_window_s` must be in (0, 366 days] in seconds "
+                f"(got {idempotency_window_s!r})"
+            )
+        self.idempotency_window_s = float(idempotency_window_s)
+        self._clock = clock
+        self._next_purge = 0.0
         if not 0.0 <= exposure_delay_s <= 10.0:
             raise ValueError(
                 f"`exposure_delay_s` must be in [0, 10] seconds (got {exposure_delay_s!r})"
@@ -378,26 +531,30 @@ class SQLiteEventLog(EventLog):
             conn.execute(statement)
         conn.execute("COMMIT")
 
-    def _enqueue(self, job: _Job, n: int) -> Future[int]:
-        future: Future[int] = Future() if job[3] is None else job[3]
+    def _enqueue(self, job: _Job) -> Future[Any]:
+        future: Future[Any] = Future() if job.future is None else job.future
         if self._closed.is_set():
             future.set_exception(RuntimeError(f"event log {self.path} is closed"))
-        elif n == 0 and not job[2]:
-            future.set_result(0)
+        elif job.size() == 0:
+            future.set_result(Receipt(0, 0, False) if job.receipt else 0)
         else:
             self._queue.put(job)
             self._wake.set()
         return future
 
     def submit(self, events: Sequence[Event]) -> Future[int]:
-        return self._enqueue(([_row(e) for e in events], [], [], Future()), len(events))
+        return self._enqueue(_event_job(events, None, receipt=False))
+
+    def submit_once(self, events: Sequence[Event], key: WriteKey | None = None) -> Future[Receipt]:
+        return self._enqueue(_event_job(events, key, receipt=True))
 
     def submit_exposures(
         self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
     ) -> Future[int]:
         assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
-        job: _Job = ([], [_exposure_row(x) for x in exposures], assigned, Future())
-        return self._enqueue(job, len(exposures))
+        return self._enqueue(
+            _Job([], [_exposure_row(x) for x in exposures], assigned, Future(), [])
+        )
 
     def queue_exposures(
         self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
@@ -407,7 +564,7 @@ class SQLiteEventLog(EventLog):
             log.error("event log %s is closed: %d exposures dropped", self.path, len(exposures))
             return
         assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
-        self._queue.put(([], [_exposure_row(x) for x in exposures], assigned, None))
+        self._queue.put(_Job([], [_exposure_row(x) for x in exposures], assigned, None, []))
 
     @property
     def dropped_exposures(self) -> int:
@@ -434,11 +591,11 @@ class SQLiteEventLog(EventLog):
         submission wakes it): waking the thread per exposure cost more CPU than
         writing it. Returns the batch and whether the log was closed meanwhile.
         """
-        if first[3] is None and self.exposure_delay_s > 0:
+        if first.future is None and self.exposure_delay_s > 0:
             self._wake.wait(self.exposure_delay_s)
         self._wake.clear()
         batch = [first]
-        rows = _size(first)
+        rows = first.size()
         while rows < self.max_batch_rows:
             try:
                 more = self._queue.get_nowait()
@@ -447,18 +604,24 @@ class SQLiteEventLog(EventLog):
             if more is None:
                 return batch, True
             batch.append(more)
-            rows += _size(more)
+            rows += more.size()
         return batch, False
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
-            conn.execute("BEGIN")
+            # IMMEDIATE: the key checks read before writing, and another process
+            # committing in between would otherwise fail the upgrade to a write lock.
+            conn.execute("BEGIN IMMEDIATE")
+            now = self._clock()
+            cutoff = now - self.idempotency_window_s
+            self._purge(conn, now, cutoff)
+            claims = [self._claim(conn, job, now, cutoff) for job in batch]
             # One statement per table (a statement per job cost more than its rows);
             # each table keeps submission order, and the tables commit together.
             tables = (
-                (_INSERT, [row for job in batch for row in job[0]]),
-                (_INSERT_EXPOSURE, [row for job in batch for row in job[1]]),
-                (_INSERT_ASSIGNMENT, [row for job in batch for row in job[2]]),
+                (_INSERT, [row for rows, _ in claims for row in rows]),
+                (_INSERT_EXPOSURE, [row for job in batch for row in job.exposures]),
+                (_INSERT_ASSIGNMENT, [row for job in batch for row in job.assignments]),
             )
             for statement, rows in tables:
                 if rows:
@@ -467,16 +630,73 @@ class SQLiteEventLog(EventLog):
         except Exception as exc:  # the storage error goes to every waiting caller
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, exposures, _, future in batch:
-                if future is None:
-                    self._dropped += len(exposures)
-                    log.error("%d queued exposures could not be stored: %s", len(exposures), exc)
+            for job in batch:
+                if job.future is None:
+                    self._dropped += len(job.exposures)
+                    log.error(
+                        "%d queued exposures could not be stored: %s", len(job.exposures), exc
+                    )
                 else:
-                    future.set_exception(exc)
+                    job.future.set_exception(exc)
             return
-        for events, exposures, _, future in batch:
-            if future is not None:
-                future.set_result(len(events) or len(exposures))
+        for job, (rows, outcome) in zip(batch, claims, strict=True):
+            if job.future is None:
+                continue
+            if isinstance(outcome, KeyReuseError):
+                job.future.set_exception(outcome)
+            elif job.receipt:
+                job.future.set_result(outcome)
+            else:
+                job.future.set_result(len(rows) or len(job.exposures))
+
+    def _claim(
+        self, conn: sqlite3.Connection, job: _Job, now: float, cutoff: float
+    ) -> tuple[list[tuple[Any, ...]], Receipt | KeyReuseError]:
+        """The event rows of ``job`` to write, and what to answer its caller.
+
+        Inside the write transaction, so a key or an id is claimed by one write only.
+        """
+        if job.key is not None:
+            found = conn.execute(_FIND_KEY, (job.key.key, cutoff)).fetchall()
+            if found:
+                fingerprint, accepted, duplicates = found[0]
+                if fingerprint != job.key.fingerprint:
+                    return [], KeyReuseError(
+                        f"idempotency key {job.key.key!r} was used for another request "
+                        f"within the last {self.idempotency_window_s:g} s"
+                    )
+                return [], Receipt(accepted, duplicates, replayed=True)
+        rows = job.events
+        skipped = tuple(
+            position
+            for position, event_id in job.event_ids
+            if conn.execute(_CLAIM_EVENT, (event_id, now, cutoff)).rowcount == 0
+        )
+        if skipped:
+            drop = set(skipped)
+            rows = [row for position, row in enumerate(rows) if position not in drop]
+        receipt = Receipt(len(job.events), len(skipped), False, skipped)
+        if job.key is not None:
+            key = job.key
+            conn.execute(
+                _STORE_KEY, (key.key, key.fingerprint, receipt.accepted, len(skipped), now)
+            )
+        return rows, receipt
+
+    def _purge(self, conn: sqlite3.Connection, now: float, cutoff: float) -> None:
+        """Delete keys older than the window: at most once a minute, a bounded batch."""
+        if now < self._next_purge:
+            return
+        full = False
+        for table in ("request_keys", "event_keys"):
+            deleted = conn.execute(
+                f"DELETE FROM {table} WHERE rowid IN "
+                f"(SELECT rowid FROM {table} WHERE created < ? LIMIT ?)",
+                (cutoff, _PURGE_ROWS),
+            ).rowcount
+            full = full or deleted == _PURGE_ROWS
+        # A full batch leaves more behind: purge again at the next commit.
+        self._next_purge = now if full else now + min(60.0, self.idempotency_window_s)
 
     def read(self, after_id: int = 0, limit: int = 10_000) -> list[tuple[int, Event]]:
         with self._reader() as conn:
@@ -573,7 +793,3 @@ class SQLiteEventLog(EventLog):
         self._writer.join()
         with self._watch_lock:
             self._watch.close()
-
-
-def _size(job: _Job) -> int:
-    return len(job[0]) + len(job[1]) + len(job[2])
