@@ -63,3 +63,28 @@ def test_metrics_snapshots_round_trip(pair: tuple[WorkerGroup, WorkerGroup]) -> 
     first.write_metrics([{"name": "a2"}])  # replaces its own snapshot
     (first.metrics_dir / "broken.json").write_text("{not json")
     assert sorted(s[0]["name"] for s in second.read_metrics()) == ["a2", "b"]
+
+
+def test_a_heartbeat_says_when_and_in_which_phase(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from recops.serving.workers import Heartbeat, last_beat
+
+    assert last_beat(tmp_path, 7) is None
+    heartbeat = Heartbeat(tmp_path, pid=7)
+    assert last_beat(tmp_path, 7) is not None and last_beat(tmp_path, 7)[1] == "starting"  # type: ignore[index]
+    os.utime(heartbeat.path, (0, 0))
+    heartbeat.beat()
+    beat = last_beat(tmp_path, 7)
+    assert beat is not None and abs(beat[0] - time.time()) < 5
+    heartbeat.set_phase("ready")
+    assert last_beat(tmp_path, 7)[1] == "ready"  # type: ignore[index]
+
+
+def test_a_reaped_worker_is_forgotten(pair: tuple[WorkerGroup, WorkerGroup]) -> None:
+    first, second = pair
+    first.report(0, "news/1", None)
+    second.report(0, "news/1", None)
+    first.forget(102)
+    assert [w.pid for w in first.workers(live_only=False)] == [101]

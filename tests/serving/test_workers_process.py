@@ -8,6 +8,7 @@ both; the admin reply lists each worker's own report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -40,7 +41,7 @@ def server(
         repo,
         tmp / "events.sqlite3",
         ("--version", "1", "--workers", "2"),
-        {"RECOPS_ADMIN_TOKEN": ADMIN_TOKEN},
+        {"RECOPS_ADMIN_TOKEN": ADMIN_TOKEN, "RECOPS_WORKER_TIMEOUT_S": "2"},
     )
     with process.start(READY_TIMEOUT):
         _wait_for(process, lambda workers: len(workers) == 2, "two live workers")
@@ -137,3 +138,56 @@ def test_admin_switch_reaches_every_worker_and_survives_a_restart(server: Server
         "restarted worker serving version 2",
     )
     assert {_recommend(server, "u1")["version"] for _ in range(10)} == {"2"}
+
+
+def test_a_hung_worker_is_killed_and_replaced(server: ServerProcess) -> None:
+    _wait_for(server, lambda ws: len(ws) == 2, "two live workers")
+    victim = _workers(server)[0]["pid"]
+    os.kill(victim, signal.SIGSTOP)  # alive, holding its socket, answering nothing
+    try:
+        _wait_for(
+            server,
+            lambda ws: len(ws) == 2 and victim not in {w["pid"] for w in ws},
+            "the hung worker replaced",
+            timeout=30.0,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGCONT)
+    assert not Path(f"/proc/{victim}").exists() or "Z" in _state(victim), "it was killed"
+    for _ in range(6):  # fresh connections: whichever worker the kernel picks answers
+        assert _fresh(server, "GET", "/healthz").status_code == 200
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "gone"
+
+
+def test_workers_that_can_never_start_stop_the_group_with_a_reason(
+    tmp_path: Path, trained_artifact: Path
+) -> None:
+    import subprocess
+    import sys
+
+    repo = make_repository(tmp_path / "models", trained_artifact, ("1",))
+    command = [sys.executable, "-c", "from recops.cli import app; app()", "serve"]
+    args = ["--models", str(repo), "--workers", "2", "--port", "0"]
+    (tmp_path / "a-file").write_text("not a folder")
+    bad_log = ["--event-log", str(tmp_path / "a-file" / "events.sqlite3")]
+    child = subprocess.Popen(
+        [*command, *args, *bad_log],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers go with it if the test gives up
+    )
+    try:
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 3, stderr[-2000:]
+    assert "no worker could start" in stderr

@@ -110,7 +110,9 @@ def serve(
         shared = settings.model_copy(update={"run_dir": run_dir})
         os.environ[SETTINGS_ENV] = shared.model_dump_json()
         if reuse_port_supported():
-            run_workers(settings.host, settings.port, settings.workers)
+            status = run_workers(shared)
+            if status:
+                raise typer.Exit(status)
         else:  # one shared socket (uvicorn's workers) where SO_REUSEPORT is missing
             import uvicorn
 

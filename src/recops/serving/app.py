@@ -31,7 +31,7 @@ from recops.serving.bandit_feedback import BanditFeedback
 from recops.serving.batching import DynamicBatcher
 from recops.serving.clock import RequestClock, install_clock_errors
 from recops.serving.context import ServerContext, configure_threads, index_params
-from recops.serving.coordination import apply_pending, sync_forever
+from recops.serving.coordination import apply_pending, heartbeat_forever, sync_forever
 from recops.serving.errors import install_error_handlers
 from recops.serving.event_gate import EventGate
 from recops.serving.eventlog import EventLog, SQLiteEventLog
@@ -54,7 +54,7 @@ from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
-from recops.serving.workers import WorkerGroup
+from recops.serving.workers import Heartbeat, WorkerGroup
 
 log = logging.getLogger("recops.serving")
 
@@ -89,9 +89,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = []
+        heartbeat = None
+        if settings.run_dir is not None:
+            # Beating from the start: the supervisor tells a slow start from a hang.
+            heartbeat = Heartbeat(settings.run_dir)
+            tasks.append(asyncio.create_task(heartbeat_forever(heartbeat)))
         ctx = await _start(settings, metrics, loader, event_log)
         app.state.ctx = ctx
-        tasks = [asyncio.create_task(prefetch_forever(ctx))]
+        tasks.append(asyncio.create_task(prefetch_forever(ctx)))
         if ctx.experiments.store is not None:
             await run_in_threadpool(ctx.experiments.refresh)
             learn = BanditFeedback(ctx.event_log, ctx.experiments).poll
@@ -102,6 +108,8 @@ def create_app(
             # operations of this run before it says it is ready.
             await apply_pending(ctx, ctx.group)
             tasks.append(asyncio.create_task(sync_forever(ctx, ctx.group)))
+        if heartbeat is not None:
+            heartbeat.set_phase("ready")
         try:
             yield
         finally:

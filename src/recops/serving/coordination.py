@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from recops.serving.context import ServerContext
 from recops.serving.repository import InvalidNameError, ModelLoadError, ModelNotFoundError
 from recops.serving.schemas import WorkerInfo
-from recops.serving.workers import Operation, WorkerGroup
+from recops.serving.workers import Heartbeat, Operation, WorkerGroup
 
 log = logging.getLogger("recops.serving")
 
@@ -26,6 +26,8 @@ log = logging.getLogger("recops.serving")
 SYNC_S = 0.2
 #: How often a worker publishes its metrics for the others' ``/metrics``.
 METRICS_S = 0.5
+#: How often a worker's event loop beats (see :class:`recops.serving.workers.Heartbeat`).
+HEARTBEAT_S = 0.5
 
 
 async def apply(ctx: ServerContext, op: Operation) -> None:
@@ -70,6 +72,16 @@ async def sync_forever(ctx: ServerContext, group: WorkerGroup) -> None:
         except Exception:  # keep syncing: one failed round must not stop the worker's duties
             log.exception("worker %d: sync with the other workers failed", os.getpid())
         await asyncio.sleep(SYNC_S)
+
+
+async def heartbeat_forever(heartbeat: Heartbeat) -> None:
+    """Beat every :data:`HEARTBEAT_S` from the event loop: a blocked loop stops beating."""
+    while True:
+        try:
+            heartbeat.beat()
+        except OSError:  # the run folder is gone: the supervisor is shutting down
+            log.warning("worker %d: could not beat in %s", os.getpid(), heartbeat.path)
+        await asyncio.sleep(HEARTBEAT_S)
 
 
 async def propagate(

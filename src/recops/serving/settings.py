@@ -148,6 +148,16 @@ class ServerSettings(BaseModel):
         shared event log, so any worker sees an event acknowledged by any other;
         admin operations reach every worker and metrics are summed over them (see
         :mod:`recops.serving.workers`). One per core: a request computes inline.
+    worker_timeout_s:
+        With several workers, a worker whose event loop has not beaten (its
+        heartbeat in the run folder) for this long is hung: the supervisor kills
+        it (SIGKILL) and starts another.
+    worker_start_timeout_s:
+        A worker not ready this long after its start (imports, model load, replay
+        of the log) is killed and started again.
+    drain_s:
+        On SIGTERM, how long the server keeps serving while ``/readyz`` answers 503
+        (so the load balancer moves traffic away), before it closes.
     admin_wait_s:
         With several workers, how long an admin call waits for the other workers
         to apply its operation before it replies with their states.
@@ -212,6 +222,9 @@ class ServerSettings(BaseModel):
     threads: int = Field(default=1, ge=1, le=256)
     benchmark_routes: bool = False
     workers: int = Field(default=1, ge=1, le=256)
+    worker_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    worker_start_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+    drain_s: float = Field(default=5.0, ge=0.0, le=3600.0)
     admin_wait_s: float = Field(default=120.0, gt=0.0, le=3600.0)
     log_exposures: bool = True
     exposure_sync: bool = False

@@ -16,6 +16,9 @@ fresh at every start (so nothing carries over from an earlier run):
   histograms add up; a gauge shows its largest value). Snapshots of workers that
   died are kept, so counters never go backwards.
 * **The online state** follows the event log (:mod:`recops.serving.follower`).
+* **Heartbeats.** Each worker touches ``heartbeat/<pid>`` from its event loop
+  (:class:`Heartbeat`); the supervisor (:mod:`recops.serving.supervisor`) kills and
+  replaces a worker whose heartbeat stopped (a hung or stopped process).
 """
 
 from __future__ import annotations
@@ -77,6 +80,47 @@ class WorkerState:
     serving: str | None
     error: str | None
     seen: float
+
+
+class Heartbeat:
+    """A worker's heartbeat file: its mtime is the last beat, its text the worker's phase.
+
+    Parameters
+    ----------
+    run_dir:
+        The run folder.
+    pid:
+        The worker's process id (default: the current process).
+    """
+
+    def __init__(self, run_dir: Path, pid: int | None = None) -> None:
+        self.path = heartbeat_path(run_dir, os.getpid() if pid is None else pid)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.set_phase("starting")
+
+    def set_phase(self, phase: str) -> None:
+        """Say ``starting`` (lifespan running) or ``ready`` (serving); beats too."""
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(phase)
+        tmp.replace(self.path)
+
+    def beat(self) -> None:
+        """One beat: the file's mtime becomes now."""
+        os.utime(self.path)
+
+
+def heartbeat_path(run_dir: Path, pid: int) -> Path:
+    """Where worker ``pid`` of a run beats."""
+    return Path(run_dir) / "heartbeat" / str(pid)
+
+
+def last_beat(run_dir: Path, pid: int) -> tuple[float, str] | None:
+    """Unix time of worker ``pid``'s last beat and its phase; None if it never beat."""
+    path = heartbeat_path(run_dir, pid)
+    try:
+        return path.stat().st_mtime, path.read_text()
+    except OSError:
+        return None
 
 
 class WorkerGroup:
@@ -149,6 +193,11 @@ class WorkerGroup:
             now = time.time()
             states = [s for s in states if now - s.seen <= LIVE_S]
         return states
+
+    def forget(self, pid: int) -> None:
+        """Drop a dead worker's report (the supervisor does, once it reaped it)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM workers WHERE pid = ?", (pid,))
 
     def last_op(self) -> int:
         """Id of the newest published operation (0 if none)."""
