@@ -54,7 +54,7 @@ def test_recommend_cold_then_personalized_after_a_click(client: TestClient) -> N
         {"user_id": "newcomer", "item_id": i, "event": "click", "timestamp": NOW - 60 + n}
         for n, i in enumerate(clicked)
     ]
-    assert client.post("/v1/events", json={"events": events}).json() == {"accepted": 10}
+    assert client.post("/v1/events", json={"events": events}).json()["accepted"] == 10
     warm = client.post("/v1/recommend", json={"user_id": "newcomer", "k": 7, "now": NOW}).json()
     assert warm["strategy"] == "personalized"
     assert warm["items"] != cold["items"], "the click must change the very next recommendation"
@@ -174,7 +174,7 @@ def test_events_are_logged_with_context(client: TestClient, settings: ServerSett
         "propensity": 0.5,
         "request_id": "r1",
     }
-    assert client.post("/v1/events", json={"events": [event]}).json() == {"accepted": 1}
+    assert client.post("/v1/events", json={"events": [event]}).json()["accepted"] == 1
     client.close()  # flush and close the log before reading it
     log = SQLiteEventLog(settings.event_log_path)
     stored = log.tail(1)[0]

@@ -1,8 +1,15 @@
 """Request and response bodies of the HTTP API; they are its documentation (OpenAPI).
 
 Bounds live here so that bad input is refused with 422 naming the field before any
-model code runs: ``k`` in 1..1000, ids of 1..256 characters, at most 1,000 history
-items or exclusions per request, at most 10,000 events per batch.
+model code runs: ``k`` in 1..1000, ids of 1..256 characters, model names and versions
+as the repository takes them (1..128 characters), at most 1,000 history items or
+exclusions per request (5 in the query string of ``GET /v1/recommend``), at most
+10,000 events per batch.
+
+Types are strict: a JSON integer field takes an integer, not ``"10"``, ``10.0`` or
+``true``; a boolean takes ``true`` or ``false``, not ``0``; a number field takes any
+JSON number. Query strings are converted first (see
+:func:`recops.serving.routing.parse_query`).
 """
 
 from __future__ import annotations
@@ -16,16 +23,28 @@ from recops.data.schema import EVENT_TYPES
 MAX_K = 1000
 MAX_LIST = 1000
 MAX_EVENTS = 10_000
+#: List fields of the query string of ``GET /v1/recommend``. uvicorn refuses a request
+#: line over 64 KiB with a 400 before the app sees it; 17 ids of 256 characters, each
+#: percent-encoded from up to 4 UTF-8 bytes a character, stay under it.
+MAX_QUERY_LIST = 5
 #: Latest unix time accepted (year ~36812): keeps arithmetic on it far from overflow.
 MAX_TIME = 2**40
+#: A model name or version: a path component of the repository, as
+#: :func:`recops.serving.repository.check_name` accepts it (a letter or digit, then
+#: letters, digits, ``.``, ``_`` or ``-``, never two dots in a row), written without
+#: look-ahead so that JSON Schema tools can generate from it.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$"
+#: The ``Idempotency-Key`` header: 1-255 visible ASCII characters (a UUID, say).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
+ModelName = Annotated[str, Field(min_length=1, max_length=128, pattern=MODEL_NAME_PATTERN)]
 EventType = Literal[tuple(sorted(EVENT_TYPES))]  # type: ignore[valid-type]
 Strategy = Literal["personalized", "cold_start", "similar", "search", "category"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Filters(_Request):
@@ -73,6 +92,28 @@ class RecommendRequest(Filters):
         description="Recent item ids, oldest first, added after the user's online history.",
     )
     exclude_seen: bool = Field(default=True, description="Drop items in the user's history.")
+
+
+class RecommendQuery(RecommendRequest):
+    """``GET /v1/recommend``: the same request in a query string, with short lists.
+
+    List fields are repeated keys (``history=i1&history=i2``), at most
+    ``MAX_QUERY_LIST`` each; send longer requests with ``POST``.
+    """
+
+    exclude_items: list[Id] = Field(
+        default_factory=list, max_length=MAX_QUERY_LIST, description="Items never returned."
+    )
+    categories: list[Id] | None = Field(
+        default=None,
+        max_length=MAX_QUERY_LIST,
+        description="Only return items in at least one of these categories.",
+    )
+    history: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_QUERY_LIST,
+        description="Recent item ids, oldest first, added after the user's online history.",
+    )
 
 
 class SimilarRequest(Filters):
@@ -135,6 +176,13 @@ class EventIn(_Request):
     position: int | None = Field(default=None, ge=0, le=100_000)
     propensity: float | None = Field(default=None, gt=0.0, le=1.0)
     request_id: Id | None = None
+    event_id: Id | None = Field(
+        default=None,
+        description=(
+            "A client-chosen unique id of this event (a UUID, say): an event whose id was "
+            "stored within the idempotency window is not stored again."
+        ),
+    )
 
 
 class EventsRequest(_Request):
@@ -143,10 +191,30 @@ class EventsRequest(_Request):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
+class WriteHeaders(_Request):
+    """Headers of a write that a client may retry."""
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "A client-chosen key of this request (a UUID, say): a retry with the same key "
+            "and the same events, within the idempotency window, stores nothing and gets "
+            "the first answer again (with `Idempotent-Replayed: true`); the same key with "
+            "other events is refused with 409."
+        ),
+    )
+
+
 class EventsAccepted(BaseModel):
     """Sent only after the events are durable in the event log."""
 
-    accepted: int
+    accepted: int = Field(description="Events of the request in the log (now or before).")
+    duplicates: int = Field(
+        default=0,
+        description="Of those, events whose `event_id` was stored before (not stored again).",
+    )
 
 
 class ModelVersion(BaseModel):
@@ -190,8 +258,8 @@ class ModelsResponse(BaseModel):
 class ModelRef(_Request):
     """Names a version for the admin API."""
 
-    name: Id | None = Field(default=None, description="Model name; default: the served one.")
-    version: Id
+    name: ModelName | None = Field(default=None, description="Model name; default: the served one.")
+    version: ModelName
 
 
 class Status(BaseModel):
@@ -232,3 +300,30 @@ class ExperimentsResponse(BaseModel):
     error: str | None = Field(
         default=None, description="Why the last refresh from the experiment store failed."
     )
+
+
+class Error(BaseModel):
+    """Why a request was refused or failed."""
+
+    detail: str
+
+
+class NotFound(Error):
+    """An id the model does not know (``kind`` and ``id`` say which), or a model version."""
+
+    kind: str | None = Field(default=None, description="`item`, `category`, ...")
+    id: str | None = Field(default=None, description="The unknown id.")
+
+
+class ValidationIssue(BaseModel):
+    """One offending part of a request."""
+
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `header`, then the path.")
+    msg: str
+    type: str
+
+
+class ValidationErrors(BaseModel):
+    """A request that does not match its schema: every offending field."""
+
+    detail: list[ValidationIssue]

@@ -49,4 +49,5 @@ def install(app: FastAPI) -> None:
         response=Status,
         responses={503: {"model": Status, "description": "No model loaded yet."}},
     )
-    add_route(app, "/metrics", prometheus, methods=["GET"], tags=operations)
+    text = "text/plain"
+    add_route(app, "/metrics", prometheus, methods=["GET"], tags=operations, media_type=text)

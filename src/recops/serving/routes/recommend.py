@@ -22,6 +22,7 @@ from recops.serving.routing import JSON, Endpoint, add_route, parse_body, parse_
 from recops.serving.schemas import (
     CategoryRequest,
     Recommendations,
+    RecommendQuery,
     RecommendRequest,
     SearchRequest,
     SimilarRequest,
@@ -100,7 +101,7 @@ async def recommend_post(request: Request) -> Response:
 
 async def recommend_get(request: Request) -> Response:
     """The same as POST, from query parameters (list fields as repeated keys)."""
-    return await recommend(request, parse_query(RecommendRequest, request))
+    return await recommend(request, parse_query(RecommendQuery, request))
 
 
 def _task(model: type[BaseModel], serve: Callable[..., Recommendations]) -> Endpoint:
@@ -133,7 +134,7 @@ def install(app: FastAPI) -> None:
         recommend_get,
         methods=["GET"],
         summary="User → items (query parameters)",
-        query=RecommendRequest,
+        query=RecommendQuery,
         name="recommend_get",
         **common,
     )
