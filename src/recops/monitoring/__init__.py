@@ -1,0 +1,1 @@
+"""Monitoring: feature and prediction drift, online metrics, alerts (see the submodules)."""
