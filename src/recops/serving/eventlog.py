@@ -615,11 +615,19 @@ class SQLiteEventLog(EventLog):
             now = self._clock()
             cutoff = now - self.idempotency_window_s
             self._purge(conn, now, cutoff)
-            claims = [self._claim(conn, job, now, cutoff) for job in batch]
+            events: list[tuple[Any, ...]] = []
+            # None for exposures: most jobs, one per served slate, with no key to check.
+            outcomes: list[Receipt | KeyReuseError | None] = []
+            for job in batch:
+                outcome = None
+                if job.events or job.key is not None:
+                    rows, outcome = self._claim(conn, job, now, cutoff)
+                    events += rows
+                outcomes.append(outcome)
             # One statement per table (a statement per job cost more than its rows);
             # each table keeps submission order, and the tables commit together.
             tables = (
-                (_INSERT, [row for rows, _ in claims for row in rows]),
+                (_INSERT, events),
                 (_INSERT_EXPOSURE, [row for job in batch for row in job.exposures]),
                 (_INSERT_ASSIGNMENT, [row for job in batch for row in job.assignments]),
             )
@@ -639,15 +647,17 @@ class SQLiteEventLog(EventLog):
                 else:
                     job.future.set_exception(exc)
             return
-        for job, (rows, outcome) in zip(batch, claims, strict=True):
+        for job, outcome in zip(batch, outcomes, strict=True):
             if job.future is None:
                 continue
-            if isinstance(outcome, KeyReuseError):
+            if outcome is None:
+                job.future.set_result(len(job.exposures))
+            elif isinstance(outcome, KeyReuseError):
                 job.future.set_exception(outcome)
             elif job.receipt:
                 job.future.set_result(outcome)
             else:
-                job.future.set_result(len(rows) or len(job.exposures))
+                job.future.set_result(outcome.accepted - outcome.duplicates)
 
     def _claim(
         self, conn: sqlite3.Connection, job: _Job, now: float, cutoff: float
