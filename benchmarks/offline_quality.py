@@ -313,9 +313,11 @@ def run_world(console: Console, quick: bool) -> dict[str, Any]:
 
     world, data = generate_world(WorldConfig(n_users=1_000, n_items=2_000, days=21, seed=0))
     clicks = data.interactions[data.interactions["event"] == "click"]
-    split = temporal_split(clicks, 0.8, items=data.items)
+    # Users are asked after their first click of the test period, with it as history
+    # (the real-time state): at the cutoff itself no article published later exists.
+    split = temporal_split(clicks, 0.8, n_warm_history=1, items=data.items)
     validation = validation_split(split)
-    title = "world (1,000 users, 2,000 items, 21 days) · global_temporal · clicks"
+    title = "world (1,000 users, 2,000 items, 21 days) · global_temporal, asked after 1 click"
     console.rule(title)
     console.print(split_table(split, "test split"))
     world_specs = [

@@ -79,6 +79,32 @@ def test_temporal_split_by_hand() -> None:
     assert (facts["warm_users"], facts["cold_users"], facts["candidates"]) == (1, 1, 3)
 
 
+def test_warm_users_can_be_asked_with_their_first_test_events(interactions) -> None:
+    events = _frame(
+        [("u1", "a", 5, 10), ("u1", "b", 5, 100), ("u1", "n", 5, 130), ("u1", "c", 5, 140)]
+    )
+    items = pd.DataFrame({"item_id": ["n"], "publish_time": pd.Series([105])})
+    batch = temporal_split(events, cutoff=100, items=items)
+    assert batch.queries.now.tolist() == [100] and [list(t) for t in batch.targets] == [
+        ["b", "n", "c"]
+    ]
+    live = temporal_split(events, cutoff=100, n_warm_history=1, items=items)
+    # b becomes history and now its time (100); n (published at 105) is not known yet.
+    assert [list(h) for h in live.queries.histories] == [["a", "b"]]
+    assert (
+        live.queries.now.tolist() == [100]
+        and not live.candidate_mask(live.queries.now)[0][list(live.candidates).index("n")]
+    )
+    later = temporal_split(events, cutoff=100, n_warm_history=2, items=items)
+    assert later.queries.now.tolist() == [130] and [list(t) for t in later.targets] == [["c"]]
+    assert later.candidate_mask(later.queries.now)[0][list(later.candidates).index("n")]
+    assert later.params["n_warm_history"] == 2 and not later.is_cold[0]
+    live = temporal_split(interactions, 0.7, n_warm_history=2)
+    assert validation_split(live).params["n_warm_history"] == 2
+    warm = ~live.is_cold
+    assert (live.queries.now[warm] >= live.params["cutoff"]).all()
+
+
 def test_catalog_items_join_the_candidates_at_their_publish_time() -> None:
     rows = [("u1", "a", 5, 10), ("u2", "a", 5, 30), ("u1", "b", 5, 100), ("u3", "a", 5, 120)]
     events = _frame([*rows, ("u3", "z", 5, 140), ("u3", "y", 5, 150)])

@@ -167,6 +167,7 @@ def temporal_split(
     *,
     cutoff: int | None = None,
     n_cold_history: int = 3,
+    n_warm_history: int = 0,
     items: pd.DataFrame | pd.Series | None = None,
 ) -> Split:
     """Global temporal split at one cutoff time.
@@ -183,6 +184,13 @@ def temporal_split(
     n_cold_history:
         For cold users (no training event), how many of their first test events
         form the history; the rest are targets (0..1000).
+    n_warm_history:
+        The same for warm users: their first ``n_warm_history`` test events join
+        their history and ``now`` moves to the last of them (0..1000). 0 (the
+        default) is the batch protocol, every warm user asked at the cutoff; 1 or
+        more asks them during the test period with their latest clicks, as a
+        real-time system is, so that items published after the cutoff can be
+        candidates (news).
     items:
         The catalog (``item_id``, ``publish_time``), or a Series of publish times
         by item id: its items with a publish time join the candidates from that
@@ -191,12 +199,14 @@ def temporal_split(
     Returns
     -------
     Split
-        Warm users: history = training events, ``now`` = cutoff. Cold users:
-        history = first ``n_cold_history`` test events, ``now`` = time of the last
-        of them.
+        Warm users: history = training events (and their first
+        ``n_warm_history`` test events), ``now`` = cutoff (or the time of the last
+        of those). Cold users: history = first ``n_cold_history`` test events,
+        ``now`` = time of the last of them.
     """
     quantile = check_float("quantile", quantile, 0.0, 1.0, low_inclusive=False)
     n_cold_history = check_int("n_cold_history", n_cold_history, 0, 1000)
+    n_warm_history = check_int("n_warm_history", n_warm_history, 0, 1000)
     events = _check_frame(interactions, "temporal_split")
     times = events[TIMESTAMP].to_numpy(dtype=np.int64)
     explicit_cutoff = cutoff is not None
@@ -211,17 +221,18 @@ def temporal_split(
         )
     cold_mask = ~test[USER_ID].isin(pd.unique(train[USER_ID]))
     rank = test.groupby(USER_ID, sort=False).cumcount()
-    cold_history = test[cold_mask & (rank < n_cold_history)]
-    held_out = test[~(cold_mask & (rank < n_cold_history))]
-    history = pd.concat([train[train[USER_ID].isin(held_out[USER_ID])], cold_history])
+    given = (cold_mask & (rank < n_cold_history)) | (~cold_mask & (rank < n_warm_history))
+    fresh_history, held_out = test[given], test[~given]
+    history = pd.concat([train[train[USER_ID].isin(held_out[USER_ID])], fresh_history])
     now = pd.Series(cutoff, index=pd.unique(held_out[USER_ID]), dtype=np.int64)
-    if n_cold_history and len(cold_history):
-        now.update(cold_history.groupby(USER_ID)[TIMESTAMP].max())
+    if len(fresh_history):
+        now.update(fresh_history.groupby(USER_ID)[TIMESTAMP].max())
     params = {
         # An explicit cutoff is repeated in validation as the fraction it left in training.
         "quantile": float(before.mean()) if explicit_cutoff else quantile,
         "cutoff": int(cutoff),
         "n_cold_history": n_cold_history,
+        "n_warm_history": n_warm_history,
     }
     return _assemble(train, history, held_out, now, GLOBAL_TEMPORAL, params, items)
 
@@ -385,6 +396,7 @@ def validation_split(split: Split) -> Split:
             split.train,
             quantile=split.params["quantile"],
             n_cold_history=split.params["n_cold_history"],
+            n_warm_history=split.params.get("n_warm_history", 0),
             items=split.catalog_times,
         )
     if split.protocol == LEAVE_LAST_N_OUT:
