@@ -88,3 +88,25 @@ def test_a_reaped_worker_is_forgotten(pair: tuple[WorkerGroup, WorkerGroup]) -> 
     second.report(0, "news/1", None)
     first.forget(102)
     assert [w.pid for w in first.workers(live_only=False)] == [101]
+
+
+def test_lagging_and_stale_workers_are_reported_not_left_out(
+    pair: tuple[WorkerGroup, WorkerGroup], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recops.serving.coordination import worker_infos
+
+    first, second = pair
+    third = WorkerGroup(first.run_dir, pid=103)
+    for group in (first, second, third):
+        group.report(0, "news/1", None)
+    clock = workers_module.time.time()
+    monkeypatch.setattr(workers_module.time, "time", lambda: clock + workers_module.LIVE_S + 1)
+    op = first.publish("load", "news", "2", "news/1")  # the first is heard of "now"
+    second.report(0, "news/1", None)  # alive, has not applied it: lagging
+    states = {w.pid: (w.state, w.up_to_date) for w in worker_infos(first, op)}
+    assert states == {
+        101: ("up_to_date", True),
+        102: ("lagging", False),
+        103: ("stale", False),  # not heard of for LIVE_S: hung, or just died
+    }
+    third.close()

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,46 @@ def test_metrics_sum_over_the_workers(server: ServerProcess) -> None:
         _recommend(server, f"u{i % 5}")
     time.sleep(1.0)
     assert served() - before == 20
+
+
+def test_a_switch_flips_every_worker_at_once(server: ServerProcess) -> None:
+    """Replies never mix versions: no old version is served after the first new one."""
+    target = {"1": "2", "2": "1"}[_recommend(server, "u1")["version"]]
+    replies: list[tuple[float, float, str]] = []  # (sent, received, version)
+    stop = threading.Event()
+
+    def hammer() -> None:
+        # A keep-alive connection stays on one worker: eight of them reach both
+        # (the kernel spreads connections), with a few ms between two requests.
+        body = {"user_id": "u1", "k": 5, "now": NOW}
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            while not stop.is_set():
+                sent = time.monotonic()
+                try:
+                    version = client.post("/v1/recommend", json=body).json()["version"]
+                except httpx.TransportError:
+                    continue
+                replies.append((sent, time.monotonic(), version))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        reply = _fresh(
+            server, "POST", "/v1/admin/models/switch", json={"version": target}, headers=AUTH
+        )
+        assert reply.status_code == 200, reply.text
+        assert {w["state"] for w in reply.json()["workers"]} == {"up_to_date"}
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+    first_new = min(received for _, received, v in replies if v == target)
+    late_old = [sent - first_new for sent, _, v in replies if v != target and sent > first_new]
+    assert not late_old, f"old version served {max(late_old):.3f} s after the new one"
+    assert len({v for _, _, v in replies}) == 2, "the load must span the switch"
 
 
 def test_admin_switch_reaches_every_worker_and_survives_a_restart(server: ServerProcess) -> None:

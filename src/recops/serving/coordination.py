@@ -3,7 +3,8 @@
 With ``recops serve --workers N`` each worker is its own process (see
 :mod:`recops.serving.workers` for the shared run folder). An admin request reaches
 one worker; it applies the operation, publishes it, and waits for the others
-(:func:`propagate`), which pick it up in :func:`sync_forever`.
+(:func:`propagate`; a switch in two phases, :func:`switch_everywhere`), which pick
+it up in :func:`sync_forever`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ import time
 from fastapi.concurrency import run_in_threadpool
 
 from recops.serving.context import ServerContext
-from recops.serving.repository import InvalidNameError, ModelLoadError, ModelNotFoundError
-from recops.serving.schemas import WorkerInfo
+from recops.serving.repository import (
+    InvalidNameError,
+    LoadedModel,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from recops.serving.schemas import WorkerInfo, WorkerPhase
 from recops.serving.workers import Heartbeat, Operation, WorkerGroup
 
 log = logging.getLogger("recops.serving")
 
 #: How often a worker looks for other workers' admin operations and reports itself.
 SYNC_S = 0.2
+#: A switch takes effect on every worker this long after it is published.
+FLIP_LEAD_S = 3 * SYNC_S
 #: How often a worker publishes its metrics for the others' ``/metrics``.
 METRICS_S = 0.5
 #: How often a worker's event loop beats (see :class:`recops.serving.workers.Heartbeat`).
@@ -35,8 +43,11 @@ async def apply(ctx: ServerContext, op: Operation) -> None:
     manager = ctx.manager
     try:
         if op.op == "switch":
-            bundle = await run_in_threadpool(manager.switch, op.name, op.version)
-            ctx.metrics.set_serving(bundle.name, bundle.version)
+            # Loaded in the switch's first phase: this only schedules the flip (a
+            # worker that missed the first phase, e.g. restarted, loads it here).
+            at = time.time() if op.at is None else op.at
+            bundle = await run_in_threadpool(manager.switch_at, op.name, op.version, at)
+            await _flip(ctx, bundle.name, bundle.version, at)
         elif op.op == "load":
             await run_in_threadpool(manager.load, op.name, op.version)
         else:
@@ -84,6 +95,20 @@ async def heartbeat_forever(heartbeat: Heartbeat) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
+async def _flip(ctx: ServerContext, name: str, version: str, at: float) -> None:
+    """Wait for a scheduled switch's moment; the manager serves the new version from it."""
+    delay = at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    ctx.manager.current()  # flips now if no request did at the moment itself
+    ctx.metrics.set_serving(name, version)
+
+
+async def _wait(group: WorkerGroup, op_id: int, deadline: float) -> None:
+    while group.behind(op_id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def propagate(
     ctx: ServerContext, op: str, name: str, version: str
 ) -> list[WorkerInfo] | None:
@@ -92,15 +117,66 @@ async def propagate(
     if group is None:
         return None
     op_id = group.publish(op, name, version, ctx.serving_label())
-    deadline = time.monotonic() + ctx.settings.admin_wait_s
-    while group.behind(op_id) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await _wait(group, op_id, time.monotonic() + ctx.settings.admin_wait_s)
     return worker_infos(group, op_id)
 
 
+async def switch_everywhere(
+    ctx: ServerContext, name: str, version: str
+) -> tuple[LoadedModel, list[WorkerInfo] | None]:
+    """Serve ``name``/``version`` on every worker at the same moment (two phases).
+
+    1. **Load** it here, then on every live worker (published as a ``load``), and
+       wait until each has it in memory. If one could not load it, nothing is
+       switched (ModelLoadError naming the workers and why): every worker keeps
+       serving the same old version.
+    2. **Flip** together: a ``switch`` published with a moment :data:`FLIP_LEAD_S`
+       ahead, which every worker sees before it comes (they poll each
+       :data:`SYNC_S`); from that moment each worker's requests get the new
+       version (:meth:`~recops.serving.repository.ModelManager.switch_at`), so
+       replies of one server do not mix versions while versions load.
+
+    Workers that did not follow within ``admin_wait_s`` are reported (``lagging``,
+    or ``stale`` when not heard of), never left out.
+    """
+    manager, group = ctx.manager, ctx.group
+    if group is None:
+        bundle = await run_in_threadpool(manager.switch, name, version)
+        ctx.metrics.set_serving(bundle.name, bundle.version)
+        return bundle, None
+    deadline = time.monotonic() + ctx.settings.admin_wait_s
+    await run_in_threadpool(manager.load, name, version)
+    load_id = group.publish("load", name, version, ctx.serving_label())
+    await _wait(group, load_id, deadline)
+    failed = [w for w in group.workers() if w.applied >= load_id and w.error]
+    if failed:
+        reasons = "; ".join(f"worker {w.pid}: {w.error}" for w in failed)
+        raise ModelLoadError(f"not switched, the version did not load everywhere: {reasons}")
+    at = time.time() + FLIP_LEAD_S
+    switch_id = group.publish("switch", name, version, ctx.serving_label(), at=at)
+    bundle = await run_in_threadpool(manager.switch_at, name, version, at)
+    await _flip(ctx, name, version, at)
+    group.report(switch_id, ctx.serving_label(), None)
+    await _wait(group, switch_id, deadline)
+    return bundle, worker_infos(group, switch_id)
+
+
 def worker_infos(group: WorkerGroup, op_id: int) -> list[WorkerInfo]:
-    """Each live worker's state, relative to operation ``op_id``."""
-    return [
-        WorkerInfo(pid=w.pid, serving=w.serving, up_to_date=w.applied >= op_id, error=w.error)
-        for w in group.workers()
-    ]
+    """Every worker's state relative to operation ``op_id``, stale ones included."""
+    now = time.time()
+    infos = []
+    for w in group.workers(live_only=False):
+        state: WorkerPhase = (
+            "stale" if w.stale(now) else "up_to_date" if w.applied >= op_id else "lagging"
+        )
+        infos.append(
+            WorkerInfo(
+                pid=w.pid,
+                serving=w.serving,
+                up_to_date=w.applied >= op_id,
+                state=state,
+                last_seen_s=round(max(0.0, now - w.seen), 3),
+                error=w.error,
+            )
+        )
+    return infos

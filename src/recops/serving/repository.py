@@ -476,18 +476,40 @@ class ModelManager:
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
         # The one reference requests read. Replaced by a single assignment.
         self._serving: LoadedModel | None = None
+        # A switch scheduled for a moment (unix time, bundle): the workers of one
+        # server flip together (see recops.serving.coordination).
+        self._scheduled: tuple[float, LoadedModel] | None = None
+
+    def _due(self) -> LoadedModel | None:
+        scheduled = self._scheduled
+        if scheduled is not None and time.time() >= scheduled[0]:
+            self._serving = scheduled[1]  # the atomic swap, at its moment
+            self._scheduled = None
+        return self._serving
 
     @property
     def serving(self) -> LoadedModel | None:
         """The bundle requests use now, or ``None`` before the first load."""
-        return self._serving
+        return self._due()
 
     def current(self) -> LoadedModel:
         """The serving bundle; NotReadyError when none is loaded."""
-        bundle = self._serving
+        bundle = self._due()
         if bundle is None:
             raise NotReadyError("no model is loaded yet")
         return bundle
+
+    def switch_at(self, name: str, version: str, at: float) -> LoadedModel:
+        """Serve ``name``/``version`` from unix time ``at`` on (loading it first if needed).
+
+        Every request from ``at`` on gets the new version, whichever thread asks;
+        a switch scheduled later replaces one not yet due.
+        """
+        with self._admin_lock:
+            bundle = self.load(name, version)
+            self._scheduled = (at, bundle)
+            self._due()
+            return bundle
 
     def loaded(self) -> list[LoadedModel]:
         """Bundles in memory (the serving one included); never waits for a load."""
@@ -540,6 +562,7 @@ class ModelManager:
         """Serve ``name``/``version``, loading it first; the old one stays on failure."""
         with self._admin_lock:
             bundle = self.load(name, version)
+            self._scheduled = None
             self._serving = bundle  # the atomic swap
             return bundle
 
@@ -549,7 +572,10 @@ class ModelManager:
             key = (name, version)
             if key not in self._loaded:
                 raise ModelNotFoundError(f"model {name!r} version {version!r} is not loaded")
-            serving = self._serving
+            scheduled = self._scheduled
+            serving = self._due()
+            if scheduled is not None and (scheduled[1].name, scheduled[1].version) == key:
+                serving = scheduled[1]
             if serving is not None and (serving.name, serving.version) == key:
                 raise ValueError(
                     f"model {name!r} version {version!r} is being served: switch to another "
@@ -557,15 +583,17 @@ class ModelManager:
                 )
             self._loaded = {k: b for k, b in self._loaded.items() if k != key}
 
-    def apply_policy(self, name: str | None, policy: str, pinned: str | None) -> LoadedModel:
-        """Serve the version the policy names (``latest`` or ``pinned``)."""
+    def resolve_policy(self, name: str | None, policy: str, pinned: str | None) -> tuple[str, str]:
+        """The ``(name, version)`` the policy names now (``latest`` or ``pinned``)."""
         model_name = self.repository.default_name(name)
         if policy == "pinned":
             if not pinned:
                 raise ValueError("version policy 'pinned' needs a version (got none)")
-            version = pinned
-        elif policy == "latest":
-            version = self.repository.latest(model_name)
-        else:
-            raise ValueError(f"version policy must be 'latest' or 'pinned' (got {policy!r})")
-        return self.switch(model_name, version)
+            return model_name, pinned
+        if policy == "latest":
+            return model_name, self.repository.latest(model_name)
+        raise ValueError(f"version policy must be 'latest' or 'pinned' (got {policy!r})")
+
+    def apply_policy(self, name: str | None, policy: str, pinned: str | None) -> LoadedModel:
+        """Serve the version the policy names (``latest`` or ``pinned``)."""
+        return self.switch(*self.resolve_policy(name, policy, pinned))

@@ -229,12 +229,25 @@ class ModelVersion(BaseModel):
     load_seconds: float | None = None
 
 
+WorkerPhase = Literal["up_to_date", "lagging", "stale"]
+
+
 class WorkerInfo(BaseModel):
     """One worker process of a server started with several (``--workers``)."""
 
     pid: int
     serving: str | None = Field(description="`name/version` the worker serves.")
     up_to_date: bool = Field(description="Whether it has applied this admin operation.")
+    state: WorkerPhase = Field(
+        default="up_to_date",
+        description=(
+            "`lagging`: alive, but has not applied the operation yet (e.g. still "
+            "loading); `stale`: not heard of lately (hung, or just died)."
+        ),
+    )
+    last_seen_s: float | None = Field(
+        default=None, description="Seconds since the worker was last heard of."
+    )
     error: str | None = Field(
         default=None, description="Why the worker's last admin operation failed, if it did."
     )

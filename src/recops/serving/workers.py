@@ -37,7 +37,8 @@ LIVE_S = 5.0
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ops ("
-    " id INTEGER PRIMARY KEY, op TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL)",
+    " id INTEGER PRIMARY KEY, op TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,"
+    " at REAL)",
     "CREATE TABLE IF NOT EXISTS workers ("
     " pid INTEGER PRIMARY KEY, applied INTEGER NOT NULL, serving TEXT, error TEXT,"
     " seen REAL NOT NULL)",
@@ -49,12 +50,17 @@ OPS = ("load", "switch", "unload")
 
 @dataclass(frozen=True)
 class Operation:
-    """One admin operation, as published by the worker that carried it out."""
+    """One admin operation, as published by the worker that carried it out.
+
+    ``at`` (unix time) is when a ``switch`` takes effect on every worker: the
+    second phase of a switch, published once every worker has loaded the version.
+    """
 
     id: int
     op: str
     name: str
     version: str
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,10 @@ class WorkerState:
     serving: str | None
     error: str | None
     seen: float
+
+    def stale(self, now: float) -> bool:
+        """Not heard of (report or heartbeat) for :data:`LIVE_S`: hung, or gone."""
+        return now - self.seen > LIVE_S
 
 
 class Heartbeat:
@@ -151,13 +161,16 @@ class WorkerGroup:
 
     # -- admin operations --------------------------------------------------------
 
-    def publish(self, op: str, name: str, version: str, serving: str | None) -> int:
-        """Record an operation this worker has just carried out; returns its id."""
+    def publish(
+        self, op: str, name: str, version: str, serving: str | None, at: float | None = None
+    ) -> int:
+        """Record an operation this worker has carried out (or scheduled); returns its id."""
         if op not in OPS:
             raise ValueError(f"`op` must be one of {OPS} (got {op!r})")
         with self._lock:
             cursor = self._conn.execute(
-                "INSERT INTO ops (op, name, version) VALUES (?, ?, ?)", (op, name, version)
+                "INSERT INTO ops (op, name, version, at) VALUES (?, ?, ?, ?)",
+                (op, name, version, at),
             )
             op_id = int(cursor.lastrowid or 0)
         self.report(op_id, serving, None)
@@ -167,7 +180,8 @@ class WorkerGroup:
         """Operations published after the last one this worker applied, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, op, name, version FROM ops WHERE id > ? ORDER BY id", (self.applied,)
+                "SELECT id, op, name, version, at FROM ops WHERE id > ? ORDER BY id",
+                (self.applied,),
             ).fetchall()
         return [Operation(*row) for row in rows]
 
@@ -183,15 +197,24 @@ class WorkerGroup:
             )
 
     def workers(self, live_only: bool = True) -> list[WorkerState]:
-        """The workers' last reports (those seen in the last :data:`LIVE_S` seconds)."""
+        """The workers' last reports (by default those heard of in the last :data:`LIVE_S`).
+
+        A worker is heard of through its reports and its heartbeat (which beats
+        while a version loads, when the reports wait); the supervisor drops the
+        report of a worker it reaped, so every listed worker exists or just died.
+        """
         with self._lock:
             rows = self._conn.execute(
                 "SELECT pid, applied, serving, error, seen FROM workers ORDER BY pid"
             ).fetchall()
-        states = [WorkerState(*row) for row in rows]
+        states = []
+        for pid, applied, serving, error, seen in rows:
+            beat = last_beat(self.run_dir, pid)
+            heard = seen if beat is None else max(seen, beat[0])
+            states.append(WorkerState(pid, applied, serving, error, heard))
         if live_only:
             now = time.time()
-            states = [s for s in states if now - s.seen <= LIVE_S]
+            states = [s for s in states if not s.stale(now)]
         return states
 
     def forget(self, pid: int) -> None:

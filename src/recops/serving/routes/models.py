@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from recops.serving.context import ServerContext, context
-from recops.serving.coordination import propagate, worker_infos
+from recops.serving.coordination import propagate, switch_everywhere, worker_infos
 from recops.serving.routing import add_route, json_response, parse_body
 from recops.serving.schemas import ModelRef, ModelsResponse, ModelVersion, WorkerInfo
 
@@ -75,27 +75,31 @@ async def load(request: Request) -> Response:
 
 
 async def switch(request: Request) -> Response:
-    """Serve a version (loaded first if needed); the swap is atomic."""
+    """Serve a version (loaded first if needed); the swap is atomic.
+
+    With several workers, every worker loads the version first, then all switch at
+    the same moment; a version that fails to load on any worker is switched nowhere.
+    """
     ref = await parse_body(ModelRef, request)
     ctx = context(request)
-    bundle = await run_in_threadpool(ctx.manager.switch, _name(ctx, ref), ref.version)
-    ctx.metrics.set_serving(bundle.name, bundle.version)
-    return models_response(ctx, await propagate(ctx, "switch", bundle.name, bundle.version))
+    _, workers = await switch_everywhere(ctx, _name(ctx, ref), ref.version)
+    return models_response(ctx, workers)
 
 
 async def apply_policy(request: Request) -> Response:
     """Serve what the version policy names now (e.g. a new latest version on disk)."""
     ctx = context(request)
     settings = ctx.settings
-    bundle = await run_in_threadpool(
-        ctx.manager.apply_policy,
+    # Resolved here once: every worker serves this very version, even if a newer
+    # one lands meanwhile.
+    name, version = await run_in_threadpool(
+        ctx.manager.resolve_policy,
         settings.model_name,
         settings.version_policy,
         settings.pinned_version,
     )
-    ctx.metrics.set_serving(bundle.name, bundle.version)
-    # The others serve this very version, even if a newer one lands meanwhile.
-    return models_response(ctx, await propagate(ctx, "switch", bundle.name, bundle.version))
+    _, workers = await switch_everywhere(ctx, name, version)
+    return models_response(ctx, workers)
 
 
 async def unload(request: Request) -> Response:
