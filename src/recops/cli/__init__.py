@@ -11,6 +11,7 @@ from recops.cli import (
     experiment,  # noqa: F401  (registers `recops experiment`)
     experiment_analyze,  # noqa: F401  (registers `recops experiment analyze`)
     experiment_logs,  # noqa: F401  (registers `recops experiment export`)
+    monitor,  # noqa: F401  (registers `recops monitor`)
     ope,  # noqa: F401  (registers `recops ope`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)
