@@ -71,7 +71,10 @@ def _time_plot(table: pd.DataFrame, columns: tuple[str, ...], title: str) -> str
         when = pd.to_datetime(rows["bucket_start"], unit="s", utc=True)
         for column in columns:
             label = name if len(columns) == 1 else f"{name} {column}"
-            ax.plot(when, rows[column], marker=".", linewidth=1, label=label)
+            if version == ALL_VERSIONS:  # drawn on top, so one version's line cannot hide it
+                ax.plot(when, rows[column], "k--", linewidth=1, label=label, zorder=3)
+            else:
+                ax.plot(when, rows[column], marker=".", linewidth=1, label=label)
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelsize=7, rotation=30)
     ax.legend(fontsize=7)
