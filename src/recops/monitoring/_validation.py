@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recops.experiments.stats._validation import as_values, check_probability
+from recops.experiments.stats._validation import as_values
 
-__all__ = ["as_labels", "as_values", "check_epsilon", "check_probability"]
+__all__ = ["as_labels", "as_values", "check_epsilon"]
 
 
 def as_labels(name: str, values: object) -> np.ndarray:
