@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recops.evaluation.splits import (
+    catalog_at,
     implicit_only,
     leave_last_n_out,
     temporal_split,
@@ -77,6 +78,17 @@ def test_temporal_split_by_hand() -> None:
     facts = split.describe()
     assert (facts["new_item_targets"], facts["users_with_new_item_targets"]) == (1, 1)
     assert (facts["warm_users"], facts["cold_users"], facts["candidates"]) == (1, 1, 3)
+
+
+def test_catalog_at_keeps_items_seen_before_their_publish_time() -> None:
+    items = pd.DataFrame(
+        {"item_id": ["a", "b", "c", "d"], "publish_time": pd.Series([0, 200, 300, None])}
+    )
+    known, later = catalog_at(items, 100)
+    assert known["item_id"].tolist() == ["a", "d"] and later["item_id"].tolist() == ["b", "c"]
+    # b has an event before the cutoff: its publish time is wrong, it is known.
+    known, later = catalog_at(items, 100, pd.Series(["a", "b"]))
+    assert known["item_id"].tolist() == ["a", "b", "d"] and later["item_id"].tolist() == ["c"]
 
 
 def test_warm_users_can_be_asked_with_their_first_test_events(interactions) -> None:

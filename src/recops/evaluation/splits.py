@@ -300,11 +300,15 @@ def catalog_times(items: pd.DataFrame | pd.Series | None) -> pd.Series:
     )
 
 
-def catalog_at(items: pd.DataFrame | None, now: int) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+def catalog_at(
+    items: pd.DataFrame | None, now: int, seen: pd.Series | np.ndarray | None = None
+) -> tuple[pd.DataFrame | None, pd.DataFrame]:
     """The catalog as known at ``now``, and the items published at or after it.
 
     A model is fitted on the first part; the second is what a running system
-    receives later (``TwoTower.add_items``). Items without a publish time are
+    receives later (``TwoTower.add_items``). Items without a publish time, and
+    items in ``seen`` (ids with events before ``now``: a publish time after an
+    item's first event is a catalog error, as for a few MovieLens films), are
     taken as known.
     """
     if items is None or PUBLISH_TIME not in items.columns:
@@ -313,6 +317,8 @@ def catalog_at(items: pd.DataFrame | None, now: int) -> tuple[pd.DataFrame | Non
     later = published.notna().to_numpy() & (
         published.fillna(0).to_numpy(dtype=np.int64) >= int(now)
     )
+    if seen is not None:
+        later &= ~items[ITEM_ID].astype(str).isin(pd.unique(np.asarray(seen).astype(str)))
     return items[~later], items[later]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recops.data.schema import ITEM_ID
 from recops.evaluation.metrics import RANKING_METRICS
 from recops.evaluation.protocol import evaluate
 from recops.evaluation.splits import Split, catalog_at, validation_split
@@ -64,7 +65,7 @@ def fit_on_split(
     """
     if items is None:
         return model.fit(split.train)
-    known, later = catalog_at(items, split.train_end)
+    known, later = catalog_at(items, split.train_end, split.train[ITEM_ID])
     model.fit(split.train, known)
     add_items = getattr(model, "add_items", None)
     if add_items is not None and len(later):
