@@ -129,6 +129,8 @@ def create_app(
     app.add_middleware(EventGate, settings=settings, metrics=metrics)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
+    # Set by the server on SIGTERM (recops.serving.server): /readyz then says 503.
+    app.state.draining = False
     install_error_handlers(app)
     install_clock_errors(app)
     install_routes(app, settings)

@@ -71,8 +71,14 @@ class ConnectionPolicy:
         self.body_timeout_s = body_timeout_s
         #: Connections not inside a request, oldest first: the ones the cap may close.
         self.waiting: OrderedDict[GuardedHttpTools, None] = OrderedDict()
+        #: Set when the server drains before closing: no connection is kept alive.
+        self.draining = False
         #: Connections closed by this policy, by reason.
         self.closed = {"header_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
+
+    def awaiting_first_request(self) -> int:
+        """Open connections that have not sent a request yet (just accepted)."""
+        return sum(1 for conn in self.waiting if not conn.requested)
 
     def protocol(self) -> type[GuardedHttpTools]:
         """A protocol class for ``uvicorn.Config(http=...)`` bound to this policy."""
@@ -84,6 +90,8 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     policy: ClassVar[ConnectionPolicy]
     _deadline: asyncio.TimerHandle | None = None
+    #: Whether a request has begun on this connection.
+    requested = False
 
     # -- the connection's life --------------------------------------------------
 
@@ -111,6 +119,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     # -- a request's phases -----------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.requested = True
         super().on_message_begin()
         if self._deadline is None:  # the first byte of a request after a keep-alive pause
             self._arm(self.policy.header_timeout_s, "header_timeout")
@@ -120,6 +129,10 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._disarm()
         self._arm(self.policy.body_timeout_s, "body_timeout")
         super().on_headers_complete()
+        if self.policy.draining and self.cycle is not None:
+            # The reply says `Connection: close`: the client sends its next
+            # request on a new connection, to a server that is not draining.
+            self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         self._disarm()

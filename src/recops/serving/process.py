@@ -49,6 +49,8 @@ class ServerProcess:
         drive the server with the world's time, which is not the server's clock.
         ``False`` gives the bounded clock of a server facing clients.
 
+    The child stops without a drain (``RECOPS_DRAIN_S=0``) unless ``env`` sets one.
+
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
@@ -84,6 +86,8 @@ class ServerProcess:
             **os.environ,
             **dict.fromkeys(_THREAD_VARS, "1"),
             "RECOPS_REPLAY": "true" if replay else "false",
+            # No drain on stop: nothing routes traffic away from a test's server.
+            "RECOPS_DRAIN_S": "0",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

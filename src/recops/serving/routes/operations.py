@@ -18,7 +18,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready once a model is being served."""
+    """Ready once a model is being served, until the server starts draining."""
+    if request.app.state.draining:
+        detail = "shutting down: draining the open connections"
+        return json_response(Status(status="not ready", detail=detail), 503)
     bundle = context(request).manager.serving
     if bundle is None:
         return json_response(Status(status="not ready", detail="no model is loaded yet"), 503)
