@@ -164,12 +164,10 @@ def test_ramping_up_only_adds_units_and_never_moves_one(low, high, weight, start
         {"name": "control", "version": "1"},
         {"name": "t", "version": "2", "weight": weight},
     ]
-    before = Assigner(
-        [Placed(_config(traffic=low * segment.size / BUCKETS, variants=variants), segment)], now=0
-    )
-    after = Assigner(
-        [Placed(_config(traffic=high * segment.size / BUCKETS, variants=variants), segment)], now=0
-    )
+    # Shares of the layer, at least one bucket (a config refuses less).
+    low, high = (max(x * segment.size / BUCKETS, 1 / BUCKETS) for x in (low, high))
+    before = Assigner([Placed(_config(traffic=low, variants=variants), segment)], now=0)
+    after = Assigner([Placed(_config(traffic=high, variants=variants), segment)], now=0)
     for unit in _units(300):
         was = before.assign(user_id=unit)
         if was:
