@@ -91,6 +91,12 @@ def compare(stats: Stats, baseline: Stats | None) -> dict[str, float | None]:
     return {"change": None if baseline is None else stats.total - baseline.total}
 
 
+@component
+def maybe(stats: Stats, present: bool) -> Stats | None:
+    """``stats`` or nothing: an optional output."""
+    return stats if present else None
+
+
 @pipeline
 def toy(n: int, log_dir: str, scale: float = 1.0) -> dict[str, object]:
     frame = make(n, log_dir)

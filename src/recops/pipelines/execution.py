@@ -114,7 +114,8 @@ class _Tee(io.TextIOBase):
 def captured_log() -> Iterator[io.StringIO]:
     """Collect ``logging`` records (INFO and up) and ``print`` output while a step runs.
 
-    Printed text still reaches the terminal; the buffer holds a copy for the run store.
+    Printed text goes to stderr (stdout stays for a command's results) and the buffer
+    keeps a copy for the run store.
     """
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -126,7 +127,7 @@ def captured_log() -> Iterator[io.StringIO]:
         root.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
-        with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
+        with contextlib.redirect_stdout(_Tee(sys.stderr, buffer)):
             yield buffer
     finally:
         root.removeHandler(handler)

@@ -1,0 +1,49 @@
+"""recops' training pipeline, wired from its components.
+
+::
+
+    ingest ─► validate ─► split ─► train ─┬─► evaluate (◄─ champion) ──────────┐
+                 ▲                        ├─► off_policy (◄─ exposures) ───────┤ outputs
+       last run's stats                   └─► publish ─► <repo>/<name>/<version>┘
+
+``validate`` compares the data with the last successful run's statistics
+(:func:`~recops.pipelines.previous`); ``off_policy`` runs when an event log with
+exposures is configured. Register, gate and deploy steps extend it by taking the
+typed outputs returned here (``model``, ``offline``, ``ope``, ``data_report``,
+``version``).
+"""
+
+from __future__ import annotations
+
+from recops.pipelines.graph import StepOutput, pipeline, previous
+from recops.pipelines.training.config import TrainingConfig
+from recops.pipelines.training.evaluate import champion, evaluate_models
+from recops.pipelines.training.ingest import ingest
+from recops.pipelines.training.ope import exposures, off_policy
+from recops.pipelines.training.publish import publish
+from recops.pipelines.training.split import split
+from recops.pipelines.training.train import train
+from recops.pipelines.training.validate import validate
+
+
+@pipeline(name="train")
+def training_pipeline(config: TrainingConfig) -> dict[str, StepOutput]:
+    """Ingest, validate, split, train, evaluate (offline and off-policy), publish."""
+    data = ingest(config.source)
+    checked = validate(data, previous("validate", "stats"), config.checks, config.split.events)
+    parts = split(checked.data, config.split)
+    model = train(parts, config.model)
+    current = champion(config.publish.repository, config.publish.name)
+    outputs = {
+        "model": model,
+        "data_report": checked.report,
+        "offline": evaluate_models(parts, model, current, config.evaluate),
+    }
+    event_log = config.exposure_log()
+    if event_log is not None:
+        logged = exposures(event_log, config.ope.max_requests)
+        outputs["ope"] = off_policy(model, logged, checked.data, config.ope, config.split.events)
+    outputs["version"] = publish(
+        model, checked.data, config.publish.repository, config.publish.name
+    )
+    return outputs
