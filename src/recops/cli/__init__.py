@@ -13,6 +13,7 @@ from recops.cli import (
     experiment_logs,  # noqa: F401  (registers `recops experiment export`)
     monitor,  # noqa: F401  (registers `recops monitor`)
     ope,  # noqa: F401  (registers `recops ope`)
+    pipeline,  # noqa: F401  (registers `recops pipeline`)
     serve,  # noqa: F401  (registers `recops serve`, `recops loadtest`, `recops models`)
     train,  # noqa: F401  (registers `recops train` and `recops recommend`)
     world,  # noqa: F401  (registers `recops world`)
