@@ -39,6 +39,7 @@ from recops.serving.experiments import ExperimentRuntime, refresh_forever
 from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
+from recops.serving.health import EventLogProbe
 from recops.serving.metrics import ServerMetrics
 from recops.serving.model_api import ModelLoader
 from recops.serving.prefetch import prefetch_forever
@@ -97,6 +98,7 @@ def create_app(
             tasks.append(asyncio.create_task(heartbeat_forever(heartbeat)))
         ctx = await _start(settings, metrics, loader, event_log)
         app.state.ctx = ctx
+        app.state.event_log_probe = EventLogProbe(ctx.event_log)
         tasks.append(asyncio.create_task(prefetch_forever(ctx)))
         if ctx.experiments.store is not None:
             await run_in_threadpool(ctx.experiments.refresh)
@@ -124,6 +126,9 @@ def create_app(
         version="1",
         summary="Real-time recommendations from a two-tower model: user, item, text, category.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks ask three providers on every request
+        # (about 10 µs); recops exports Prometheus metrics and request-id logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Added first, so it runs inside the guard (whose request metrics count its refusals).
     app.add_middleware(EventGate, settings=settings, metrics=metrics)

@@ -275,6 +275,13 @@ class ModelRef(_Request):
     version: ModelName
 
 
+class VersionPath(_Request):
+    """A model version named in a path (``/v1/models/{name}/versions/{version}/...``)."""
+
+    name: ModelName = Field(description="The model's name in the repository.")
+    version: ModelName = Field(description="The version.")
+
+
 class Status(BaseModel):
     """Health and readiness."""
 

@@ -11,8 +11,15 @@ from starlette.responses import Response
 
 from recops.serving.context import ServerContext, context
 from recops.serving.coordination import propagate, switch_everywhere, worker_infos
-from recops.serving.routing import add_route, json_response, parse_body
-from recops.serving.schemas import ModelRef, ModelsResponse, ModelVersion, WorkerInfo
+from recops.serving.routing import add_route, json_response, parse_body, parse_path
+from recops.serving.schemas import (
+    ModelRef,
+    ModelsResponse,
+    ModelVersion,
+    Status,
+    VersionPath,
+    WorkerInfo,
+)
 
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such model or version."},
@@ -56,6 +63,23 @@ async def models(request: Request) -> Response:
     ctx = context(request)
     group = ctx.group
     return models_response(ctx, None if group is None else worker_infos(group, group.last_op()))
+
+
+async def version_ready(request: Request) -> Response:
+    """Whether this server has the version in memory, ready to serve (as Triton's).
+
+    200 once it is loaded (served or not), 503 while it is not (never loaded, or
+    loading now), 404 for a version the repository does not have. With several
+    workers, the worker that answers speaks for itself.
+    """
+    ref = parse_path(VersionPath, request)
+    ctx = context(request)
+    if any((b.name, b.version) == (ref.name, ref.version) for b in ctx.manager.loaded()):
+        return json_response(Status(status="ready", model=ref.name, version=ref.version))
+    ctx.manager.repository.path(ref.name, ref.version)  # 404 when absent
+    detail = "not loaded: load it with POST /v1/admin/models/load"
+    status = Status(status="not ready", model=ref.name, version=ref.version, detail=detail)
+    return json_response(status, 503)
 
 
 def _name(ctx: ServerContext, ref: ModelRef) -> str:
@@ -117,6 +141,20 @@ async def unload(request: Request) -> Response:
 def install(app: FastAPI) -> None:
     """Register ``GET /v1/models`` and the four ``POST /v1/admin/models/...`` routes."""
     add_route(app, "/v1/models", models, methods=["GET"], tags=["models"], response=ModelsResponse)
+    add_route(
+        app,
+        "/v1/models/{name}/versions/{version}/ready",
+        version_ready,
+        methods=["GET"],
+        tags=["models"],
+        summary="Readiness of one model version",
+        response=Status,
+        path_params=VersionPath,
+        responses={
+            404: {"description": "No such model or version in the repository."},
+            503: {"model": Status, "description": "The version is not loaded (yet)."},
+        },
+    )
     admin: dict[str, Any] = {
         "methods": ["POST"],
         "tags": ["admin"],

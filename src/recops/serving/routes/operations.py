@@ -18,13 +18,17 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready once a model is being served, until the server starts draining."""
+    """Ready when a model is served and the event log takes writes, until the server drains."""
     if request.app.state.draining:
         detail = "shutting down: draining the open connections"
         return json_response(Status(status="not ready", detail=detail), 503)
     bundle = context(request).manager.serving
     if bundle is None:
         return json_response(Status(status="not ready", detail="no model is loaded yet"), 503)
+    problem = await request.app.state.event_log_probe.problem()
+    if problem is not None:
+        detail = f"the event log cannot take writes: {problem}"
+        return json_response(Status(status="not ready", detail=detail), 503)
     return json_response(Status(status="ready", model=bundle.name, version=bundle.version))
 
 
@@ -50,7 +54,13 @@ def install(app: FastAPI) -> None:
         methods=["GET"],
         tags=operations,
         response=Status,
-        responses={503: {"model": Status, "description": "No model loaded yet."}},
+        responses={
+            503: {
+                "model": Status,
+                "description": "No model loaded yet, the event log cannot take writes, or "
+                "the server is shutting down (`detail` says which).",
+            }
+        },
     )
     text = "text/plain"
     add_route(app, "/metrics", prometheus, methods=["GET"], tags=operations, media_type=text)
