@@ -43,6 +43,9 @@ def test_a_run_on_ray_equals_the_local_run(local_ray: None, tmp_path: Path) -> N
     )
     assert on_ray.record.executor == "ray"
     assert _digests(on_ray.record) == _digests(local.record)
+    again = _executor(tmp_path / "ray").run(toy.toy, n=10, log_dir=str(tmp_path))
+    assert {s.status for s in again.record.steps} == {"cached"}
+    assert _digests(again.record) == _digests(local.record)
     assert on_ray.value("total") == local.value("total")
     assert on_ray.record.step("make").log is not None
 

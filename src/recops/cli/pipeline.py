@@ -328,9 +328,15 @@ def show(
     console = Console()
     console.print(_summary(record))
     started = _when(record.started)
+    code = record.code_version
+    git = code.get("git")
+    revision = "no git checkout" if not git else f"git {git[:12]}" + (
+        " with local changes" if code.get("dirty") else ""
+    )  # fmt: skip
     console.print(
         f"{record.executor} executor, started {started} UTC, {_seconds(record.seconds)} s, "
-        f"attempts {record.attempts}; code {record.code_version}",
+        f"attempts {record.attempts}; recops {code.get('recops')}, Python {code.get('python')}, "
+        f"{revision}",
         highlight=False,
         soft_wrap=True,
     )

@@ -307,11 +307,3 @@ def codec_for(tp: Any) -> Codec:
         f"no codec stores {type_name(tp)}: annotate with a pandas DataFrame, a TwoTower, "
         "a pydantic model, a dataclass of those, or JSON types, or register_codec() one"
     )
-
-
-def codec_named(name: str) -> Codec:
-    """The codec called ``name`` (as stored in a manifest)."""
-    for codec in (*_registered, *_BUILTIN):
-        if codec.name == name:
-            return codec
-    raise KeyError(f"no codec named {name!r}")

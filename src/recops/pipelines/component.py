@@ -10,6 +10,7 @@ Outputs come from the return annotation: ``T`` is one output named ``output``; a
 ``T | None`` is an output that may be absent. Every output is stored with the codec
 of its type (:mod:`recops.pipelines.codecs`).
 
+>>> import pandas as pd
 >>> @component(retries=2, timeout_s=600)
 ... def count_clicks(events: pd.DataFrame) -> dict[str, int]:
 ...     return {"clicks": int((events["event"] == "click").sum())}

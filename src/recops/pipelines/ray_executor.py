@@ -134,12 +134,16 @@ class RayExecutor(Executor):
         running: dict[Any, _Task] = {}
         failure: StepError | None = None
         while True:
-            if failure is None:
+            # A cached step makes its dependents ready at once: scan until nothing changes.
+            ready_steps = failure is None
+            while ready_steps:
+                ready_steps = False
                 for step in [s for s in pending if all(u in outputs for u in s.upstream())]:
                     pending.remove(step)
                     plan, cached = self._prepare(run_id, step, outputs)
                     if cached is not None:
                         outputs[step.name] = cached
+                        ready_steps = True
                         continue
                     self.reporter.step_started(step.name)
                     task = _Task(plan, started=time.perf_counter())
