@@ -87,3 +87,16 @@ def test_models_lists_versions(tmp_path: Path) -> None:
     assert "1, 2, 10" in result.output and "news" in result.output
     empty = runner.invoke(app, ["models", "--models", str(tmp_path / "news" / "1")])
     assert "holds no models" in empty.output
+
+
+def test_serve_reads_a_config_file_and_refuses_unknown_names(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(f'model_repository = "{tmp_path / "nowhere"}"\n')
+    missing = runner.invoke(app, ["serve", "--config", str(config)])
+    assert missing.exit_code == 2 and "nowhere is not a folder" in missing.output
+    config.write_text("prot = 9000\n")
+    typo = runner.invoke(app, ["serve", "--config", str(config)])
+    assert typo.exit_code == 2 and "unknown setting 'prot'" in typo.output
+    env = {"RECOPS_PROT": "9000", "COLUMNS": "300"}
+    unknown = runner.invoke(app, ["serve", "--models", str(tmp_path)], env=env)
+    assert unknown.exit_code == 2 and "did you mean RECOPS_PORT" in unknown.output

@@ -64,24 +64,33 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="Log level: debug, info, warning (default), error.")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file, TOML or YAML, one key per setting (default: RECOPS_CONFIG).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a model repository over HTTP (OpenAPI docs at /docs).
 
-    Settings not given here come from RECOPS_* environment variables (e.g.
-    RECOPS_ADMIN_TOKEN for the admin API), then from the embedded defaults.
+    Every setting (recops.serving.settings.ServerSettings) comes from, first to
+    last: these options, its environment variable RECOPS_<SETTING> (RECOPS_PORT,
+    RECOPS_ADMIN_TOKEN, ...), the --config file, the embedded default. An unknown
+    RECOPS_* variable or file key is an error. docs/serving-production.md lists the
+    limits and how to run it behind a proxy.
     """
     import shutil
     import tempfile
 
-    from pydantic import ValidationError
-
     from recops.serving.app import SETTINGS_ENV, create_app
+    from recops.serving.config import SettingsError, load_settings
     from recops.serving.server import serve as serve_app
-    from recops.serving.settings import ServerSettings
     from recops.serving.supervisor import reuse_port_supported, run_workers
 
     try:
-        settings = ServerSettings.from_env(
+        settings = load_settings(
+            config,
             model_repository=models,
             model_name=name,
             version_policy="pinned" if version else None,
@@ -95,8 +104,8 @@ def serve(
             workers=workers,
             log_level=log_level,
         )
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if not settings.model_repository.is_dir():
         raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
     if settings.workers == 1:

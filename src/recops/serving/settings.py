@@ -1,19 +1,20 @@
 """Configuration of the inference server, validated once at start-up.
 
 Every field has an embedded default so that ``recops serve --models DIR`` starts with
-nothing else installed. :meth:`ServerSettings.from_env` reads ``RECOPS_*`` variables
-(``RECOPS_ADMIN_TOKEN`` above all, so the token never has to appear on a command line).
+nothing else installed, and an environment variable ``RECOPS_<FIELD>``
+(``RECOPS_ADMIN_TOKEN`` above all, so the token never has to appear on a command
+line); :func:`recops.serving.config.load_settings` reads them, the options and a
+config file.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Environment variables read by :meth:`ServerSettings.from_env`, by field name.
+#: The prefix of every setting's environment variable (``RECOPS_<FIELD>``).
 ENV_PREFIX = "RECOPS_"
 
 
@@ -237,24 +238,3 @@ class ServerSettings(BaseModel):
         if self.version_policy == "pinned" and not self.pinned_version:
             raise ValueError("version_policy 'pinned' needs pinned_version (got none)")
         return self
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Self:
-        """Settings from ``RECOPS_<FIELD>`` variables, then ``overrides`` on top.
-
-        Parameters
-        ----------
-        environ:
-            The environment to read; ``os.environ`` by default.
-        **overrides:
-            Field values that win over the environment (e.g. command-line options);
-            ``None`` values are ignored so that unset CLI options fall through.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            key = ENV_PREFIX + name.upper()
-            if key in env:
-                values[name] = env[key]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
