@@ -40,7 +40,7 @@ _TAGS = ["recommendations"]
 def reply_response(ctx: ServerContext, recommendations: Recommendations) -> Response:
     """Serialise a reply, timed as the ``serialize`` stage."""
     start = time.perf_counter()
-    body = recommendations.model_dump_json()
+    body = recommendations.to_json()
     ctx.observe("serialize", time.perf_counter() - start)
     return Response(content=body, media_type=JSON)
 
