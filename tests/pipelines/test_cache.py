@@ -127,3 +127,24 @@ def test_rerun_code_with_equal_output_lets_downstream_hit(executor: LocalExecuto
     executor.run(module.edited, n=5)
     module = edited(extra=1)
     assert statuses(executor.run(module.edited, n=5)) == {"derive": "succeeded", "count": "cached"}
+
+
+def test_code_deps_hash_the_source_of_the_modules_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "recops_dep_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "core.py").write_text("WEIGHT = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+    def fn() -> int:
+        return 1
+
+    before = code_hash(fn, code_deps=("recops_dep_package",))
+    assert code_hash(fn) != before
+    (package / "core.py").write_text("WEIGHT = 2\n")
+    assert code_hash(fn, code_deps=("recops_dep_package",)) != before
+    assert code_hash(fn, version="2") != code_hash(fn)
+    sys.modules.pop("recops_dep_package", None)

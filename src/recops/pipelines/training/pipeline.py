@@ -2,15 +2,18 @@
 
 ::
 
-    ingest ─► validate ─► split ─► train ─┬─► evaluate (◄─ champion) ──────────┐
-                 ▲                        ├─► off_policy (◄─ exposures) ───────┤ outputs
-       last run's stats                   └─► publish ─► <repo>/<name>/<version>┘
+    ingest ─► validate ─► split ─► train ─┬─► evaluate_models (◄─ champion) ─────┐
+                 ▲                        ├─► off_policy (◄─ exposures) ─────────┤ outputs
+       last run's stats                   └─► publish ─► <repo>/<name>/<version> ┘
 
 ``validate`` compares the data with the last successful run's statistics
 (:func:`~recops.pipelines.previous`); ``off_policy`` runs when an event log with
-exposures is configured. Register, gate and deploy steps extend it by taking the
-typed outputs returned here (``model``, ``offline``, ``ope``, ``data_report``,
-``version``).
+exposures is configured.
+
+:func:`train_and_evaluate` wires everything before ``publish`` and returns the typed
+outputs (``data``, ``data_report``, ``model``, ``offline``, and ``ope``); a pipeline
+with register, gate and deploy steps calls it and adds its own steps on those
+outputs, the way :func:`training_pipeline` adds ``publish``.
 """
 
 from __future__ import annotations
@@ -26,24 +29,30 @@ from recops.pipelines.training.train import train
 from recops.pipelines.training.validate import validate
 
 
-@pipeline(name="train")
-def training_pipeline(config: TrainingConfig) -> dict[str, StepOutput]:
-    """Ingest, validate, split, train, evaluate (offline and off-policy), publish."""
+def train_and_evaluate(config: TrainingConfig) -> dict[str, StepOutput]:
+    """The steps from ``ingest`` to ``off_policy``, called inside a pipeline being traced."""
     data = ingest(config.source)
     checked = validate(data, previous("validate", "stats"), config.checks, config.split.events)
     parts = split(checked.data, config.split)
     model = train(parts, config.model)
     current = champion(config.publish.repository, config.publish.name)
     outputs = {
-        "model": model,
+        "data": checked.data,
         "data_report": checked.report,
+        "model": model,
         "offline": evaluate_models(parts, model, current, config.evaluate),
     }
     event_log = config.exposure_log()
     if event_log is not None:
         logged = exposures(event_log, config.ope.max_requests)
         outputs["ope"] = off_policy(model, logged, checked.data, config.ope, config.split.events)
-    outputs["version"] = publish(
-        model, checked.data, config.publish.repository, config.publish.name
-    )
+    return outputs
+
+
+@pipeline(name="train")
+def training_pipeline(config: TrainingConfig) -> dict[str, StepOutput]:
+    """Ingest, validate, split, train, evaluate (offline and off-policy), publish."""
+    outputs = train_and_evaluate(config)
+    target = config.publish
+    outputs["version"] = publish(outputs["model"], outputs["data"], target.repository, target.name)
     return outputs
