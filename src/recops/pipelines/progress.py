@@ -33,6 +33,7 @@ class Reporter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._running: list[str] = []
+        self._pipeline = ""
 
     def __enter__(self) -> Reporter:
         return self
@@ -59,12 +60,13 @@ class Reporter:
             TimeElapsedColumn(),
             console=self.console,
         )
+        self._pipeline = pipeline
         self._task = self._progress.add_task(pipeline, total=n_steps)
         self._progress.start()
 
     def _describe(self) -> None:
         if self._progress is not None and self._task is not None:
-            running = ", ".join(self._running) or "…"
+            running = ", ".join(self._running) or self._pipeline
             self._progress.update(self._task, description=running)
 
     def step_started(self, name: str) -> None:
