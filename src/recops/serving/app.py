@@ -40,6 +40,7 @@ from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
 from recops.serving.health import EventLogProbe
+from recops.serving.logs import RequestIds
 from recops.serving.metrics import ServerMetrics
 from recops.serving.model_api import ModelLoader
 from recops.serving.prefetch import prefetch_forever
@@ -133,6 +134,8 @@ def create_app(
     # Added first, so it runs inside the guard (whose request metrics count its refusals).
     app.add_middleware(EventGate, settings=settings, metrics=metrics)
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    # Outermost: every log line of a request, the guard's included, carries its id.
+    app.add_middleware(RequestIds, access_log=settings.access_log)
     app.state.settings = settings
     # Set by the server on SIGTERM (recops.serving.server): /readyz then says 503.
     app.state.draining = False
@@ -237,12 +240,14 @@ def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:
     return observe
 
 
-def create_app_from_env() -> FastAPI:
-    """The app of one worker of ``recops serve --workers N`` (a uvicorn factory).
-
-    Reads the settings ``recops serve`` validated and wrote to ``RECOPS_SERVER_SETTINGS``.
-    """
+def settings_from_env() -> ServerSettings:
+    """The settings ``recops serve`` validated and wrote to ``RECOPS_SERVER_SETTINGS``."""
     raw = os.environ.get(SETTINGS_ENV)
     if not raw:
         raise RuntimeError(f"{SETTINGS_ENV} is not set: start workers with `recops serve`")
-    return create_app(ServerSettings.model_validate_json(raw))
+    return ServerSettings.model_validate_json(raw)
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker of ``recops serve --workers N`` (a uvicorn factory)."""
+    return create_app(settings_from_env())

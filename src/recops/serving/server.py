@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from recops.serving.connections import ConnectionPolicy
+from recops.serving.logs import configure_logging
 from recops.serving.settings import ServerSettings
 
 log = logging.getLogger("recops.serving")
@@ -67,7 +68,8 @@ def uvicorn_config(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # configure_logging does it, for uvicorn's loggers too
+        access_log=False,  # recops.access instead, with the request id
         timeout_graceful_shutdown=5,
     )
 
@@ -146,6 +148,7 @@ def serve(
         Listening sockets made by the caller (the workers' own ``SO_REUSEPORT``
         sockets); ``settings.host``/``port`` otherwise.
     """
+    configure_logging(settings)
     policy = ConnectionPolicy(
         connection_budget(settings.max_connections),
         settings.header_timeout_s,

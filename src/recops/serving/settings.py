@@ -46,6 +46,11 @@ class ServerSettings(BaseModel):
         is then the real client's.
     log_level:
         Log level of the server and uvicorn (``debug``, ``info``, ``warning``, ...).
+    log_format:
+        ``text`` for people, ``json`` (one object per line, with the request id and
+        the worker) for a log collector (see :mod:`recops.serving.logs`).
+    access_log:
+        One log line per request (method, path, status, duration, client).
     model_repository:
         Root of the model repository; a model lives in ``<root>/<name>/<version>/``.
     model_name:
@@ -178,6 +183,10 @@ class ServerSettings(BaseModel):
     run_dir:
         Set by ``recops serve`` when it starts several workers: the folder, new for
         each run, through which they share admin operations and metrics.
+    worker_index:
+        Set by ``recops serve`` for each of several workers: its position, 0 to
+        ``workers - 1`` (kept by its replacements), the ``worker`` of its logs and
+        metrics.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -191,6 +200,8 @@ class ServerSettings(BaseModel):
     backlog: int = Field(default=2048, ge=1, le=65_535)
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False
     model_repository: Path = Path("models")
     model_name: str | None = None
     version_policy: Literal["latest", "pinned"] = "latest"
@@ -232,6 +243,7 @@ class ServerSettings(BaseModel):
     experiments: bool = True
     experiment_refresh_s: float = Field(default=1.0, gt=0.0, le=3600.0)
     run_dir: Path | None = None
+    worker_index: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _pinned_needs_version(self) -> Self:

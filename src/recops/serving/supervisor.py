@@ -58,14 +58,14 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _worker(host: str, port: int) -> None:
-    from recops.serving.app import create_app_from_env
+def _worker(host: str, port: int, index: int) -> None:
+    from recops.serving.app import create_app, settings_from_env
     from recops.serving.server import serve
 
     _die_with_parent()
     sock = _listener(host, port)
-    app = create_app_from_env()
-    if not serve(app, app.state.settings, sockets=[sock]):
+    settings = settings_from_env().model_copy(update={"worker_index": index})
+    if not serve(create_app(settings), settings, sockets=[sock]):
         sys.exit(STARTUP_FAILURE)
 
 
@@ -150,7 +150,7 @@ def run_workers(settings: ServerSettings) -> int:
     status = 0
 
     def start(slot: _Slot) -> None:
-        slot.process = spawn.Process(target=_worker, args=(host, port), daemon=False)
+        slot.process = spawn.Process(target=_worker, args=(host, port, slot.index), daemon=False)
         slot.process.start()
         slot.started_at = time.monotonic()
         slot.ready_at = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -11,6 +14,7 @@ from starlette.responses import Response
 
 from recops.serving.context import ServerContext, context
 from recops.serving.coordination import propagate, switch_everywhere, worker_infos
+from recops.serving.logs import AUDIT
 from recops.serving.routing import add_route, json_response, parse_body, parse_path
 from recops.serving.schemas import (
     ModelRef,
@@ -20,6 +24,9 @@ from recops.serving.schemas import (
     VersionPath,
     WorkerInfo,
 )
+
+audit = logging.getLogger(AUDIT)
+T = TypeVar("T")
 
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such model or version."},
@@ -89,13 +96,55 @@ def _name(ctx: ServerContext, ref: ModelRef) -> str:
     return serving.name if serving is not None else ctx.manager.repository.default_name(None)
 
 
+async def _audited(request: Request, action: str, name: str, version: str, call: Awaitable[T]) -> T:
+    """Run an admin action and log who did what, and how it went (``recops.audit``)."""
+    client = request.client.host if request.client else None
+    fields = {
+        "action": action,
+        "model": name,
+        "version": version,
+        "actor": "admin token",
+        "client": client,
+        "user_agent": request.headers.get("user-agent"),
+    }
+    start = time.perf_counter()
+    try:
+        result = await call
+    except Exception as exc:
+        audit.warning(
+            "admin %s %s/%s from %s failed: %s",
+            action,
+            name,
+            version,
+            client,
+            exc,
+            extra={**fields, "outcome": "failed", "error": str(exc)},
+        )
+        raise
+    seconds = round(time.perf_counter() - start, 3)
+    audit.info(
+        "admin %s %s/%s from %s done in %.3f s",
+        action,
+        name,
+        version,
+        client,
+        seconds,
+        extra={**fields, "outcome": "done", "seconds": seconds},
+    )
+    return result
+
+
 async def load(request: Request) -> Response:
     """Load a version into memory without serving it."""
     ref = await parse_body(ModelRef, request)
     ctx = context(request)
     name = _name(ctx, ref)
-    await run_in_threadpool(ctx.manager.load, name, ref.version)
-    return models_response(ctx, await propagate(ctx, "load", name, ref.version))
+
+    async def run() -> list[WorkerInfo] | None:
+        await run_in_threadpool(ctx.manager.load, name, ref.version)
+        return await propagate(ctx, "load", name, ref.version)
+
+    return models_response(ctx, await _audited(request, "load", name, ref.version, run()))
 
 
 async def switch(request: Request) -> Response:
@@ -106,7 +155,9 @@ async def switch(request: Request) -> Response:
     """
     ref = await parse_body(ModelRef, request)
     ctx = context(request)
-    _, workers = await switch_everywhere(ctx, _name(ctx, ref), ref.version)
+    name = _name(ctx, ref)
+    call = switch_everywhere(ctx, name, ref.version)
+    _, workers = await _audited(request, "switch", name, ref.version, call)
     return models_response(ctx, workers)
 
 
@@ -122,7 +173,8 @@ async def apply_policy(request: Request) -> Response:
         settings.version_policy,
         settings.pinned_version,
     )
-    _, workers = await switch_everywhere(ctx, name, version)
+    call = switch_everywhere(ctx, name, version)
+    _, workers = await _audited(request, "apply-policy", name, version, call)
     return models_response(ctx, workers)
 
 
@@ -131,11 +183,15 @@ async def unload(request: Request) -> Response:
     ref = await parse_body(ModelRef, request)
     ctx = context(request)
     name = _name(ctx, ref)
-    try:
-        ctx.manager.unload(name, ref.version)
-    except ValueError as exc:
-        raise HTTPException(409, str(exc)) from exc
-    return models_response(ctx, await propagate(ctx, "unload", name, ref.version))
+
+    async def run() -> list[WorkerInfo] | None:
+        try:
+            ctx.manager.unload(name, ref.version)
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return await propagate(ctx, "unload", name, ref.version)
+
+    return models_response(ctx, await _audited(request, "unload", name, ref.version, run()))
 
 
 def install(app: FastAPI) -> None:
