@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -154,3 +155,22 @@ def test_an_input_artifact_missing_from_the_store_fails_its_step(executor: Local
 
     with pytest.raises(PipelineError, match="a deleted run"):
         executor.run(from_elsewhere)
+
+
+def test_timeouts_outside_the_main_thread_abandon_the_step() -> None:
+    from recops.pipelines.execution import call_with_timeout
+
+    caught: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call_with_timeout(lambda: time.sleep(3), 0.2, "slow")
+        except StepTimeout as err:
+            caught.append(err)
+
+    worker = threading.Thread(target=target)
+    started = time.perf_counter()
+    worker.start()
+    worker.join(5)
+    assert len(caught) == 1 and time.perf_counter() - started < 2
+    assert call_with_timeout(lambda: 7, 1.0, "quick") == 7

@@ -90,3 +90,36 @@ def test_a_local_folder_and_memory_give_the_same_digest(tmp_path: Path) -> None:
     finally:
         memory.fs.rm(memory.root, recursive=True)
         memory.close()
+
+
+def test_a_registered_codec_stores_another_type(store: ArtifactStore) -> None:
+    import json
+    from typing import Any
+
+    from recops.pipelines import Codec, register_codec
+    from recops.pipelines.codecs import unregister_codec
+
+    class ComplexCodec(Codec):
+        name = "complex"
+
+        def matches(self, tp: Any) -> bool:
+            return tp is complex
+
+        def kind(self, tp: Any) -> str:
+            return "metrics"
+
+        def write(self, value: Any, tp: Any, folder: Path) -> dict[str, Any]:
+            (folder / "z.json").write_text(json.dumps([value.real, value.imag]))
+            return {}
+
+        def read(self, tp: Any, folder: Path) -> Any:
+            return complex(*json.loads((folder / "z.json").read_text()))
+
+    codec = register_codec(ComplexCodec())
+    try:
+        record = store.put(1 + 2j, complex)
+        assert record.codec == "complex" and store.get(record.digest, complex) == 1 + 2j
+    finally:
+        unregister_codec(codec)
+    with pytest.raises(TypeError, match="no codec"):
+        codec_for(complex)
