@@ -66,7 +66,8 @@ RunsOption = Annotated[
     typer.Option(
         "--runs",
         envvar="RECOPS_PIPELINE_RUNS",
-        help="Run store (SQLite); default: the config's, else $RECOPS_HOME/pipelines/runs.sqlite3.",
+        help="Run store (SQLite); default: the config's [storage] runs, else "
+        "$RECOPS_HOME/pipelines/runs.sqlite3.",
     ),
 ]
 ArtifactsOption = Annotated[
@@ -418,11 +419,11 @@ def step(
         float | None, typer.Option("--timeout-s", help="Fail the step after this many seconds.")
     ] = None,
 ) -> None:
-    """Run one component in a container: ``--input NAME PATH`` and ``--output NAME PATH``.
+    """Run one component on artifact folders: what each step of a compiled pipeline runs.
 
-    This is what every step of a compiled Kubeflow pipeline runs. Each input PATH is
-    an artifact folder (as written by another step), each output PATH the folder to
-    write; prints the output digests as JSON.
+    Give each input as --input NAME PATH (an artifact folder another step wrote) and
+    each output as --output NAME PATH (the folder to write); prints the output
+    digests as JSON.
     """
     from recops.pipelines.kubeflow import run_container_step
 
