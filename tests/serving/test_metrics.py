@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -72,7 +74,80 @@ def test_merged_workers_render_what_one_process_would() -> None:
             metrics.events.labels("click").inc(i + 1)
     for metrics in (first, second, single):
         metrics.set_serving("m", "1")
-    merged = render_merged([first.samples(), second.samples()])
-    # Label sets come in first-seen order: compare the lines as sets.
-    assert sorted(_without_created(merged)) == sorted(_without_created(single.render()))
-    assert 'recops_events_ingested_total{event="click"} 10.0' in merged.decode()
+    merged = render_merged([first.snapshot("0"), second.snapshot("1")]).decode()
+
+    # Counters and histograms add up (label sets come in first-seen order: compare
+    # lines as sets); process counters (CPU seconds) differ between processes.
+    def summed(text: str) -> set[str]:
+        return {
+            line
+            for line in text.splitlines()
+            if line.startswith("recops_")
+            and "_created" not in line
+            and not line.startswith("recops_model_serving")
+        }
+
+    assert summed(merged) == summed(single.render().decode())
+    assert 'recops_events_ingested_total{event="click"} 10.0' in merged
+    # Gauges are per worker: what each serves, each one's memory.
+    for worker in ("0", "1"):
+        assert f'recops_model_serving{{model="m",version="1",worker="{worker}"}} 1.0' in merged
+        assert f'process_resident_memory_bytes{{worker="{worker}"}}' in merged
+
+
+def test_a_gone_workers_gauges_leave_but_its_counts_stay() -> None:
+    import time
+
+    from recops.serving.metrics import GAUGES_LIVE_S, ServerMetrics, render_merged
+
+    alive, gone = ServerMetrics(), ServerMetrics()
+    for metrics in (alive, gone):
+        metrics.events.labels("click").inc()
+        metrics.set_serving("m", "1")
+    old = gone.snapshot("1")
+    old["written"] = time.time() - GAUGES_LIVE_S - 1
+    merged = render_merged([alive.snapshot("0"), old]).decode()
+    assert 'recops_events_ingested_total{event="click"} 2.0' in merged
+    assert 'worker="0"' in merged and 'worker="1"' not in merged
+
+
+def test_metric_names_follow_the_prometheus_conventions(tmp_path: Path) -> None:
+    """Counters end in _total, times in _seconds, sizes in _bytes; one namespace."""
+    from fastapi.testclient import TestClient
+
+    from recops.serving.app import create_app
+    from recops.serving.settings import ServerSettings
+
+    from .fakes import load_fake, write_fake
+
+    write_fake(tmp_path / "models" / "news" / "1")
+    settings = ServerSettings(
+        model_repository=tmp_path / "models", event_log_path=tmp_path / "events.sqlite3"
+    )
+    with TestClient(create_app(settings, loader=load_fake)) as client:
+        client.post("/v1/recommend", json={"user_id": "u1"})
+        text = client.get("/metrics").text
+    families = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            families[name] = kind
+    for name, kind in families.items():
+        assert name.startswith(("recops_", "process_", "python_")), name
+        assert name == name.lower() and " " not in name
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        if kind == "histogram":
+            assert name.endswith("_seconds") or name == "recops_batch_size", name
+        if "bytes" in name or "memory" in name:
+            assert name.endswith("_bytes"), name
+    for wanted in (
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "recops_model_load_seconds",
+        "recops_model_load_failures_total",
+        "recops_online_state_bytes",
+        "recops_online_state_users",
+    ):
+        assert wanted in families, wanted
+    assert 'recops_model_load_seconds_count{model="news",outcome="loaded"} 1.0' in text

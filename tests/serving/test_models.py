@@ -98,3 +98,15 @@ def test_readiness_says_when_the_event_log_cannot_take_writes(tmp_path: Path) ->
         assert "event log cannot take writes" in locked.json()["detail"]
         time.sleep(PROBE_S)
         assert client.get("/readyz").status_code == 200
+
+
+def test_loads_are_timed_and_failures_counted(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    write_fake(tmp_path / "models" / "news" / "3", broken=True)
+    with TestClient(create_app(settings, loader=load_fake)) as client:
+        broken = client.post("/v1/admin/models/load", json={"version": "3"}, headers=AUTH)
+        assert broken.status_code == 409
+        text = client.get("/metrics").text
+    assert 'recops_model_load_failures_total{model="news"} 1.0' in text
+    assert 'recops_model_load_seconds_count{model="news",outcome="failed"} 1.0' in text
+    assert 'recops_model_load_seconds_count{model="news",outcome="loaded"} 1.0' in text

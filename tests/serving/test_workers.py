@@ -58,11 +58,11 @@ def test_unknown_operations_are_refused(pair: tuple[WorkerGroup, WorkerGroup]) -
 
 def test_metrics_snapshots_round_trip(pair: tuple[WorkerGroup, WorkerGroup]) -> None:
     first, second = pair
-    first.write_metrics([{"name": "a"}])
-    second.write_metrics([{"name": "b"}])
-    first.write_metrics([{"name": "a2"}])  # replaces its own snapshot
+    first.write_metrics({"worker": "0", "families": ["a"]})
+    second.write_metrics({"worker": "1", "families": ["b"]})
+    first.write_metrics({"worker": "0", "families": ["a2"]})  # replaces its own snapshot
     (first.metrics_dir / "broken.json").write_text("{not json")
-    assert sorted(s[0]["name"] for s in second.read_metrics()) == ["a2", "b"]
+    assert sorted(s["families"][0] for s in second.read_metrics()) == ["a2", "b"]
 
 
 def test_a_heartbeat_says_when_and_in_which_phase(tmp_path: Path) -> None:

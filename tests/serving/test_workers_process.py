@@ -115,6 +115,10 @@ def test_metrics_sum_over_the_workers(server: ServerProcess) -> None:
         _recommend(server, f"u{i % 5}")
     time.sleep(1.0)
     assert served() - before == 20
+    text = _fresh(server, "GET", "/metrics").text
+    for worker in ("0", "1"):  # each worker's own memory and files, by its index
+        assert f'process_resident_memory_bytes{{worker="{worker}"}}' in text
+        assert f'process_open_fds{{worker="{worker}"}}' in text
 
 
 def test_a_switch_flips_every_worker_at_once(server: ServerProcess) -> None:

@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client.metrics_core import Metric
 
 from recops.experiments.store import ExperimentStore
 from recops.serving.bandit_feedback import BanditFeedback
@@ -41,7 +42,7 @@ from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
 from recops.serving.health import EventLogProbe
 from recops.serving.logs import RequestIds
-from recops.serving.metrics import ServerMetrics
+from recops.serving.metrics import ServerMetrics, counter, gauge
 from recops.serving.model_api import ModelLoader
 from recops.serving.prefetch import prefetch_forever
 from recops.serving.repository import (
@@ -100,6 +101,7 @@ def create_app(
         ctx = await _start(settings, metrics, loader, event_log)
         app.state.ctx = ctx
         app.state.event_log_probe = EventLogProbe(ctx.event_log)
+        metrics.watch(lambda: _resource_metrics(ctx.state, app))
         tasks.append(asyncio.create_task(prefetch_forever(ctx)))
         if ctx.experiments.store is not None:
             await run_in_threadpool(ctx.experiments.refresh)
@@ -166,6 +168,7 @@ async def _start(
         # A replay's requests compute their own window's prior: a simulation needs the
         # prior of the time it replays, not the nearest one computed.
         defer_prior=not settings.replay,
+        on_load=metrics.observe_load,
     )
     # Only items a loaded version knows take space in the online state.
     state = UserStateStore(
@@ -229,6 +232,34 @@ async def _stop(ctx: ServerContext) -> None:
     if ctx.group is not None:
         ctx.group.close()
     await run_in_threadpool(ctx.event_log.close)
+
+
+def _resource_metrics(state: UserStateStore, app: FastAPI) -> Iterator[Metric]:
+    """What the online state and the connections hold, read at each scrape."""
+    yield gauge("recops_online_state_users", "Users in the online state.", len(state))
+    yield gauge(
+        "recops_online_state_bytes",
+        "Estimated bytes of the online state (bounded by state_max_bytes).",
+        state.bytes,
+    )
+    yield counter(
+        "recops_online_state_evictions",
+        "Users evicted from the online state to keep it within its bounds.",
+        state.evicted,
+    )
+    policy = getattr(app.state, "connections", None)  # set by recops.serving.server
+    if policy is not None:
+        yield gauge(
+            "recops_connections_waiting",
+            "Open connections not inside a request (new, or idle between requests).",
+            len(policy.waiting),
+        )
+        yield counter(
+            "recops_connections_closed",
+            "Connections closed by the server's limits, by reason.",
+            policy.closed,
+            "reason",
+        )
 
 
 def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:

@@ -78,11 +78,17 @@ async def sync_forever(ctx: ServerContext, group: WorkerGroup) -> None:
             group.report(group.applied, ctx.serving_label(), ctx.last_error)
             ctx.follower.poll()
             if time.monotonic() - published >= METRICS_S:
-                group.write_metrics(ctx.metrics.samples())
+                group.write_metrics(ctx.metrics.snapshot(worker_name(ctx)))
                 published = time.monotonic()
         except Exception:  # keep syncing: one failed round must not stop the worker's duties
             log.exception("worker %d: sync with the other workers failed", os.getpid())
         await asyncio.sleep(SYNC_S)
+
+
+def worker_name(ctx: ServerContext) -> str:
+    """The ``worker`` label of this process: its index in the group (else its pid)."""
+    index = ctx.settings.worker_index
+    return str(os.getpid() if index is None else index)
 
 
 async def heartbeat_forever(heartbeat: Heartbeat) -> None:

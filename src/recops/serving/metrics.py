@@ -13,12 +13,25 @@ additions; rendering does the cumulative sums once per scrape.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 # Latency buckets from 0.25 ms to 2.5 s: the interesting range of a real-time server.
@@ -41,6 +54,9 @@ _LATENCY_BUCKETS = (
     2.5,
 )
 _STAGE_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
+_LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+#: A worker's gauges older than this are left out of the merged metrics (it is gone).
+GAUGES_LIVE_S = 5.0
 
 
 class HotHistogram(Collector):
@@ -208,6 +224,23 @@ class ServerMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.model_load = Histogram(
+            "recops_model_load_seconds",
+            "Time to load a model version and build its index, by model and outcome "
+            "(`loaded` or `failed`).",
+            ["model", "outcome"],
+            buckets=_LOAD_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_load_failures = Counter(
+            "recops_model_load_failures",
+            "Model versions that failed to load (the serving one kept serving), by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        # RSS, open files, CPU seconds, ... of this process (Linux /proc), as
+        # process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total.
+        ProcessCollector(registry=self.registry)
 
     def observe_request(self, endpoint: str, version: str, status: int, seconds: float) -> None:
         """Count one finished request."""
@@ -221,6 +254,16 @@ class ServerMetrics:
         for seconds in queue_seconds:
             self.queue_time.observe(seconds)
 
+    def observe_load(self, name: str, version: str, seconds: float, ok: bool) -> None:
+        """Record one model load (the model manager's observer)."""
+        self.model_load.labels(name, "loaded" if ok else "failed").observe(seconds)
+        if not ok:
+            self.model_load_failures.labels(name).inc()
+
+    def watch(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        """Add metrics computed at scrape time (e.g. the online state's size)."""
+        self.registry.register(_Computed(collect))
+
     def set_serving(self, name: str, version: str) -> None:
         """Mark ``name``/``version`` as the one served (and no other)."""
         self.model_info.clear()
@@ -230,8 +273,12 @@ class ServerMetrics:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
 
+    def snapshot(self, worker: str) -> dict[str, Any]:
+        """This process's samples for :func:`render_merged`, marked with its worker."""
+        return {"worker": worker, "written": time.time(), "families": self.samples()}
+
     def samples(self) -> list[dict[str, Any]]:
-        """Every metric's samples as JSON-ready dicts, for :func:`render_merged`."""
+        """Every metric's samples as JSON-ready dicts."""
         return [
             {
                 "name": family.name,
@@ -244,6 +291,34 @@ class ServerMetrics:
         ]
 
 
+class _Computed(Collector):
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._collect()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    """A one-sample gauge family (for :meth:`ServerMetrics.watch`)."""
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def counter(
+    name: str, documentation: str, values: float | dict[str, float], label: str | None = None
+) -> Metric:
+    """A counter family: one value, or one per value of ``label`` (for ``watch``)."""
+    if not isinstance(values, dict):
+        return CounterMetricFamily(name, documentation, value=values)
+    family = CounterMetricFamily(name, documentation, labels=[label or "label"])
+    for key, value in values.items():
+        family.add_metric([key], value)
+    return family
+
+
 class _Families(Collector):
     def __init__(self, families: list[Metric]) -> None:
         self.families = families
@@ -252,18 +327,26 @@ class _Families(Collector):
         yield from self.families
 
 
-def render_merged(snapshots: Iterable[list[dict[str, Any]]]) -> bytes:
-    """One exposition from several processes' :meth:`ServerMetrics.samples`.
+def render_merged(snapshots: Iterable[dict[str, Any]], now: float | None = None) -> bytes:
+    """One exposition from several workers' :meth:`ServerMetrics.snapshot`.
 
-    Counters and histograms (buckets, sums, counts) add up; a gauge shows its
-    largest value (``recops_model_serving`` is 1 for every version some worker
-    serves); ``_created`` timestamps keep the earliest.
+    Counters and histograms (buckets, sums, counts) add up over every snapshot,
+    dead workers' included, so they never go backwards. Gauges are per worker, with
+    a ``worker`` label (a worker's RSS, its open files, the version it serves), and
+    only from workers that wrote in the last :data:`GAUGES_LIVE_S`; ``_created``
+    timestamps keep the earliest.
     """
+    now = time.time() if now is None else now
     families: dict[str, Metric] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
     for snapshot in snapshots:
-        for family in snapshot:
+        worker = str(snapshot["worker"])
+        live = now - float(snapshot["written"]) <= GAUGES_LIVE_S
+        for family in snapshot["families"]:
             name = family["name"]
+            gauge_family = family["type"] == "gauge"
+            if gauge_family and not live:
+                continue
             if name not in families:
                 families[name] = Metric(
                     name, family["documentation"], family["type"], family["unit"]
@@ -271,13 +354,13 @@ def render_merged(snapshots: Iterable[list[dict[str, Any]]]) -> bytes:
                 values[name] = {}
             merged = values[name]
             for sample, labels, value in family["samples"]:
+                if gauge_family:
+                    labels = {**labels, "worker": worker}
                 key = (sample, tuple(sorted(labels.items())))
                 if key not in merged:
                     merged[key] = value
                 elif sample.endswith("_created"):
                     merged[key] = min(merged[key], value)
-                elif family["type"] == "gauge":
-                    merged[key] = max(merged[key], value)
                 else:
                     merged[key] += value
     for name, metric in families.items():

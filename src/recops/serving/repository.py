@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -452,6 +453,9 @@ class ModelManager:
     defer_prior:
         Requests never compute the item prior; a background task does (the server,
         see :class:`_PriorCache`).
+    on_load:
+        Called after each load attempt with ``(name, version, seconds, ok)`` (the
+        server's load-duration and failure metrics).
     """
 
     def __init__(
@@ -462,8 +466,10 @@ class ModelManager:
         history_size: int = 50,
         prior_refresh_s: int = 60,
         defer_prior: bool = False,
+        on_load: Callable[[str, str, float, bool], None] | None = None,
     ) -> None:
         self.repository = repository
+        self.on_load = on_load
         self.history_size = history_size
         self.prior_refresh_s = prior_refresh_s
         self.defer_prior = defer_prior
@@ -536,6 +542,7 @@ class ModelManager:
             if key in self._loaded:
                 return self._loaded[key]
             path = self.repository.path(name, version)
+            start = time.perf_counter()
             try:
                 model = self.loader(path)
                 bundle = build_loaded_model(
@@ -549,14 +556,21 @@ class ModelManager:
                     self.defer_prior,
                 )
             except (ModelNotFoundError, ModelLoadError):
+                self._observe_load(name, version, start, ok=False)
                 raise
             except Exception as exc:  # any failure of a version becomes one error type
+                self._observe_load(name, version, start, ok=False)
                 raise ModelLoadError(
                     f"could not load model {name!r} version {version!r} from {path}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            self._observe_load(name, version, start, ok=True)
             self._loaded = {**self._loaded, key: bundle}
             return bundle
+
+    def _observe_load(self, name: str, version: str, start: float, ok: bool) -> None:
+        if self.on_load is not None:
+            self.on_load(name, version, time.perf_counter() - start, ok)
 
     def switch(self, name: str, version: str) -> LoadedModel:
         """Serve ``name``/``version``, loading it first; the old one stays on failure."""

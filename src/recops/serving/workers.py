@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: A worker that has not reported for this long is considered gone.
 LIVE_S = 5.0
@@ -234,15 +235,15 @@ class WorkerGroup:
 
     # -- metrics -----------------------------------------------------------------
 
-    def write_metrics(self, samples: list[dict[str, object]]) -> None:
-        """Publish this worker's metric samples (atomically: write, then rename)."""
+    def write_metrics(self, snapshot: dict[str, object]) -> None:
+        """Publish this worker's metrics snapshot (atomically: write, then rename)."""
         path = self.metrics_dir / f"{self.pid}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(samples))
+        tmp.write_text(json.dumps(snapshot))
         tmp.replace(path)
 
-    def read_metrics(self) -> Iterable[list[dict[str, object]]]:
-        """Every worker's last published samples, dead workers' included."""
+    def read_metrics(self) -> Iterable[dict[str, Any]]:
+        """Every worker's last published snapshot, dead workers' included."""
         for path in sorted(self.metrics_dir.glob("*.json")):
             try:
                 yield json.loads(path.read_text())

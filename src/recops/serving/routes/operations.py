@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from recops.serving.context import context
+from recops.serving.coordination import worker_name
 from recops.serving.metrics import render_merged
 from recops.serving.routing import add_route, json_response
 from recops.serving.schemas import Status
@@ -38,7 +39,7 @@ async def prometheus(request: Request) -> Response:
     if ctx.group is None:
         body = ctx.metrics.render()
     else:
-        ctx.group.write_metrics(ctx.metrics.samples())
+        ctx.group.write_metrics(ctx.metrics.snapshot(worker_name(ctx)))
         body = render_merged(ctx.group.read_metrics())
     return Response(body, media_type="text/plain; version=0.0.4")
 
