@@ -112,7 +112,9 @@ def _scores(result: EvaluationResult) -> ModelScores:
     )
 
 
-@component(code_deps=("recops.evaluation", "recops.models.two_tower"))
+@component(
+    code_deps=("recops.evaluation", "recops.models.two_tower", "recops.pipelines.training.split")
+)
 def evaluate_models(
     data: SplitData,
     model: TwoTower,

@@ -13,7 +13,9 @@ from recops.pipelines.component import component
 from recops.pipelines.training.split import SplitData
 
 
-@component(code_deps=("recops.models.two_tower", "recops.evaluation"))
+@component(
+    code_deps=("recops.models.two_tower", "recops.evaluation", "recops.pipelines.training.split")
+)
 def train(data: SplitData, params: TwoTowerConfig) -> TwoTower:
     """Fit ``TwoTower(params)`` on the events before the cutoff."""
     split = data.split()
