@@ -86,12 +86,23 @@ class ConnectionPolicy:
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol with header/body deadlines and the connection cap."""
+    """uvicorn's httptools protocol with header/body deadlines and the connection cap.
+
+    The parser's callbacks only note the phase a connection is in and by when it
+    must end (two clock reads per request); a timer is armed after the bytes
+    received were parsed, and only while a phase is unfinished. A request that
+    arrives whole in one read, the usual case, arms no timer at all.
+    """
 
     policy: ClassVar[ConnectionPolicy]
-    _deadline: asyncio.TimerHandle | None = None
     #: Whether a request has begun on this connection.
     requested = False
+    # The unfinished phase ("header_timeout" or "body_timeout": its reason to
+    # close) and the loop time it must end by; None between requests.
+    _phase: str | None = None
+    _until = 0.0
+    _deadline: asyncio.TimerHandle | None = None
+    _armed: tuple[str, float] | None = None
 
     # -- the connection's life --------------------------------------------------
 
@@ -109,25 +120,31 @@ class GuardedHttpTools(HttpToolsProtocol):
             policy.waiting.pop(oldest)
             oldest.transport.close()
         policy.waiting[self] = None
-        self._arm(policy.header_timeout_s, "header_timeout")
+        self._enter("header_timeout", policy.header_timeout_s)
+        self._sync_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._phase = None
+        self._sync_timer()
         self.policy.waiting.pop(self, None)
         super().connection_lost(exc)
 
-    # -- a request's phases -----------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.transport.is_closing():
+            self._sync_timer()
+
+    # -- a request's phases (parser callbacks) ----------------------------------
 
     def on_message_begin(self) -> None:
         self.requested = True
         super().on_message_begin()
-        if self._deadline is None:  # the first byte of a request after a keep-alive pause
-            self._arm(self.policy.header_timeout_s, "header_timeout")
+        if self._phase is None:  # a request's first byte after a keep-alive pause
+            self._enter("header_timeout", self.policy.header_timeout_s)
 
     def on_headers_complete(self) -> None:
         self.policy.waiting.pop(self, None)
-        self._disarm()
-        self._arm(self.policy.body_timeout_s, "body_timeout")
+        self._enter("body_timeout", self.policy.body_timeout_s)
         super().on_headers_complete()
         if self.policy.draining and self.cycle is not None:
             # The reply says `Connection: close`: the client sends its next
@@ -135,7 +152,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._phase = None
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -145,16 +162,25 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     # -- deadlines --------------------------------------------------------------
 
-    def _arm(self, seconds: float, reason: str) -> None:
-        self._deadline = self.loop.call_later(seconds, self._expired, reason)
+    def _enter(self, phase: str, seconds: float) -> None:
+        self._phase = phase
+        self._until = self.loop.time() + seconds
 
-    def _disarm(self) -> None:
+    def _sync_timer(self) -> None:
+        """Arm the timer of the unfinished phase, or cancel a timer no phase needs."""
+        wanted = None if self._phase is None else (self._phase, self._until)
+        if wanted == self._armed:
+            return
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._armed = wanted
+        if wanted is not None:
+            self._deadline = self.loop.call_at(wanted[1], self._expired, wanted[0])
 
     def _expired(self, reason: str) -> None:
         self._deadline = None
+        self._armed = None
         if self.transport.is_closing():
             return
         self.policy.closed[reason] += 1
