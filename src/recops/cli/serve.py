@@ -85,6 +85,7 @@ def serve(
 
     from recops.serving.app import SETTINGS_ENV, create_app
     from recops.serving.config import SettingsError, load_settings
+    from recops.serving.logs import configure_logging
     from recops.serving.server import serve as serve_app
     from recops.serving.supervisor import reuse_port_supported, run_workers
 
@@ -119,6 +120,7 @@ def serve(
         shared = settings.model_copy(update={"run_dir": run_dir})
         os.environ[SETTINGS_ENV] = shared.model_dump_json()
         if reuse_port_supported():
+            configure_logging(settings)  # the supervisor's own lines, in the same format
             status = run_workers(shared)
             if status:
                 raise typer.Exit(status)
