@@ -123,6 +123,21 @@ class SoftmaxBandit(PlackettLuceServing):
         del params["n_items"]
         return params
 
+    def grow(self, n_items: int) -> None:
+        """Keep counts for ``n_items`` rows: the model gained items (appended rows).
+
+        The counts so far are copied into larger arrays; the new rows start from the
+        prior. An update racing with the copy may be lost: the server runs its
+        updates and its growths one at a time.
+        """
+        if isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < self.n_items:
+            raise ValueError(f"`n_items` must be an int >= {self.n_items} (got {n_items!r})")
+        for name in ("clicks", "impressions"):
+            counts = np.zeros(n_items)
+            counts[: self.n_items] = getattr(self, name)
+            object.__setattr__(self, name, counts)
+        object.__setattr__(self, "n_items", n_items)
+
     def reset(self) -> None:
         """Forget all feedback."""
         self.clicks[:] = 0.0

@@ -41,6 +41,7 @@ from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
 from recops.serving.health import EventLogProbe
+from recops.serving.items import ItemUpdates, catalog_path, follow_forever
 from recops.serving.logs import RequestIds
 from recops.serving.metrics import ServerMetrics, counter, gauge
 from recops.serving.model_api import ModelLoader
@@ -103,6 +104,8 @@ def create_app(
         app.state.event_log_probe = EventLogProbe(ctx.event_log)
         metrics.watch(lambda: _resource_metrics(ctx.state, app))
         tasks.append(asyncio.create_task(prefetch_forever(ctx)))
+        if ctx.items is not None and ctx.items.path is not None:
+            tasks.append(asyncio.create_task(follow_forever(ctx.items, ctx.experiments)))
         if ctx.experiments.store is not None:
             await run_in_threadpool(ctx.experiments.refresh)
             learn = BanditFeedback(ctx.event_log, ctx.experiments).poll
@@ -170,6 +173,9 @@ async def _start(
         defer_prior=not settings.replay,
         on_load=metrics.observe_load,
     )
+    # Every version applies the catalog file's new items as it loads.
+    items = ItemUpdates(manager, catalog_path(settings))
+    manager.prepare = items.prepare
     # Only items a loaded version knows take space in the online state.
     state = UserStateStore(
         settings.history_size, settings.max_users, settings.state_max_bytes, manager.known_item
@@ -207,6 +213,7 @@ async def _start(
         exposures,
         SlateChooser(),
         group,
+        items=items,
     )
     try:
         bundle = await run_in_threadpool(

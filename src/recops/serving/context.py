@@ -17,6 +17,7 @@ from recops.serving.experiments import ExperimentRuntime
 from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.index import IndexParams
+from recops.serving.items import ItemUpdates
 from recops.serving.metrics import ServerMetrics
 from recops.serving.repository import LoadedModel, ModelManager
 from recops.serving.service import RecommendService, UserRequest
@@ -43,6 +44,7 @@ class ServerContext:
     slates: SlateChooser
     group: WorkerGroup | None = None
     last_error: str | None = None
+    items: ItemUpdates | None = None
 
     def serving_label(self) -> str | None:
         bundle = self.manager.serving

@@ -9,7 +9,10 @@ experiments into a :class:`Plan` per request:
 2. each variant is an :class:`Arm`: the model version the store pinned for it, kept
    loaded, and its ranking policy (:mod:`recops.experiments.serving_policy`);
 3. a variant whose version fails to load serves the control's arm instead, and says
-   so (``fallback``), in the exposure log and in ``GET /v1/experiments``.
+   so (``fallback``), in the exposure log and in ``GET /v1/experiments``;
+4. an arm whose version grew by new items (:mod:`recops.serving.items`) serves the
+   grown bundle from the next refresh on, with the same policy (a bandit keeps its
+   counts, in arrays grown to the new catalog).
 
 When a unit falls into experiments of several layers, the layer whose experiment
 was created first decides the slate, and only that experiment logs the unit: each
@@ -23,7 +26,9 @@ reads the last table it built, in a few microseconds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +148,8 @@ class ExperimentRuntime:
         self.policy_factory = policy_factory
         self._table: _Table | None = None
         self._default: dict[int, Plan] = {}
+        # Refreshes come from the store's follower and from item updates.
+        self._lock = threading.Lock()
         #: Why the last refresh failed, if it did (the previous table stays).
         self.error: str | None = None
 
@@ -173,13 +180,34 @@ class ExperimentRuntime:
             return False
         table = self._table
         moment = time.time() if now is None else now
-        return self.store.changed() or (table is not None and moment >= table.assigner.expires_at)
+        return (
+            self.store.changed()
+            or (table is not None and moment >= table.assigner.expires_at)
+            or (table is not None and self._grown(table))
+        )
+
+    def _grown(self, table: _Table) -> bool:
+        """Whether an arm's version was replaced in the manager (grown by new items)."""
+        loaded = {(b.name, b.version): b for b in self.manager.loaded()}
+        return any(
+            loaded.get((a.bundle.name, a.bundle.version), a.bundle) is not a.bundle
+            for a in table.arms.values()
+        )
+
+    def exclusive(self, call: Callable[[], object]) -> object:
+        """Run ``call`` while no refresh runs (the bandits' learning, whose arms it swaps)."""
+        with self._lock:
+            return call()
 
     def refresh(self, now: float | None = None) -> None:
         """Rebuild the table from the store (blocking: model loads; call it in a thread)."""
         if self.store is None:
             return
-        moment = time.time() if now is None else now
+        with self._lock:
+            self._refresh(time.time() if now is None else now)
+
+    def _refresh(self, moment: float) -> None:
+        assert self.store is not None
         try:
             records = self.store.running()
             version = self.store.version()
@@ -212,7 +240,7 @@ class ExperimentRuntime:
                     and ref is not None
                     and ((old.bundle.name, old.bundle.version) == (ref.model, ref.version))
                 ):
-                    own[variant.name] = old  # keep its policy state (a bandit's counts)
+                    own[variant.name] = self._follow(old)  # keeps its policy state
                     continue
                 own[variant.name] = self._arm(variant.name, ref, variant.policy.model_dump())
             control = own[config.control]
@@ -227,6 +255,16 @@ class ExperimentRuntime:
                               config.name, name, arm.fallback)  # fmt: skip
                 arms[(config.name, name)] = arm
         return arms
+
+    def _follow(self, arm: Arm) -> Arm:
+        """``arm`` on its version as loaded now, its policy grown to the version's items."""
+        bundle = self.manager.load(arm.bundle.name, arm.bundle.version)
+        if bundle is arm.bundle:
+            return arm
+        grow = getattr(arm.policy, "grow", None)
+        if grow is not None:
+            grow(len(bundle.item_names))
+        return dataclasses.replace(arm, bundle=bundle)
 
     def _arm(self, variant: str, ref: Any, spec: dict[str, Any]) -> Arm | str:
         """An arm, or the reason it cannot serve."""
@@ -289,7 +327,7 @@ async def refresh_forever(
             if runtime.due():
                 await run_in_threadpool(runtime.refresh)
             if learn is not None:
-                await run_in_threadpool(learn)
+                await run_in_threadpool(runtime.exclusive, learn)
         except Exception:  # keep following the store: one failed round must not stop it
             log.exception("following the experiment store failed")
         await asyncio.sleep(every_s)

@@ -16,6 +16,7 @@ over-fetching would cost more than that scan.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -128,6 +129,35 @@ class VectorIndex:
             index.nprobe = min(self.params.ivf_nprobe, nlist)
         index.add(vectors)
         return index
+
+    def appended(self, vectors: np.ndarray) -> VectorIndex:
+        """A copy over ``vectors``, the item matrix grown by rows at its end.
+
+        The first ``n_items`` rows of ``vectors`` are this index's items (they are not
+        checked; pass the grown model's ``item_vectors()``), the rest are new. This
+        index is left as it is (requests keep searching it meanwhile): the FAISS index
+        is cloned and the new rows added to the clone, where IVF files them under its
+        trained centroids (no k-means again), HNSW links them into its graph and the
+        exact index appends them; the kind stays the one built. Costs a copy of the
+        FAISS index plus the insertion (about 5 + 4 ms for 1,000 rows into 100k × 64
+        with IVF).
+        """
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) < self.n_items:
+            raise ValueError(
+                f"`vectors` must have shape (n, {self.dim}) with n >= {self.n_items} "
+                f"(got {vectors.shape})"
+            )
+        start = time.perf_counter()
+        grown = copy.copy(self)
+        grown._index = faiss.clone_index(self._index)
+        grown._index.add(vectors[self.n_items :])
+        grown.vectors = vectors
+        grown.n_items = len(vectors)
+        grown.build_seconds = time.perf_counter() - start
+        return grown
 
     def memory_bytes(self) -> int:
         """Approximate bytes held by the FAISS index (vectors plus graph or lists)."""

@@ -29,6 +29,7 @@ from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
+from recops.serving.releases import Releases
 
 #: Names and versions are path components: no separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -227,6 +228,8 @@ class LoadedModel:
     item_names:
         ``model.item_ids_`` as Python strings, row by row: replies name items
         without converting NumPy strings per request.
+    releases:
+        When each item comes out, for the filter that keeps unpublished items back.
     """
 
     name: str
@@ -241,6 +244,7 @@ class LoadedModel:
     item_names: list[str] = field(default_factory=list, repr=False)
     loaded_at: float = field(default_factory=time.time)
     _prior: _PriorCache = field(default_factory=_PriorCache, repr=False, compare=False)
+    releases: Releases = field(default_factory=Releases.empty, repr=False, compare=False)
 
     def prior_at(self, now: int) -> PriorSnapshot:
         """The prior of ``now``'s refresh window and its best items (one lookup).
@@ -319,6 +323,7 @@ def build_loaded_model(
         histories=histories,
         item_names=item_ids,
         _prior=prior,
+        releases=Releases.of_model(model, n_items),
     )
 
 
@@ -456,6 +461,12 @@ class ModelManager:
     on_load:
         Called after each load attempt with ``(name, version, seconds, ok)`` (the
         server's load-duration and failure metrics).
+
+    Attributes
+    ----------
+    prepare:
+        Applied to each version as it loads, before it is kept (the server's: the
+        new items of its catalog file, see :mod:`recops.serving.items`).
     """
 
     def __init__(
@@ -485,6 +496,7 @@ class ModelManager:
         # A switch scheduled for a moment (unix time, bundle): the workers of one
         # server flip together (see recops.serving.coordination).
         self._scheduled: tuple[float, LoadedModel] | None = None
+        self.prepare: Callable[[LoadedModel], LoadedModel] | None = None
 
     def _due(self) -> LoadedModel | None:
         scheduled = self._scheduled
@@ -555,6 +567,8 @@ class ModelManager:
                     self.prior_refresh_s,
                     self.defer_prior,
                 )
+                if self.prepare is not None:
+                    bundle = self.prepare(bundle)
             except (ModelNotFoundError, ModelLoadError):
                 self._observe_load(name, version, start, ok=False)
                 raise
@@ -579,6 +593,24 @@ class ModelManager:
             self._scheduled = None
             self._serving = bundle  # the atomic swap
             return bundle
+
+    def replace(self, old: LoadedModel, new: LoadedModel) -> bool:
+        """Put ``new`` (``old`` grown by new items) in its place: loaded, served, scheduled.
+
+        One assignment each, so a request holds the old bundle or the new one. False,
+        and nothing changed, when ``old`` is no longer the loaded bundle of its version.
+        """
+        with self._admin_lock:
+            key = (old.name, old.version)
+            if self._loaded.get(key) is not old or (new.name, new.version) != key:
+                return False
+            self._loaded = {**self._loaded, key: new}
+            scheduled = self._scheduled
+            if scheduled is not None and scheduled[1] is old:
+                self._scheduled = (scheduled[0], new)
+            if self._serving is old:
+                self._serving = new
+            return True
 
     def unload(self, name: str, version: str) -> None:
         """Drop a loaded version; the serving one cannot be unloaded."""

@@ -4,7 +4,7 @@ Bounds live here so that bad input is refused with 422 naming the field before a
 model code runs: ``k`` in 1..1000, ids of 1..256 characters, model names and versions
 as the repository takes them (1..128 characters), at most 1,000 history items or
 exclusions per request (5 in the query string of ``GET /v1/recommend``), at most
-10,000 events per batch.
+10,000 events or new items per batch.
 
 Types are strict: a JSON integer field takes an integer, not ``"10"``, ``10.0`` or
 ``true``; a boolean takes ``true`` or ``false``, not ``0``; a number field takes any
@@ -24,6 +24,9 @@ from recops.data.schema import EVENT_TYPES
 MAX_K = 1000
 MAX_LIST = 1000
 MAX_EVENTS = 10_000
+MAX_ITEMS = 10_000
+#: Publish times from here on are milliseconds, not seconds (as the model's check has it).
+MAX_PUBLISH_TIME = 10**11 - 1
 #: List fields of the query string of ``GET /v1/recommend``. uvicorn refuses a request
 #: line over 64 KiB with a 400 before the app sees it; 17 ids of 256 characters, each
 #: percent-encoded from up to 4 UTF-8 bytes a character, stay under it.
@@ -235,6 +238,58 @@ class EventsAccepted(BaseModel):
     duplicates: int = Field(
         default=0,
         description="Of those, events whose `event_id` was stored before (not stored again).",
+    )
+
+
+class ItemIn(_Request):
+    """A new item, embedded from its content by the served models' item tower."""
+
+    item_id: Id
+    title: str | None = Field(
+        default=None, max_length=1000, description="Its title; the words feed its vector."
+    )
+    categories: list[Id] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Its categories; those a model does not know are ignored by it.",
+    )
+    publish_time: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PUBLISH_TIME,
+        description=(
+            "Unix seconds: it is not served before then (an embargo). Default: unknown, "
+            "served at once."
+        ),
+    )
+
+
+class ItemsRequest(_Request):
+    """New items for the served models; ids a model knows already are left as they are."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class VersionItems(BaseModel):
+    """What one loaded version of this worker did with the request's items."""
+
+    name: str
+    version: str
+    added: int = Field(description="Items of the request new to this version, now served.")
+    known: int = Field(description="Items of the request this version knew already.")
+    n_items: int = Field(description="Items the version serves now.")
+
+
+class ItemsAdded(BaseModel):
+    """Sent once every loaded version of the worker that answers serves the items."""
+
+    received: int = Field(description="Distinct item ids in the request.")
+    versions: list[VersionItems]
+    appended: bool = Field(
+        description=(
+            "Whether the items were written to the catalog file (`catalog_updates_path`), "
+            "which the other workers, versions loaded later and restarted servers apply."
+        )
     )
 
 

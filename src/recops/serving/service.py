@@ -299,6 +299,8 @@ class RecommendService:
             raise NotFoundError("category", str(exc.args[0])) from exc
         if restrict is not None:
             eligible = restrict if eligible is None else eligible & restrict
+        # Items not out yet at `now` (an embargoed article, a replay's future) never are.
+        eligible, excluded = bundle.releases.restrict(now, eligible, excluded)
         self.observe("filter", time.perf_counter() - start)
 
         start = time.perf_counter()

@@ -64,6 +64,14 @@ class ServerSettings(BaseModel):
         Bearer token of the admin API; ``None`` disables the admin API (403).
     event_log_path:
         SQLite file of the durable event log.
+    catalog_updates_path:
+        A JSON Lines file of new items (``item_id``, optional ``title``,
+        ``categories``, ``publish_time``), appended to by ``POST /v1/admin/items``
+        or any other writer: every worker applies its new lines to its loaded
+        versions within half a second, a version loaded later and a restarted
+        worker apply all of it (see :mod:`recops.serving.items`). ``None``: with
+        several workers, ``items.jsonl`` in the run folder; else the admin route
+        reaches only the versions loaded at the time.
     history_size:
         Recent items kept per user in the online state.
     max_users:
@@ -208,6 +216,7 @@ class ServerSettings(BaseModel):
     pinned_version: str | None = None
     admin_token: str | None = Field(default=None, repr=False)
     event_log_path: Path = Path("recops-events.sqlite3")
+    catalog_updates_path: Path | None = None
     history_size: int = Field(default=50, ge=1, le=10_000)
     max_users: int = Field(default=1_000_000, ge=1)
     state_max_bytes: int | None = Field(default=512 * 1024**2, ge=1024**2)

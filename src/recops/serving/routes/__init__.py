@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from recops.serving.routes import ceiling, events, experiments, models, operations, recommend
+from recops.serving.routes import (
+    ceiling,
+    events,
+    experiments,
+    items,
+    models,
+    operations,
+    recommend,
+)
 from recops.serving.settings import ServerSettings
 
 
@@ -14,6 +22,7 @@ def install_routes(app: FastAPI, settings: ServerSettings) -> None:
     events.install(app)
     experiments.install(app)
     models.install(app)
+    items.install(app)
     operations.install(app)
     if settings.benchmark_routes:
         ceiling.install(app)
