@@ -167,24 +167,48 @@ class Recommendations(BaseModel):
     )
 
     def to_json(self) -> bytes:
-        """The reply's JSON, the bytes ``model_dump_json`` gives, encoded by orjson.
-
-        The server builds replies from values it made itself (``model_construct``);
-        encoding their fields directly took 1 µs where pydantic's serializer of a
-        constructed model took 13, on every recommendation.
-        """
-        return orjson.dumps(
-            {
-                "items": self.items,
-                "scores": self.scores,
-                "model": self.model,
-                "version": self.version,
-                "strategy": self.strategy,
-                "request_id": self.request_id,
-                "experiment": self.experiment,
-                "variant": self.variant,
-            }
+        """The bytes ``model_dump_json`` gives (see :func:`recommendations_json`)."""
+        return recommendations_json(
+            self.items,
+            self.scores,
+            self.model,
+            self.version,
+            self.strategy,
+            self.request_id,
+            self.experiment,
+            self.variant,
         )
+
+
+def recommendations_json(
+    items: list[str],
+    scores: list[float],
+    model: str,
+    version: str,
+    strategy: str,
+    request_id: str | None = None,
+    experiment: str | None = None,
+    variant: str | None = None,
+) -> bytes:
+    """The JSON of a :class:`Recommendations` reply, encoded by orjson from its fields.
+
+    The server builds replies from values it made itself: encoding them directly
+    takes about 1 µs, where constructing the model took about 5 and pydantic's
+    serializer of a constructed model 13, on every recommendation. The bytes are
+    those of ``Recommendations(...).model_dump_json()`` (tests/serving/test_schemas.py).
+    """
+    return orjson.dumps(
+        {
+            "items": items,
+            "scores": scores,
+            "model": model,
+            "version": version,
+            "strategy": strategy,
+            "request_id": request_id,
+            "experiment": experiment,
+            "variant": variant,
+        }
+    )
 
 
 class EventIn(_Request):

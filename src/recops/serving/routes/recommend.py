@@ -26,6 +26,7 @@ from recops.serving.schemas import (
     RecommendRequest,
     SearchRequest,
     SimilarRequest,
+    recommendations_json,
 )
 from recops.serving.service import RecommendService
 from recops.serving.slates import ServedSlate
@@ -75,23 +76,28 @@ async def recommend(request: Request, body: RecommendRequest) -> Response:
         start = time.perf_counter()
         served = ctx.slates.interleave((arm, plan.arms[1]), (served, other), body.k)
         ctx.observe("policy", time.perf_counter() - start)
-    reply = Recommendations.model_construct(
-        items=served.items,
-        scores=served.scores,
-        model=arm.bundle.name,
-        version=arm.bundle.version,
-        strategy=strategy,
-    )
+    request_id = None
     if ctx.exposures is not None:
         start = time.perf_counter()
-        reply.request_id = ctx.exposures.request_id()
-        reply.experiment, reply.variant = plan.experiment, plan.variant
+        request_id = ctx.exposures.request_id()
         exposure = build_exposure(
-            reply.request_id, now, plan, served, request_context(body, strategy, plan)
+            request_id, now, plan, served, request_context(body, strategy, plan)
         )
         await ctx.exposures.log(exposure, assignment_of(plan, now))
         ctx.observe("exposure", time.perf_counter() - start)
-    return reply_response(ctx, reply)
+    start = time.perf_counter()
+    reply = recommendations_json(
+        served.items,
+        served.scores,
+        arm.bundle.name,
+        arm.bundle.version,
+        strategy,
+        request_id,
+        plan.experiment,
+        plan.variant,
+    )
+    ctx.observe("serialize", time.perf_counter() - start)
+    return Response(content=reply, media_type=JSON)
 
 
 async def recommend_post(request: Request) -> Response:
