@@ -13,8 +13,9 @@ click carrying a ``request_id`` is always committed after the exposure it answer
 :class:`SQLiteEventLog` is the embedded default. One writer thread owns the
 connection and does *group commit*: whatever arrived while the previous transaction
 was being written goes into the next one, so concurrent small requests share one
-fsync instead of paying one each. The interface is small (submit, read, tail,
-count, close) so that a PostgreSQL log can replace it without touching the server.
+fsync instead of paying one each. That writer is :class:`GroupCommitLog`, which the
+PostgreSQL log (:mod:`recops.serving.eventlog_postgres`) shares: a backend supplies
+one transaction's SQL, the key checks' statements and the reads.
 
 Retries are stored once (:meth:`EventLog.submit_once`): a write may carry a client's
 idempotency key (:class:`WriteKey`), and events may carry a client ``event_id`` in their
@@ -434,7 +435,272 @@ def _exposure(row: tuple[Any, ...]) -> tuple[int, Exposure]:
     )
 
 
-class SQLiteEventLog(EventLog):
+class GroupCommitLog(EventLog):
+    """The writing half of an event log: one writer thread, group commit, the futures.
+
+    Submissions queue jobs; the writer takes whatever waits (:meth:`_gather`), stores
+    it in one transaction of the backend (:meth:`_write`) and then resolves each
+    job's future, so concurrent small requests share one commit. A backend
+    implements :meth:`_write`, :meth:`_claim` (the idempotency checks), its reads
+    and :meth:`close` (which calls :meth:`_stop_writer` first).
+
+    Parameters
+    ----------
+    where:
+        Names the log in messages (a file, or a database without its password).
+    max_batch_rows, exposure_delay_s, idempotency_window_s, clock:
+        As in :class:`SQLiteEventLog`.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        *,
+        max_batch_rows: int,
+        exposure_delay_s: float,
+        idempotency_window_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        if not 0.0 < idempotency_window_s <= 366 * 86_400.0:
+            raise ValueError(
+                "`idempotency_window_s` must be in (0, 366 days] in seconds "
+                f"(got {idempotency_window_s!r})"
+            )
+        self.idempotency_window_s = float(idempotency_window_s)
+        self._clock = clock
+        self._next_purge = 0.0
+        if not 0.0 <= exposure_delay_s <= 10.0:
+            raise ValueError(
+                f"`exposure_delay_s` must be in [0, 10] seconds (got {exposure_delay_s!r})"
+            )
+        self.exposure_delay_s = exposure_delay_s
+        if isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int):
+            raise ValueError(f"`max_batch_rows` must be a positive int (got {max_batch_rows!r})")
+        if max_batch_rows < 1:
+            raise ValueError(f"`max_batch_rows` must be a positive int (got {max_batch_rows!r})")
+        self.max_batch_rows = max_batch_rows
+        self._where = where
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # Set by urgent submissions (and close) to end the writer's exposure wait.
+        self._wake = threading.Event()
+        self._dropped = 0
+        self._closed = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def _start_writer(self) -> None:
+        """Start the writer thread (once the backend's writing connection is open)."""
+        self._writer = threading.Thread(
+            target=self._write_loop, name="recops-eventlog", daemon=True
+        )
+        self._writer.start()
+
+    @abstractmethod
+    def _write(
+        self, batch: list[_Job], now: float, cutoff: float
+    ) -> list[Receipt | KeyReuseError | None]:
+        """Store ``batch`` in one transaction; what to answer each job (None: a count).
+
+        Called by the writer thread only. On an error the transaction is rolled back
+        and the error raised: every job of the batch fails with it.
+        """
+
+    @abstractmethod
+    def _find_key(self, conn: Any, key: str, cutoff: float) -> tuple[str, int, int] | None:
+        """``(fingerprint, accepted, duplicates)`` of ``key`` stored since ``cutoff``."""
+
+    @abstractmethod
+    def _claim_ids(self, conn: Any, event_ids: list[str], now: float, cutoff: float) -> set[str]:
+        """Of distinct ``event_ids``, those new or older than ``cutoff``, claimed as of ``now``."""
+
+    @abstractmethod
+    def _store_key(self, conn: Any, key: WriteKey, receipt: Receipt, now: float) -> None:
+        """Remember ``key`` with what its write did (replacing an expired entry)."""
+
+    @abstractmethod
+    def _delete_expired(self, conn: Any, table: str, cutoff: float, limit: int) -> int:
+        """Delete at most ``limit`` keys created before ``cutoff`` from ``table``; how many."""
+
+    def _claim(
+        self, conn: Any, job: _Job, now: float, cutoff: float
+    ) -> tuple[list[tuple[Any, ...]], Receipt | KeyReuseError]:
+        """The event rows of ``job`` to write, and what to answer its caller.
+
+        Inside the write transaction, so a key or an id is claimed by one write only.
+        """
+        if job.key is not None:
+            found = self._find_key(conn, job.key.key, cutoff)
+            if found is not None:
+                fingerprint, accepted, duplicates = found
+                if fingerprint != job.key.fingerprint:
+                    return [], KeyReuseError(
+                        f"idempotency key {job.key.key!r} was used for another request "
+                        f"within the last {self.idempotency_window_s:g} s"
+                    )
+                return [], Receipt(accepted, duplicates, replayed=True)
+        rows = job.events
+        claimed = self._claim_ids(
+            conn, list(dict.fromkeys(i for _, i in job.event_ids)), now, cutoff
+        )
+        # An id twice in one write: its first event is stored, the second skipped.
+        skipped_at: list[int] = []
+        for position, event_id in job.event_ids:
+            if event_id in claimed:
+                claimed.discard(event_id)
+            else:
+                skipped_at.append(position)
+        skipped = tuple(skipped_at)
+        if skipped:
+            drop = set(skipped)
+            rows = [row for position, row in enumerate(rows) if position not in drop]
+        receipt = Receipt(len(job.events), len(skipped), False, skipped)
+        if job.key is not None:
+            self._store_key(conn, job.key, receipt, now)
+        return rows, receipt
+
+    def _purge(self, conn: Any, now: float, cutoff: float) -> None:
+        """Delete keys older than the window: at most once a minute, a bounded batch."""
+        if now < self._next_purge:
+            return
+        full = False
+        for table in ("request_keys", "event_keys"):
+            deleted = self._delete_expired(conn, table, cutoff, _PURGE_ROWS)
+            full = full or deleted == _PURGE_ROWS
+        # A full batch leaves more behind: purge again at the next commit.
+        self._next_purge = now if full else now + min(60.0, self.idempotency_window_s)
+
+    def _close_writer(self) -> None:
+        """Release what the writer thread used (called by it as it ends)."""
+
+    def _claim_all(
+        self, conn: Any, batch: list[_Job], now: float, cutoff: float
+    ) -> tuple[list[tuple[Any, ...]], list[Receipt | KeyReuseError | None]]:
+        """The event rows of the whole batch to write, and each job's outcome."""
+        events: list[tuple[Any, ...]] = []
+        # None for exposures: most jobs, one per served slate, with no key to check.
+        outcomes: list[Receipt | KeyReuseError | None] = []
+        for job in batch:
+            outcome = None
+            if job.events or job.key is not None:
+                rows, outcome = self._claim(conn, job, now, cutoff)
+                events += rows
+            outcomes.append(outcome)
+        return events, outcomes
+
+    def _enqueue(self, job: _Job) -> Future[Any]:
+        future: Future[Any] = Future() if job.future is None else job.future
+        if self._closed.is_set():
+            future.set_exception(RuntimeError(f"event log {self._where} is closed"))
+        elif job.size() == 0:
+            future.set_result(Receipt(0, 0, False) if job.receipt else 0)
+        else:
+            self._queue.put(job)
+            self._wake.set()
+        return future
+
+    def submit(self, events: Sequence[Event]) -> Future[int]:
+        return self._enqueue(_event_job(events, None, receipt=False))
+
+    def submit_once(self, events: Sequence[Event], key: WriteKey | None = None) -> Future[Receipt]:
+        return self._enqueue(_event_job(events, key, receipt=True))
+
+    def submit_exposures(
+        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
+    ) -> Future[int]:
+        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
+        return self._enqueue(
+            _Job([], [_exposure_row(x) for x in exposures], assigned, Future(), [])
+        )
+
+    def queue_exposures(
+        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
+    ) -> None:
+        if self._closed.is_set():
+            self._dropped += len(exposures)
+            log.error("event log %s is closed: %d exposures dropped", self._where, len(exposures))
+            return
+        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
+        self._queue.put(_Job([], [_exposure_row(x) for x in exposures], assigned, None, []))
+
+    @property
+    def dropped_exposures(self) -> int:
+        return self._dropped
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, stop = self._gather(first)
+                self._commit(batch)
+                if stop:
+                    return
+        finally:
+            self._close_writer()
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """Group commit: what is waiting (up to the row cap) joins ``first``.
+
+        An urgent job (events) commits with whatever is already queued. Exposures
+        alone let the writer sleep up to ``exposure_delay_s`` first (an urgent
+        submission wakes it): waking the thread per exposure cost more CPU than
+        writing it. Returns the batch and whether the log was closed meanwhile.
+        """
+        if first.future is None and self.exposure_delay_s > 0:
+            self._wake.wait(self.exposure_delay_s)
+        self._wake.clear()
+        batch = [first]
+        rows = first.size()
+        while rows < self.max_batch_rows:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+            rows += more.size()
+        return batch, False
+
+    def _commit(self, batch: list[_Job]) -> None:
+        now = self._clock()
+        try:
+            outcomes = self._write(batch, now, now - self.idempotency_window_s)
+        except Exception as exc:  # the storage error goes to every waiting caller
+            for job in batch:
+                if job.future is None:
+                    self._dropped += len(job.exposures)
+                    log.error(
+                        "%d queued exposures could not be stored: %s", len(job.exposures), exc
+                    )
+                else:
+                    job.future.set_exception(exc)
+            return
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future is None:
+                continue
+            if outcome is None:
+                job.future.set_result(len(job.exposures))
+            elif isinstance(outcome, KeyReuseError):
+                job.future.set_exception(outcome)
+            elif job.receipt:
+                job.future.set_result(outcome)
+            else:
+                job.future.set_result(outcome.accepted - outcome.duplicates)
+
+    def _stop_writer(self) -> bool:
+        """Finish the pending writes and stop the writer; False if it was stopped before."""
+        if self._closed.is_set():
+            return False
+        self._closed.set()
+        self._queue.put(None)
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join()
+        return True
+
+
+class SQLiteEventLog(GroupCommitLog):
     """Event log in a SQLite file in WAL mode with ``synchronous=FULL``.
 
     Parameters
@@ -470,41 +736,22 @@ class SQLiteEventLog(EventLog):
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not 0.0 < idempotency_window_s <= 366 * 86_400.0:
-            raise ValueError(
-                "`idempotency_window_s` must be in (0, 366 days] in seconds "
-                f"(got {idempotency_window_s!r})"
-            )
-        self.idempotency_window_s = float(idempotency_window_s)
-        self._clock = clock
-        self._next_purge = 0.0
-        if not 0.0 <= exposure_delay_s <= 10.0:
-            raise ValueError(
-                f"`exposure_delay_s` must be in [0, 10] seconds (got {exposure_delay_s!r})"
-            )
-        self.exposure_delay_s = exposure_delay_s
+        super().__init__(
+            str(path),
+            max_batch_rows=max_batch_rows,
+            exposure_delay_s=exposure_delay_s,
+            idempotency_window_s=idempotency_window_s,
+            clock=clock,
+        )
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError(f"`synchronous` must be FULL, NORMAL or EXTRA (got {synchronous!r})")
-        if isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int):
-            raise ValueError(f"`max_batch_rows` must be a positive int (got {max_batch_rows!r})")
-        if max_batch_rows < 1:
-            raise ValueError(f"`max_batch_rows` must be a positive int (got {max_batch_rows!r})")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_batch_rows = max_batch_rows
         self._synchronous = synchronous.upper()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        # Set by urgent submissions (and close) to end the writer's exposure wait.
-        self._wake = threading.Event()
-        self._dropped = 0
-        self._closed = threading.Event()
         # Created here (not in the thread) so that a bad path fails in the caller.
-        conn = self._connect()
-        self._create_tables(conn)
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(conn,), name="recops-eventlog", daemon=True
-        )
-        self._writer.start()
+        self._conn = self._connect()
+        self._create_tables(self._conn)
+        self._start_writer()
         # One long-lived connection for followers: `PRAGMA data_version` only tells
         # a connection about commits made since its own previous call.
         self._watch = self._connect()
@@ -531,99 +778,19 @@ class SQLiteEventLog(EventLog):
             conn.execute(statement)
         conn.execute("COMMIT")
 
-    def _enqueue(self, job: _Job) -> Future[Any]:
-        future: Future[Any] = Future() if job.future is None else job.future
-        if self._closed.is_set():
-            future.set_exception(RuntimeError(f"event log {self.path} is closed"))
-        elif job.size() == 0:
-            future.set_result(Receipt(0, 0, False) if job.receipt else 0)
-        else:
-            self._queue.put(job)
-            self._wake.set()
-        return future
+    def _close_writer(self) -> None:
+        self._conn.close()
 
-    def submit(self, events: Sequence[Event]) -> Future[int]:
-        return self._enqueue(_event_job(events, None, receipt=False))
-
-    def submit_once(self, events: Sequence[Event], key: WriteKey | None = None) -> Future[Receipt]:
-        return self._enqueue(_event_job(events, key, receipt=True))
-
-    def submit_exposures(
-        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
-    ) -> Future[int]:
-        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
-        return self._enqueue(
-            _Job([], [_exposure_row(x) for x in exposures], assigned, Future(), [])
-        )
-
-    def queue_exposures(
-        self, exposures: Sequence[Exposure], assignments: Sequence[Assignment] = ()
-    ) -> None:
-        if self._closed.is_set():
-            self._dropped += len(exposures)
-            log.error("event log %s is closed: %d exposures dropped", self.path, len(exposures))
-            return
-        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
-        self._queue.put(_Job([], [_exposure_row(x) for x in exposures], assigned, None, []))
-
-    @property
-    def dropped_exposures(self) -> int:
-        return self._dropped
-
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch, stop = self._gather(first)
-                self._commit(conn, batch)
-                if stop:
-                    return
-        finally:
-            conn.close()
-
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """Group commit: what is waiting (up to the row cap) joins ``first``.
-
-        An urgent job (events) commits with whatever is already queued. Exposures
-        alone let the writer sleep up to ``exposure_delay_s`` first (an urgent
-        submission wakes it): waking the thread per exposure cost more CPU than
-        writing it. Returns the batch and whether the log was closed meanwhile.
-        """
-        if first.future is None and self.exposure_delay_s > 0:
-            self._wake.wait(self.exposure_delay_s)
-        self._wake.clear()
-        batch = [first]
-        rows = first.size()
-        while rows < self.max_batch_rows:
-            try:
-                more = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                return batch, True
-            batch.append(more)
-            rows += more.size()
-        return batch, False
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _write(
+        self, batch: list[_Job], now: float, cutoff: float
+    ) -> list[Receipt | KeyReuseError | None]:
+        conn = self._conn
         try:
             # IMMEDIATE: the key checks read before writing, and another process
             # committing in between would otherwise fail the upgrade to a write lock.
             conn.execute("BEGIN IMMEDIATE")
-            now = self._clock()
-            cutoff = now - self.idempotency_window_s
             self._purge(conn, now, cutoff)
-            events: list[tuple[Any, ...]] = []
-            # None for exposures: most jobs, one per served slate, with no key to check.
-            outcomes: list[Receipt | KeyReuseError | None] = []
-            for job in batch:
-                outcome = None
-                if job.events or job.key is not None:
-                    rows, outcome = self._claim(conn, job, now, cutoff)
-                    events += rows
-                outcomes.append(outcome)
+            events, outcomes = self._claim_all(conn, batch, now, cutoff)
             # One statement per table (a statement per job cost more than its rows);
             # each table keeps submission order, and the tables commit together.
             tables = (
@@ -635,78 +802,38 @@ class SQLiteEventLog(EventLog):
                 if rows:
                     conn.executemany(statement, rows)
             conn.execute("COMMIT")
-        except Exception as exc:  # the storage error goes to every waiting caller
+        except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for job in batch:
-                if job.future is None:
-                    self._dropped += len(job.exposures)
-                    log.error(
-                        "%d queued exposures could not be stored: %s", len(job.exposures), exc
-                    )
-                else:
-                    job.future.set_exception(exc)
-            return
-        for job, outcome in zip(batch, outcomes, strict=True):
-            if job.future is None:
-                continue
-            if outcome is None:
-                job.future.set_result(len(job.exposures))
-            elif isinstance(outcome, KeyReuseError):
-                job.future.set_exception(outcome)
-            elif job.receipt:
-                job.future.set_result(outcome)
-            else:
-                job.future.set_result(outcome.accepted - outcome.duplicates)
+            raise
+        return outcomes
 
-    def _claim(
-        self, conn: sqlite3.Connection, job: _Job, now: float, cutoff: float
-    ) -> tuple[list[tuple[Any, ...]], Receipt | KeyReuseError]:
-        """The event rows of ``job`` to write, and what to answer its caller.
+    def _find_key(
+        self, conn: sqlite3.Connection, key: str, cutoff: float
+    ) -> tuple[str, int, int] | None:
+        found = conn.execute(_FIND_KEY, (key, cutoff)).fetchall()
+        return found[0] if found else None
 
-        Inside the write transaction, so a key or an id is claimed by one write only.
-        """
-        if job.key is not None:
-            found = conn.execute(_FIND_KEY, (job.key.key, cutoff)).fetchall()
-            if found:
-                fingerprint, accepted, duplicates = found[0]
-                if fingerprint != job.key.fingerprint:
-                    return [], KeyReuseError(
-                        f"idempotency key {job.key.key!r} was used for another request "
-                        f"within the last {self.idempotency_window_s:g} s"
-                    )
-                return [], Receipt(accepted, duplicates, replayed=True)
-        rows = job.events
-        skipped = tuple(
-            position
-            for position, event_id in job.event_ids
-            if conn.execute(_CLAIM_EVENT, (event_id, now, cutoff)).rowcount == 0
+    def _claim_ids(
+        self, conn: sqlite3.Connection, event_ids: list[str], now: float, cutoff: float
+    ) -> set[str]:
+        return {i for i in event_ids if conn.execute(_CLAIM_EVENT, (i, now, cutoff)).rowcount}
+
+    def _store_key(
+        self, conn: sqlite3.Connection, key: WriteKey, receipt: Receipt, now: float
+    ) -> None:
+        conn.execute(
+            _STORE_KEY, (key.key, key.fingerprint, receipt.accepted, receipt.duplicates, now)
         )
-        if skipped:
-            drop = set(skipped)
-            rows = [row for position, row in enumerate(rows) if position not in drop]
-        receipt = Receipt(len(job.events), len(skipped), False, skipped)
-        if job.key is not None:
-            key = job.key
-            conn.execute(
-                _STORE_KEY, (key.key, key.fingerprint, receipt.accepted, len(skipped), now)
-            )
-        return rows, receipt
 
-    def _purge(self, conn: sqlite3.Connection, now: float, cutoff: float) -> None:
-        """Delete keys older than the window: at most once a minute, a bounded batch."""
-        if now < self._next_purge:
-            return
-        full = False
-        for table in ("request_keys", "event_keys"):
-            deleted = conn.execute(
-                f"DELETE FROM {table} WHERE rowid IN "
-                f"(SELECT rowid FROM {table} WHERE created < ? LIMIT ?)",
-                (cutoff, _PURGE_ROWS),
-            ).rowcount
-            full = full or deleted == _PURGE_ROWS
-        # A full batch leaves more behind: purge again at the next commit.
-        self._next_purge = now if full else now + min(60.0, self.idempotency_window_s)
+    def _delete_expired(
+        self, conn: sqlite3.Connection, table: str, cutoff: float, limit: int
+    ) -> int:
+        return conn.execute(
+            f"DELETE FROM {table} WHERE rowid IN "
+            f"(SELECT rowid FROM {table} WHERE created < ? LIMIT ?)",
+            (cutoff, limit),
+        ).rowcount
 
     def read(self, after_id: int = 0, limit: int = 10_000) -> list[tuple[int, Event]]:
         with self._reader() as conn:
@@ -795,11 +922,6 @@ class SQLiteEventLog(EventLog):
         return closing(self._connect())
 
     def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._queue.put(None)
-        self._wake.set()
-        self._writer.join()
-        with self._watch_lock:
-            self._watch.close()
+        if self._stop_writer():
+            with self._watch_lock:
+                self._watch.close()
