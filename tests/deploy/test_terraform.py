@@ -110,9 +110,8 @@ def test_every_reference_is_declared(module: Path) -> None:
     used_locals = set(re.findall(r"\blocal\.(\w+)", code))
     assert used_locals <= local_names, f"undeclared locals: {used_locals - local_names}"
     resources = set(_resources(blocks))
-    referenced = {
-        f"{t}.{n}" for t, n in re.findall(r"\b((?:google|random)_\w+)\.(\w+)", code)
-    } - {f"{t}.{n}" for t, n in re.findall(r'resource "(\w+)" "(\w+)"', code)}
+    mentioned = re.findall(r"\b((?:google|random)_\w+)\.(\w+)", code)
+    referenced = {f"{t}.{n}" for t, n in mentioned}
     assert referenced <= resources, f"undeclared resources: {referenced - resources}"
 
 
