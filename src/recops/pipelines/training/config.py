@@ -218,10 +218,16 @@ def describe_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path | None) -> TrainingConfig:
-    """The config in ``path`` (the defaults when None); ConfigError saying what to fix."""
+def load_config(
+    path: str | Path | None, schema: type[TrainingConfig] = TrainingConfig
+) -> TrainingConfig:
+    """The config in ``path`` (the defaults when None) as ``schema``; ConfigError saying what to fix.
+
+    ``schema`` is :class:`TrainingConfig` or a subclass with more sections (the gated
+    pipeline's ``recops.registry.config.GatedTrainingConfig``).
+    """
     if path is None:
-        return TrainingConfig()
+        return schema()
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: no such config file")
@@ -229,6 +235,6 @@ def load_config(path: str | Path | None) -> TrainingConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a table of sections (source, split, model, ...)")
     try:
-        return TrainingConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
         raise ConfigError(describe_errors(err, str(file))) from None

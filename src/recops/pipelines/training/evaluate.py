@@ -1,7 +1,9 @@
 """Steps ``champion`` and ``evaluate``: the new model against the current champion, offline.
 
-Until the registry exists, the *champion* is the highest version of the model in the
-model repository (what ``recops serve`` serves by default). Both models rank the same
+Here the *champion* is the highest version of the model in the model repository
+(what ``recops serve`` serves by default); the gated pipeline
+(:mod:`recops.registry.pipeline`) takes the registry's ``champion`` alias instead,
+through the same :class:`Champion`. Both models rank the same
 candidates for the same users of the same split (``recops.evaluation.evaluate``);
 :class:`OfflineEvaluation` holds each one's Recall/NDCG/hit rate/MRR@k per slice
 (all, warm, cold, new items) with bootstrap intervals, and the paired bootstrap

@@ -11,12 +11,16 @@
 exposures is configured.
 
 :func:`train_and_evaluate` wires everything before ``publish`` and returns the typed
-outputs (``data``, ``data_report``, ``model``, ``offline``, and ``ope``); a pipeline
-with register, gate and deploy steps calls it and adds its own steps on those
-outputs, the way :func:`training_pipeline` adds ``publish``.
+outputs (``ingested``, ``data``, ``data_report``, ``model``, ``offline``, and
+``ope``); a pipeline with register, gate and deploy steps calls it and adds its own
+steps on those outputs, the way :func:`training_pipeline` adds ``publish``, and may
+pass the step that finds the champion (``recops.registry.pipeline`` passes the
+registry's ``champion`` alias instead of the repository's latest version).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from recops.pipelines.graph import StepOutput, pipeline, previous
 from recops.pipelines.training.config import TrainingConfig
@@ -29,14 +33,24 @@ from recops.pipelines.training.train import train
 from recops.pipelines.training.validate import validate
 
 
-def train_and_evaluate(config: TrainingConfig) -> dict[str, StepOutput]:
-    """The steps from ``ingest`` to ``off_policy``, called inside a pipeline being traced."""
+def train_and_evaluate(
+    config: TrainingConfig, champion_step: Callable[[], StepOutput] | None = None
+) -> dict[str, StepOutput]:
+    """The steps from ``ingest`` to ``off_policy``, called inside a pipeline being traced.
+
+    ``champion_step`` adds the step whose output is the champion to compare with
+    (default: ``champion``, the latest version in the model repository).
+    """
     data = ingest(config.source)
     checked = validate(data, previous("validate", "stats"), config.checks, config.split.events)
     parts = split(checked.data, config.split)
     model = train(parts, config.model)
-    current = champion(config.publish.repository, config.publish.name)
+    if champion_step is None:
+        current = champion(config.publish.repository, config.publish.name)
+    else:
+        current = champion_step()
     outputs = {
+        "ingested": data,
         "data": checked.data,
         "data_report": checked.report,
         "model": model,
