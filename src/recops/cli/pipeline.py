@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -38,7 +39,8 @@ app.add_typer(pipeline_app, name="pipeline")
 
 BAD_INPUT = 2
 RUN_FAILED = 1
-PIPELINES = {"train": "recops.pipelines.training:training_pipeline"}
+#: ``train`` is the gated training pipeline: trained, evaluated, registered, gated, deployed.
+PIPELINES = {"train": "recops.registry.pipeline:gated_training_pipeline"}
 
 
 class ExecutorName(StrEnum):
@@ -146,7 +148,8 @@ def _parameters(name: str, config: Path | None) -> tuple[dict[str, Any], dict[st
     from recops.pipelines.training.config import load_config, read_file
 
     if name in PIPELINES:
-        training = load_config(config)
+        schema = typing.get_type_hints(_pipeline(name).fn)["config"]
+        training = load_config(config, schema)
         storage = training.storage.model_dump()
         return {"config": training}, {**storage, "image": training.kfp.image}
     if config is None:

@@ -221,7 +221,7 @@ def describe_errors(err: ValidationError, source: str) -> str:
 def load_config(
     path: str | Path | None, schema: type[TrainingConfig] = TrainingConfig
 ) -> TrainingConfig:
-    """The config in ``path`` (the defaults when None) as ``schema``; ConfigError saying what to fix.
+    """The config in ``path`` (defaults when None) as ``schema``; ConfigError saying what to fix.
 
     ``schema`` is :class:`TrainingConfig` or a subclass with more sections (the gated
     pipeline's ``recops.registry.config.GatedTrainingConfig``).

@@ -1,0 +1,16 @@
+"""Every CLI test gets an MLflow store in its own folder, never one in the checkout.
+
+``recops pipeline run train`` tracks and registers in MLflow, by default under
+``$RECOPS_HOME`` (``./recops-data``); ``MLFLOW_TRACKING_URI`` points it here instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_store_in_the_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db")
