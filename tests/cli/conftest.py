@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# The real tiny models of the serving tests, for `recops model` (test_model_cli.py).
+from tests.serving.conftest import second_artifact, trained_artifact  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _mlflow_store_in_the_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from recops.cli import (
     experiment,  # noqa: F401  (registers `recops experiment`)
     experiment_analyze,  # noqa: F401  (registers `recops experiment analyze`)
     experiment_logs,  # noqa: F401  (registers `recops experiment export`)
+    model,  # noqa: F401  (registers `recops model`: the MLflow registry)
     monitor,  # noqa: F401  (registers `recops monitor`)
     ope,  # noqa: F401  (registers `recops ope`)
     pipeline,  # noqa: F401  (registers `recops pipeline`)

@@ -23,6 +23,7 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +157,16 @@ class Registry:
     def versions(self, name: str) -> list[RegisteredVersion]:
         """Every version of ``name``, oldest first (empty when the model is unknown)."""
         found = self.client.search_model_versions(f"name = '{check_model_name(name)}'")
-        versions = [RegisteredVersion.from_mlflow(mv) for mv in found]
+        if not found:
+            return []
+        # A search leaves the aliases out; the registered model holds them.
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (self.client.get_registered_model(name).aliases or {}).items():
+            aliases.setdefault(str(version), []).append(str(alias))
+        versions = [
+            replace(v, aliases=tuple(sorted(aliases.get(v.version, ()))))
+            for v in map(RegisteredVersion.from_mlflow, found)
+        ]
         return sorted(versions, key=lambda v: int(v.version))
 
     def models(self) -> list[str]:
