@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from recops.postgres import redact
 from recops.serving.eventlog import Event
-from recops.serving.eventlog_postgres import PostgresEventLog, redact
+from recops.serving.eventlog_postgres import PostgresEventLog
 from tests.serving.backends import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 

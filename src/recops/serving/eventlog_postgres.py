@@ -50,9 +50,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import ConnStatus, TransactionStatus
 
+from recops.postgres import connect, redact
 from recops.serving.eventlog import (
     DEFAULT_IDEMPOTENCY_WINDOW_S,
     Activity,
@@ -70,7 +70,7 @@ from recops.serving.eventlog import (
 
 log = logging.getLogger("recops.serving")
 
-__all__ = ["PostgresEventLog", "redact"]
+__all__ = ["PostgresEventLog"]
 
 _SCHEMA = (
     """
@@ -181,17 +181,6 @@ _CLAIM_EVENTS = (
 )
 
 
-def redact(url: str) -> str:
-    """``postgresql://user@host:port/db`` of a connection URL: no password, for messages."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://<unparsable URL>"
-    user = f"{info['user']}@" if info.get("user") else ""
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{user}{info.get('host', '')}{port}/{info.get('dbname', '')}"
-
-
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as one list per column (what ``unnest`` of arrays takes)."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
@@ -227,9 +216,7 @@ class _Connection:
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
-            conn = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout_s))
-            )
+            conn = connect(self.url, self.connect_timeout_s)
             if self.on_open is not None:
                 self.on_open(conn)
             self._conn = conn
