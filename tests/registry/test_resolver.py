@@ -1,4 +1,4 @@
-"""Registered versions become repository folders; experiment variants resolve aliases through them."""
+"""Registered versions become repository folders; experiment variants resolve aliases there."""
 
 from __future__ import annotations
 

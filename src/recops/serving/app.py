@@ -46,6 +46,7 @@ from recops.serving.logs import RequestIds
 from recops.serving.metrics import ServerMetrics, counter, gauge
 from recops.serving.model_api import ModelLoader
 from recops.serving.prefetch import prefetch_forever
+from recops.serving.registry_follower import follow_alias
 from recops.serving.repository import (
     ModelLoadError,
     ModelManager,
@@ -116,6 +117,7 @@ def create_app(
             # operations of this run before it says it is ready.
             await apply_pending(ctx, ctx.group)
             tasks.append(asyncio.create_task(sync_forever(ctx, ctx.group)))
+        tasks.extend(await follow_alias(ctx))
         if heartbeat is not None:
             heartbeat.set_phase("ready")
         try:

@@ -39,6 +39,7 @@ from recops.serving.settings import ENV_PREFIX, ServerSettings
 OTHER_VARIABLES = {
     "RECOPS_CONFIG": "the server's config file (this module)",
     "RECOPS_DATA_DIR": "where datasets are found (recops.data)",
+    "RECOPS_HOME": "the project's data folder (recops.pipelines, recops.registry)",
     "RECOPS_SERVER_SETTINGS": "the settings recops serve hands its workers",
 }
 

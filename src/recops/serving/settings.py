@@ -195,6 +195,17 @@ class ServerSettings(BaseModel):
         Set by ``recops serve`` for each of several workers: its position, 0 to
         ``workers - 1`` (kept by its replacements), the ``worker`` of its logs and
         metrics.
+    follow_alias:
+        Serve the version this MLflow registry alias points at (``champion``), and
+        switch (every worker, atomically) within ``follow_interval_s`` of a move;
+        the version policy then only chooses what loads before the first look (see
+        :mod:`recops.serving.registry_follower`).
+    registry_uri:
+        The MLflow registry of ``follow_alias``; default ``$MLFLOW_TRACKING_URI``,
+        else the embedded SQLite store under ``$RECOPS_HOME`` (see
+        :mod:`recops.registry.settings`).
+    follow_interval_s:
+        How often the server asks the registry where the alias points.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -253,6 +264,9 @@ class ServerSettings(BaseModel):
     experiment_refresh_s: float = Field(default=1.0, gt=0.0, le=3600.0)
     run_dir: Path | None = None
     worker_index: int | None = Field(default=None, ge=0)
+    follow_alias: str | None = Field(default=None, min_length=1, max_length=64)
+    registry_uri: str | None = Field(default=None, min_length=1)
+    follow_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
 
     @model_validator(mode="after")
     def _pinned_needs_version(self) -> Self:
