@@ -6,9 +6,11 @@ In-process (a TestClient); ``test_items_process.py`` has a real ``recops serve
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -302,3 +304,19 @@ def test_a_server_starts_with_the_file_of_a_previous_run(
     with TestClient(create_app(settings)) as client:
         served = _post(client, "/v1/similar", {"item_id": "fresh-sports", "k": 62, "now": NOW})
         assert "fresh-tech" in served["items"] and "embargoed" not in served["items"]
+
+
+def test_an_unloaded_version_is_not_kept_alive_by_the_file_it_read(
+    tmp_path: Path, settings: ServerSettings, second_artifact: Path
+) -> None:
+    shutil.copytree(second_artifact, settings.model_repository / "news" / "2")
+    manager = ModelManager(ModelRepository(settings.model_repository))
+    updates = ItemUpdates(manager, tmp_path / "items.jsonl")
+    manager.prepare = updates.prepare
+    manager.switch("news", "1")
+    updates.add([ItemIn.model_validate(i) for i in FRESH])
+    second = weakref.ref(manager.load("news", "2"))
+    assert "fresh-tech" in second().item_names  # type: ignore[union-attr]
+    manager.unload("news", "2")
+    gc.collect()
+    assert second() is None

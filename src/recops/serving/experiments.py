@@ -258,7 +258,8 @@ class ExperimentRuntime:
 
     def _follow(self, arm: Arm) -> Arm:
         """``arm`` on its version as loaded now, its policy grown to the version's items."""
-        bundle = self.manager.load(arm.bundle.name, arm.bundle.version)
+        key = (arm.bundle.name, arm.bundle.version)
+        bundle = next((b for b in self.manager.loaded() if (b.name, b.version) == key), arm.bundle)
         if bundle is arm.bundle:
             return arm
         grow = getattr(arm.policy, "grow", None)
