@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client.metrics_core import Metric
 
-from recops.experiments.store import ExperimentStore
+from recops.serving.backends import open_event_log, open_experiment_store, open_online_state
 from recops.serving.bandit_feedback import BanditFeedback
 from recops.serving.batching import DynamicBatcher
 from recops.serving.clock import RequestClock, install_clock_errors
@@ -35,10 +35,9 @@ from recops.serving.context import ServerContext, configure_threads, index_param
 from recops.serving.coordination import apply_pending, heartbeat_forever, sync_forever
 from recops.serving.errors import install_error_handlers
 from recops.serving.event_gate import EventGate
-from recops.serving.eventlog import EventLog, SQLiteEventLog
+from recops.serving.eventlog import EventLog
 from recops.serving.experiments import ExperimentRuntime, refresh_forever
 from recops.serving.exposure_log import ExposureLogger
-from recops.serving.follower import LogFollower
 from recops.serving.guard import RequestGuard
 from recops.serving.health import EventLogProbe
 from recops.serving.items import ItemUpdates, catalog_path, follow_forever
@@ -59,6 +58,7 @@ from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
+from recops.serving.state_label import StateLabel
 from recops.serving.workers import Heartbeat, WorkerGroup
 
 log = logging.getLogger("recops.serving")
@@ -82,8 +82,9 @@ def create_app(
     loader:
         Loads a model directory; ``TwoTower.load`` by default.
     event_log:
-        Event storage; a :class:`SQLiteEventLog` at ``settings.event_log_path`` by
-        default. The app closes it on shutdown.
+        Event storage; by default the one the settings name (the SQLite
+        ``event_log_path``, or PostgreSQL at ``event_log_url``: see
+        :mod:`recops.serving.backends`). The app closes it on shutdown.
 
     Returns
     -------
@@ -143,6 +144,8 @@ def create_app(
     app.add_middleware(RequestGuard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     # Outermost: every log line of a request, the guard's included, carries its id.
     app.add_middleware(RequestIds, access_log=settings.access_log)
+    if settings.state_url is not None:  # labels replies served while Redis is away
+        app.add_middleware(StateLabel)
     app.state.settings = settings
     # Set by the server on SIGTERM (recops.serving.server): /readyz then says 503.
     app.state.draining = False
@@ -161,9 +164,7 @@ async def _start(
 ) -> ServerContext:
     """Open the log, replay it into the online state, and load the served version."""
     configure_threads(settings.threads)
-    log_store = event_log or SQLiteEventLog(
-        settings.event_log_path, idempotency_window_s=settings.idempotency_window_s
-    )
+    log_store = event_log or open_event_log(settings)
     manager = ModelManager(
         ModelRepository(settings.model_repository),
         index_params(settings),
@@ -179,10 +180,7 @@ async def _start(
     items = ItemUpdates(manager, catalog_path(settings))
     manager.prepare = items.prepare
     # Only items a loaded version knows take space in the online state.
-    state = UserStateStore(
-        settings.history_size, settings.max_users, settings.state_max_bytes, manager.known_item
-    )
-    follower = LogFollower(log_store, state)
+    state, follower = open_online_state(settings, log_store, manager.known_item, metrics)
     service = RecommendService(
         state,
         rerank_candidates=settings.rerank_candidates,
@@ -198,7 +196,7 @@ async def _start(
             observer=metrics.observe_batch,
         )
     group = None if settings.run_dir is None else WorkerGroup(settings.run_dir)
-    store = ExperimentStore(settings.event_log_path) if settings.experiments else None
+    store = open_experiment_store(settings) if settings.experiments else None
     exposures = None
     if settings.log_exposures:
         exposures = ExposureLogger(log_store, metrics, sync=settings.exposure_sync)

@@ -41,6 +41,8 @@ OTHER_VARIABLES = {
     "RECOPS_DATA_DIR": "where datasets are found (recops.data)",
     "RECOPS_HOME": "the project's data folder (recops.pipelines, recops.registry)",
     "RECOPS_SERVER_SETTINGS": "the settings recops serve hands its workers",
+    "RECOPS_TEST_POSTGRES_URL": "the backend tests' PostgreSQL server (.ci/backends.sh)",
+    "RECOPS_TEST_REDIS_URL": "the backend tests' Redis server (.ci/backends.sh)",
 }
 
 

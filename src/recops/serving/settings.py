@@ -64,6 +64,10 @@ class ServerSettings(BaseModel):
         Bearer token of the admin API; ``None`` disables the admin API (403).
     event_log_path:
         SQLite file of the durable event log.
+    event_log_url:
+        A PostgreSQL database for the event log and the experiment store instead of
+        the SQLite file (``postgresql://user:password@host:5432/db``; see
+        :mod:`recops.serving.eventlog_postgres`). ``None``: ``event_log_path``.
     catalog_updates_path:
         A JSON Lines file of new items (``item_id``, optional ``title``,
         ``categories``, ``publish_time``), appended to by ``POST /v1/admin/items``
@@ -81,6 +85,18 @@ class ServerSettings(BaseModel):
         300 bytes per user plus its id, 64 per history item); beyond it the least
         recently active users are evicted, whose trained histories stay in the model.
         ``None``: bounded by ``max_users`` only.
+    state_url:
+        A Redis server holding the online state for every worker and machine
+        (``redis://host:6379/0``; see :mod:`recops.serving.state_redis`), bounded by
+        ``history_size`` per user and Redis's ``maxmemory``. ``None``: in each
+        process, following the event log (``max_users``, ``state_max_bytes``).
+    state_ttl_s:
+        With ``state_url``: a user's live history expires this long after their
+        last event (their trained history stays in the model).
+    state_timeout_ms:
+        With ``state_url``: the longest wait for Redis; past it the recommendation
+        is served without the live history, labelled, and Redis is left alone
+        for a second.
     event_token:
         When set, ``POST /v1/events`` needs ``Authorization: Bearer <event_token>``
         (or the admin token), 401 otherwise (see :mod:`recops.serving.event_gate`).
@@ -227,10 +243,14 @@ class ServerSettings(BaseModel):
     pinned_version: str | None = None
     admin_token: str | None = Field(default=None, repr=False)
     event_log_path: Path = Path("recops-events.sqlite3")
+    event_log_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://", repr=False)
     catalog_updates_path: Path | None = None
     history_size: int = Field(default=50, ge=1, le=10_000)
     max_users: int = Field(default=1_000_000, ge=1)
     state_max_bytes: int | None = Field(default=512 * 1024**2, ge=1024**2)
+    state_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://", repr=False)
+    state_ttl_s: int = Field(default=30 * 86_400, ge=1, le=366 * 86_400)
+    state_timeout_ms: float = Field(default=100.0, gt=0.0, le=60_000.0)
     event_token: str | None = Field(default=None, repr=False, min_length=1)
     event_quota_bytes_per_s: int = Field(default=2 * 1024**2, ge=0)
     event_quota_burst_bytes: int = Field(default=16 * 1024**2, ge=1024)
