@@ -120,6 +120,14 @@ class AliasFollower:
         self._last_problem = message
 
 
+def _others_differ(ctx: ServerContext, label: str) -> bool:
+    """Whether a live worker says it serves something else (e.g. its start-up look failed)."""
+    group = ctx.group
+    return group is not None and any(
+        w.serving is not None and w.serving != label for w in group.workers()
+    )
+
+
 async def follow_once(ctx: ServerContext, follower: AliasFollower, everywhere: bool = True) -> None:
     """Serve what the alias names now, switching if needed: every worker, or this one."""
     serving = ctx.manager.serving
@@ -127,7 +135,8 @@ async def follow_once(ctx: ServerContext, follower: AliasFollower, everywhere: b
     version = await run_in_threadpool(follower.target, name)
     if version is None or not follower.may_try(version):
         return
-    if serving is not None and (serving.name, serving.version) == (name, version):
+    here = serving is not None and (serving.name, serving.version) == (name, version)
+    if here and not (everywhere and _others_differ(ctx, f"{name}/{version}")):
         follower.problem(None)
         return
     start = time.perf_counter()
