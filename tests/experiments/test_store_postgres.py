@@ -11,13 +11,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from recops.experiments.store import ExperimentStore, ExperimentStoreError
-from recops.experiments.store_postgres import PostgresExperimentStore, open_experiment_store
-from recops.serving.eventlog import Assignment, Event
-from tests.experiments.test_store import (  # noqa: F401  (run again here, on PostgreSQL)
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg")
+
+from recops.experiments.store import ExperimentStore, ExperimentStoreError  # noqa: E402
+from recops.experiments.store_postgres import (  # noqa: E402
+    PostgresExperimentStore,
+    open_experiment_store,
+)
+from recops.serving.eventlog import Assignment, Event  # noqa: E402
+from tests.experiments.test_store import (  # noqa: E402, F401  (run again here, on PostgreSQL)
     NOW,
     _config,
     repo,
@@ -36,7 +40,7 @@ from tests.experiments.test_store import (  # noqa: F401  (run again here, on Po
     test_the_default_actor_is_the_os_user,
     test_unknown_versions_are_refused_at_create,
 )
-from tests.serving.backends import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from tests.serving.backends import postgres_server, postgres_url  # noqa: E402, F401  (fixtures)
 
 
 @pytest.fixture

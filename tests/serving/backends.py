@@ -23,10 +23,11 @@ POSTGRES_ENV = "RECOPS_TEST_POSTGRES_URL"
 REDIS_ENV = "RECOPS_TEST_REDIS_URL"
 
 
-def _server_url(variable: str, what: str, probe: Callable[[str], None]) -> str:
+def _server_url(variable: str, what: str, client: str, probe: Callable[[str], None]) -> str:
     url = os.environ.get(variable)
     if not url:
         pytest.skip(f"{variable} is not set: no {what} to test against (.ci/run starts one)")
+    pytest.importorskip(client, reason=f"the {what} tests need the {client} package")
     try:
         probe(url)
     except Exception as exc:  # any failure to reach it is a reason to skip, said
@@ -53,13 +54,13 @@ def _probe_redis(url: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The test server's URL (skips when there is none)."""
-    return _server_url(POSTGRES_ENV, "PostgreSQL server", _probe_postgres)
+    return _server_url(POSTGRES_ENV, "PostgreSQL server", "psycopg", _probe_postgres)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> str:
     """The test Redis server's URL (skips when there is none)."""
-    return _server_url(REDIS_ENV, "Redis server", _probe_redis)
+    return _server_url(REDIS_ENV, "Redis server", "redis", _probe_redis)
 
 
 def with_schema(url: str, schema: str) -> str:

@@ -75,6 +75,7 @@ def test_a_postgresql_url_selects_it_for_the_log_and_the_experiments(
 
 
 def test_a_redis_url_selects_the_shared_state_and_its_follower(tmp_path: Path) -> None:
+    pytest.importorskip("redis", reason="the Redis state needs redis-py")
     from recops.serving.state_redis import RedisFollower, RedisUserState
 
     settings = ServerSettings(

@@ -13,17 +13,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from recops.serving.eventlog_postgres import PostgresEventLog
-from recops.serving.process import ServerProcess
-from tests.serving.backends import (  # noqa: F401  (fixtures)
+redis = pytest.importorskip("redis", reason="the Redis state needs redis-py")
+pytest.importorskip("psycopg", reason="the PostgreSQL log needs psycopg")
+
+
+from recops.serving.eventlog_postgres import PostgresEventLog  # noqa: E402
+from recops.serving.process import ServerProcess  # noqa: E402
+from tests.serving.backends import (  # noqa: E402, F401  (fixtures)
     postgres_server,
     postgres_url,
     redis_server,
 )
 
-from .conftest import START, make_repository
+from .conftest import START, make_repository  # noqa: E402
 
 READY_TIMEOUT = 120.0
 #: A database of its own: the servers write under the default key prefix.

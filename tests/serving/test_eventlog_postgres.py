@@ -6,13 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from recops.postgres import redact
-from recops.serving.eventlog import Event
-from recops.serving.eventlog_postgres import PostgresEventLog
-from tests.serving.backends import postgres_server, postgres_url  # noqa: F401  (fixtures)
+psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg")
+
+from recops.postgres import redact  # noqa: E402
+from recops.serving.eventlog import Event  # noqa: E402
+from recops.serving.eventlog_postgres import PostgresEventLog  # noqa: E402
+from tests.serving.backends import postgres_server, postgres_url  # noqa: E402, F401  (fixtures)
 
 
 @pytest.fixture

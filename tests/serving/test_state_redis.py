@@ -14,18 +14,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-from fastapi.testclient import TestClient
 
-from recops.serving.app import create_app
-from recops.serving.eventlog import Activity, Event, SQLiteEventLog
-from recops.serving.process import free_port
-from recops.serving.settings import ServerSettings
-from recops.serving.state_label import STATE_HEADER
-from recops.serving.state_redis import RedisFollower, RedisUserState, StateUnavailableError
-from tests.serving.backends import redis_prefix, redis_server, redis_url  # noqa: F401
+redis = pytest.importorskip("redis", reason="the Redis state needs redis-py")
 
-from .conftest import START
+from fastapi.testclient import TestClient  # noqa: E402
+
+from recops.serving.app import create_app  # noqa: E402
+from recops.serving.eventlog import Activity, Event, SQLiteEventLog  # noqa: E402
+from recops.serving.process import free_port  # noqa: E402
+from recops.serving.settings import ServerSettings  # noqa: E402
+from recops.serving.state_label import STATE_HEADER  # noqa: E402
+from recops.serving.state_redis import (  # noqa: E402
+    RedisFollower,
+    RedisUserState,
+    StateUnavailableError,
+)
+from tests.serving.backends import redis_prefix, redis_server, redis_url  # noqa: E402, F401
+
+from .conftest import START  # noqa: E402
 
 #: Nothing listens there: connections are refused at once.
 DOWN = "redis://127.0.0.1:1/0"
@@ -188,7 +194,10 @@ def test_the_embedded_server_sends_no_label(settings: ServerSettings) -> None:
 
 
 @pytest.fixture
-def own_redis(redis_server: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:  # noqa: F811
+def own_redis(
+    redis_server: str,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """A Redis of the test's own, which it stops and starts again (an outage)."""
     binary = shutil.which("redis-server")
     if binary is None:
