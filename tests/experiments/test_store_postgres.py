@@ -146,3 +146,16 @@ def test_the_store_reopens_what_it_wrote(postgres_url: str, repo) -> None:  # no
         assert again.get("exp").status == "stopped"
         assert again.get("exp").config == created.config
         assert [c.action for c in again.changes("exp")] == ["create", "stop"]
+
+
+def test_the_store_reconnects_after_its_connection_breaks(
+    store,
+    postgres_url: str,  # noqa: F811
+    repo,  # noqa: F811
+) -> None:
+    store.create(_config(), repo, now=NOW)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._db.conn.info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        store.get("exp")  # the operation that meets the break fails ...
+    assert store.start("exp", repo, now=NOW).status == "running"  # ... the next one works

@@ -106,6 +106,14 @@ def test_a_click_acknowledged_by_one_server_is_read_by_the_other(
         assert states[1].history("u").item_ids.tolist() == ["i1"]
         # And its own catch-up starts after the shared position: nothing to apply again.
         assert b.catch_up() == 0 and b.position == 1
+        # Polls (on requests, with several workers) catch up at most once per interval.
+        logs[1].append([Event("v", "i2", "click", 1.0, 11)])  # a server died before Redis
+        b.poll_interval_s = 3600.0
+        assert b.poll() == 1 and states[0].history("v").item_ids.tolist() == ["i2"]
+        logs[1].append([Event("v", "i3", "click", 1.0, 12)])
+        assert b.poll() == 0, "too soon after the last one"
+        b.poll_interval_s = 0.0
+        assert b.poll() == 1, "the change seen before is not forgotten"
     finally:
         for log in logs:
             log.close()

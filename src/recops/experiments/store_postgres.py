@@ -89,13 +89,23 @@ class _Placeholders:
 
     The store's statements hold no ``?`` or ``%`` of their own (they are its
     constants, and values always travel as parameters), so the translation is exact.
+    A connection that broke (a database restart) is opened again at its next use;
+    the operation that met the break fails with the error.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
+    def __init__(self, url: str, connect_timeout_s: float) -> None:
+        self.url = url
+        self.connect_timeout_s = connect_timeout_s
+        self.conn = connect(url, connect_timeout_s)
+
+    def connection(self) -> psycopg.Connection[Any]:
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = connect(self.url, self.connect_timeout_s)
+        return self.conn
 
     def execute(self, statement: str, args: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        return self.conn.execute(statement.replace("?", "%s"), args)
+        return self.connection().execute(statement.replace("?", "%s"), args)
 
     def close(self) -> None:
         self.conn.close()
@@ -119,12 +129,11 @@ class PostgresExperimentStore(ExperimentStore):
         # fold its "//").
         self.path = redact(url)  # type: ignore[assignment]
         self._lock = threading.Lock()
-        conn = connect(url, connect_timeout_s)
-        self._pg = conn
-        self._conn = _Placeholders(conn)  # type: ignore[assignment]
+        self._db = _Placeholders(url, connect_timeout_s)
+        self._conn = self._db  # type: ignore[assignment]
         with self._lock, self._transaction():
             for statement in _SCHEMA:
-                conn.execute(statement)
+                self._db.conn.execute(statement)
         self._data_version: int | None = None
         self._seen_version: int | None = None
 
@@ -138,7 +147,7 @@ class PostgresExperimentStore(ExperimentStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        conn = self._pg
+        conn = self._db.connection()
         conn.execute("BEGIN")
         try:
             # Serialises writers, as SQLite's BEGIN IMMEDIATE (the segment check
@@ -153,17 +162,18 @@ class PostgresExperimentStore(ExperimentStore):
 
     def _count(self, table: str, name: str) -> int:
         # The event log creates its tables once the server logs experiments.
-        (exists,) = self._pg.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchall()
+        conn = self._db.connection()
+        (exists,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchall()
         if not exists[0]:
             return 0
-        (count,) = self._pg.execute(
+        (count,) = conn.execute(
             f"SELECT COUNT(*) FROM {table} WHERE experiment = %s", (name,)
         ).fetchall()
         return int(count[0])
 
     def close(self) -> None:
         with self._lock:
-            self._pg.close()
+            self._db.close()
 
 
 def open_experiment_store(target: str | Path) -> ExperimentStore:

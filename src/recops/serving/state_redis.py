@@ -327,14 +327,36 @@ class RedisFollower(LogFollower):
 
     Each catch-up starts after the shared position (what any server applied) or its
     own, whichever is further, so N servers do not write every event N times.
+    Freshness does not depend on :meth:`poll` (a server catches up before it
+    acknowledges, and every server reads Redis): polls only pick up what a server
+    that died between its commit and its write left behind, so they catch up at most
+    once per ``poll_interval_s`` instead of on every request after a commit.
     """
 
     state: RedisUserState
 
-    def __init__(self, log: EventLog, state: RedisUserState, batch: int = 10_000) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        state: RedisUserState,
+        batch: int = 10_000,
+        poll_interval_s: float = 0.1,
+    ) -> None:
         super().__init__(log, state, batch)
         #: Events replayed into a Redis that holds none (set by :meth:`warm`).
         self.replay_events = 0
+        self.poll_interval_s = poll_interval_s
+        self._changed = False
+        self._polled_at = -float("inf")
+
+    def poll(self) -> int:
+        """Catch up if the log changed and the last poll's catch-up is old enough."""
+        self._changed = self.log.changed() or self._changed
+        if not self._changed or time.monotonic() - self._polled_at < self.poll_interval_s:
+            return 0
+        self._changed = False
+        self._polled_at = time.monotonic()
+        return self.catch_up()
 
     def warm(self, n_events: int) -> int:
         """Bring Redis up to the log's end, replaying at most its last ``n_events`` events."""
