@@ -28,6 +28,10 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/recops/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/recops/bin/pip install /wheels/recops-*.whl
+# The clients of the PostgreSQL event log and the Redis online state, which recops
+# imports only when event_log_url / state_url are set (not dependencies of the
+# wheel): the image serves compose and Cloud Run on those backends.
+RUN /opt/recops/bin/pip install "psycopg[binary]>=3.2" "redis>=5"
 
 FROM ${PYTHON_IMAGE} AS runtime
 # libgomp1: the OpenMP runtime that implicit's manylinux wheel links without bundling.

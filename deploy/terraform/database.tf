@@ -1,5 +1,5 @@
-# PostgreSQL for the event and exposure log and the experiment state (issue 13,
-# part 1). Private IP only, TLS required, backups with point-in-time recovery.
+# PostgreSQL for the event and exposure log and the experiment store. Private IP
+# only, TLS required, backups with point-in-time recovery.
 resource "google_sql_database_instance" "recops" {
   name                = "${var.name}-pg"
   region              = var.region

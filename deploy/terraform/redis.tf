@@ -1,6 +1,6 @@
-# Redis for the online user state shared by every instance (issue 13, part 1).
+# Redis for the online user state shared by every instance.
 # AUTH on; traffic stays inside the VPC (transit encryption needs the server CA in
-# the client: turn it on together with the Redis backend's TLS support).
+# the client: turn it on with a rediss:// state_url and the CA in the image).
 resource "google_redis_instance" "state" {
   name               = "${var.name}-state"
   region             = var.region

@@ -15,8 +15,8 @@ locals {
     RECOPS_DRAIN_S = "2"
   }
 
-  # Secret-backed variables: the admin token always, the backends' URLs once recops
-  # reads them (var.use_backends).
+  # Secret-backed variables: the admin token, and the backends' URLs unless the
+  # server runs embedded (var.use_backends = false).
   secret_env = merge(
     { RECOPS_ADMIN_TOKEN = "admin-token" },
     var.use_backends ? { RECOPS_EVENT_LOG_URL = "event-log-url", RECOPS_STATE_URL = "state-url" } : {},
@@ -127,6 +127,10 @@ resource "google_cloud_run_v2_service" "recops" {
   }
 
   lifecycle {
+    precondition {
+      condition     = var.use_backends || var.max_instances == 1
+      error_message = "Embedded (use_backends = false), each instance has its own event log and state: set max_instances = 1."
+    }
     # The deploy workflow rolls out each new image; Terraform must not roll it back.
     ignore_changes = [
       template[0].containers[0].image,

@@ -16,8 +16,8 @@ locals {
   secret_names = toset(["admin-token", "event-log-url", "state-url"])
   secret_values = {
     "admin-token" = random_password.admin_token.result
-    # Reserved for the PostgreSQL event log and the Redis online state (issue 13, part 1).
-    "event-log-url" = "postgresql://${google_sql_user.recops.name}:${random_password.database.result}@${google_sql_database_instance.recops.private_ip_address}:5432/${google_sql_database.recops.name}"
+    # The server's event_log_url and state_url; Cloud SQL accepts encrypted connections only.
+    "event-log-url" = "postgresql://${google_sql_user.recops.name}:${random_password.database.result}@${google_sql_database_instance.recops.private_ip_address}:5432/${google_sql_database.recops.name}?sslmode=require"
     "state-url"     = "redis://:${google_redis_instance.state.auth_string}@${google_redis_instance.state.host}:${google_redis_instance.state.port}/0"
   }
 }

@@ -44,9 +44,9 @@ variable "min_instances" {
 }
 
 variable "max_instances" {
-  description = "Upper bound on Cloud Run instances. Keep 1 until the PostgreSQL event log and Redis state (issue 13, part 1) are in use: each instance has its own event log until then."
+  description = "Upper bound on Cloud Run instances: stateless replicas on PostgreSQL and Redis; 1 when use_backends is false (each instance would keep its own event log)."
   type        = number
-  default     = 1
+  default     = 3
 }
 
 variable "cpu" {
@@ -62,9 +62,9 @@ variable "memory" {
 }
 
 variable "use_backends" {
-  description = "Hand the server RECOPS_EVENT_LOG_URL and RECOPS_STATE_URL (Cloud SQL and Memorystore). Leave false until recops reads them (issue 13, part 1): the server refuses a RECOPS_* variable it does not know."
+  description = "Run the server on Cloud SQL (event log, exposures, experiments) and Memorystore (online state) through RECOPS_EVENT_LOG_URL and RECOPS_STATE_URL; false runs it embedded (SQLite on the instance's in-memory disk, lost with the instance)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "db_tier" {

@@ -106,20 +106,23 @@ def test_server_environment_passes_the_servers_own_check(compose: dict[str, Any]
     check_environment(env)
 
 
-def test_backend_variables_are_reserved_until_a_setting_reads_them(
-    compose: dict[str, Any],
-) -> None:
+def test_server_runs_on_the_compose_postgres_and_redis(compose: dict[str, Any]) -> None:
     backends = compose["x-backends"]
     assert set(backends) == {"RECOPS_EVENT_LOG_URL", "RECOPS_STATE_URL"}
-    assert backends["RECOPS_EVENT_LOG_URL"].startswith("postgresql://recops:")
-    assert backends["RECOPS_EVENT_LOG_URL"].endswith("@postgres:5432/recops")
+    postgres = compose["services"]["postgres"]["environment"]
+    assert backends["RECOPS_EVENT_LOG_URL"] == (
+        f"postgresql://{postgres['POSTGRES_USER']}:${{POSTGRES_PASSWORD:-recops}}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
     assert backends["RECOPS_STATE_URL"] == "redis://redis:6379/0"
-    known = {env_name(field) for field in ServerSettings.model_fields}
     server = compose["services"]["server"]["environment"]
-    for name in backends:
-        # Wired into the server exactly when recops reads it: before, it would stop
-        # the start; after, leaving it out would leave the server embedded.
-        assert (name in server) == (name in known), name
+    known = {env_name(field) for field in ServerSettings.model_fields}
+    for name, url in backends.items():
+        assert name in known, f"{name}: no server setting reads it"
+        assert server[name] == url, f"{name} is not in the server's environment"
+    ServerSettings(
+        event_log_url=backends["RECOPS_EVENT_LOG_URL"], state_url=backends["RECOPS_STATE_URL"]
+    )
 
 
 def test_postgres_and_mlflow_agree_on_the_database(compose: dict[str, Any]) -> None:

@@ -62,6 +62,12 @@ def test_torch_is_the_cpu_wheel_at_the_project_pin(stages: dict[str, Stage]) -> 
     assert runs.index(torch_runs[0]) < next(i for i, r in enumerate(runs) if ".whl" in r)
 
 
+def test_image_has_the_clients_of_the_backends(stages: dict[str, Stage]) -> None:
+    installs = " ".join(stages["build"].all("RUN"))
+    # recops imports them only when event_log_url / state_url are set.
+    assert '"psycopg[binary]' in installs and '"redis' in installs
+
+
 def test_runs_as_a_fixed_non_root_user(stages: dict[str, Stage]) -> None:
     runtime = stages["runtime"]
     user = runtime.last("USER")

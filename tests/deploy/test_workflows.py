@@ -95,6 +95,9 @@ def test_ci_runs_the_readme_test_command_on_every_pull_request(
     torch = _run_step(ci, "test", "torch==2.13.0")
     assert "--index-url https://download.pytorch.org/whl/cpu" in torch["run"]
     assert steps.index(torch) < steps.index(run)
+    # Not root on GitHub's runners: .ci/run's backend servers come from packages there.
+    servers = _run_step(ci, "test", "postgresql redis-server")
+    assert steps.index(servers) < steps.index(run)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     test_command = re.search(r'pip install -e "\.\[test\]" && python -m pytest', readme)
     assert test_command, "README's second command changed: update .ci/run and this test"
