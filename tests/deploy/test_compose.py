@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from recops.pipelines.training.config import load_config
+from recops.registry.config import GatedTrainingConfig
 from recops.serving.config import check_environment, env_name
 from recops.serving.settings import ServerSettings
 
@@ -78,6 +79,9 @@ def test_server_starts_after_training_and_the_backends(compose: dict[str, Any]) 
     assert depends["postgres"]["condition"] == "service_healthy"
     assert depends["redis"]["condition"] == "service_healthy"
     assert compose["services"]["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    train = compose["services"]["train"]
+    assert train["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert train["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_named_volumes_declared_and_bind_mounts_present(compose: dict[str, Any]) -> None:
@@ -143,7 +147,8 @@ def test_training_publishes_where_the_server_reads(compose: dict[str, Any]) -> N
     assert command[:3] == ["pipeline", "run", "train"]
     container_config = command[command.index("--config") + 1]
     host_config = next(s for s, t, _ in _mounts(services["train"]) if t == container_config)
-    config = load_config(ROOT / host_config)
+    # `recops pipeline run train` reads the gated pipeline's schema.
+    config = load_config(ROOT / host_config, GatedTrainingConfig)
     repository = _image_env()["RECOPS_MODEL_REPOSITORY"]
     assert config.publish.repository == repository
     train = {t: (s, m) for s, t, m in _mounts(services["train"])}

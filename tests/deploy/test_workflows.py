@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from recops.pipelines.training.config import load_config
+from recops.registry.config import GatedTrainingConfig
 
 from .conftest import ROOT
 from .schemas import load_yaml, schema_errors
@@ -174,7 +175,7 @@ def test_train_steps_run_as_written(workflows: dict[str, dict[str, Any]], tmp_pa
             capture_output=True,
             timeout=180,
         )
-    config = load_config(tmp_path / "train.toml")
+    config = load_config(tmp_path / "train.toml", GatedTrainingConfig)
     assert config.publish.repository == "/gcs/test-bucket/models"
     spec = yaml.safe_load((tmp_path / "train-pipeline.yaml").read_text())
     executors = spec["deploymentSpec"]["executors"]
