@@ -122,3 +122,18 @@ def test_a_model_with_another_tokenizer_is_refused(saved: Path, tmp_path: Path) 
     (old / "config.json").write_text(json.dumps(config))
     with pytest.raises(ArtifactError, match="retrain the model"):
         TwoTower.load(old)
+
+
+def test_saved_files_are_readable_by_other_users(tmp_path) -> None:
+    import stat
+
+    from recops.models.two_tower import TwoTower
+    from tests.serving.conftest import tiny_world
+
+    interactions, items = tiny_world()
+    model = TwoTower(dim=8, hidden=16, epochs=1, batch_size=64, num_threads=1).fit(
+        interactions, items
+    )
+    path = model.save(tmp_path / "m")
+    for f in path.iterdir():
+        assert f.stat().st_mode & stat.S_IROTH, f"{f.name} is not readable by others"

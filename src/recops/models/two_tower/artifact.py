@@ -98,6 +98,11 @@ def save_artifact(model: TwoTower, path: Path) -> Path:
     save_numpy(
         {"users": events.users, "items": events.items, "times": events.times}, str(path / EVENTS)
     )
+    for written in (WEIGHTS, ITEM_VECTORS, CATALOG, EVENTS):
+        # safetensors writes 0600: a server running as another user (the image's)
+        # could not read the model. Model files are not secrets; the folder's
+        # permissions decide who may read them.
+        (path / written).chmod(0o644)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -320,7 +320,10 @@ class TwoTower(Recommender):
         if not isinstance(items, pd.DataFrame) or ITEM_ID not in items.columns:
             raise ValueError("add_items: `items` must be a DataFrame with an item_id column")
         frame = items.drop_duplicates(ITEM_ID, keep="last")
-        frame = frame[~frame[ITEM_ID].astype(str).isin(self.item_index)]
+        # Dict lookups, not Series.isin: isin hashes the whole id map (0.3 s at 100k
+        # items) whatever the size of the batch.
+        known = self.item_index
+        frame = frame[[str(i) not in known for i in frame[ITEM_ID]]]
         if len(frame) == 0:
             return np.array([], dtype=np.int64)
         titles, cats, pub = _catalog_columns(frame)
