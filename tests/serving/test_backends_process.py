@@ -1,8 +1,10 @@
 """Two ``recops serve`` processes on PostgreSQL + Redis: stateless replicas behind a balancer.
 
 They give the same answers, and each sees the other's events at once: a click
-acknowledged by one changes the next recommendation the other serves. Skips, saying
-why, without ``RECOPS_TEST_POSTGRES_URL`` and ``RECOPS_TEST_REDIS_URL``.
+acknowledged by one changes the next recommendation the other serves. And the workers
+of one ``--workers 2`` server on PostgreSQL with in-process state, each following the
+log, see each other's events by the next request. Skips, saying why, without
+``RECOPS_TEST_POSTGRES_URL`` and ``RECOPS_TEST_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -103,3 +105,25 @@ def test_two_replicas_answer_alike_and_see_each_others_events(
     finally:
         a.close()
         b.close()
+
+
+def test_workers_on_postgresql_see_each_others_events_at_once(
+    tmp_path: Path,
+    trained_artifact: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    # In-process state: each worker follows the log, told of new events by NOTIFY.
+    repo = make_repository(tmp_path / "models", trained_artifact)
+    env = {"RECOPS_EVENT_LOG_URL": postgres_url}
+    now = START + 30 * 86400
+    server = ServerProcess(repo, tmp_path / "unused.sqlite3", ("--workers", "2"), env=env)
+    with server.start(READY_TIMEOUT):
+        for n in range(10):
+            ask = {"user_id": f"newcomer{n}", "k": 5, "now": now}
+            # A new connection per request: the kernel spreads them over the workers.
+            first = httpx.post(f"{server.url}/v1/recommend", json=ask, timeout=10.0).json()
+            click = {"user_id": ask["user_id"], "item_id": first["items"][0], "event": "click"}
+            events = {"events": [{**click, "timestamp": now}]}
+            assert httpx.post(f"{server.url}/v1/events", json=events, timeout=10.0).is_success
+            after = httpx.post(f"{server.url}/v1/recommend", json=ask, timeout=10.0).json()
+            assert after["strategy"] == "personalized", f"click {n} not seen by the next reply"
