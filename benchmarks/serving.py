@@ -1,28 +1,30 @@
-"""Serving benchmark: the recops server on a 100k-item world catalog, in one run.
+"""Serving benchmark: the recops server on a 100k-item world catalog, measured from outside.
 
-Reports (one rich table, and ``benchmarks/results/serving.json``):
+Reports (rich tables, and ``benchmarks/results/serving.json``):
 
-* ``/v1/recommend`` p50/p99 and throughput at concurrency 1, 8 and 32, beside a
-  trivial route of the same server returning a fixed list of the same size (the
-  framework's ceiling: the same route class as ``/v1/recommend``), and their
-  ratio. The judged server runs one worker per core (``--workers 2``); one
-  worker, and one worker with dynamic batching, are measured beside it. A second
-  trivial route written the standard FastAPI way is measured too, to show what
-  the direct route saves;
-* the in-process cost of each stage (state lookup, user tower, filter, ANN,
-  re-rank, serialisation, event logging);
-* ``POST /v1/events`` throughput, durably (batched requests);
-* freshness: from ``POST /v1/events`` acknowledged to a ``/v1/recommend`` that
-  reflects it;
-* the ANN stage alone at 100k (exact, IVF, HNSW: why the default switches to IVF)
-  and at 1M items (build time, memory, latency, recall@100 against exact search).
+* **per core, the outsider's way**: ``recops serve`` (one worker) pinned to CPU 0 and
+  ``wrk`` (Debian's package) pinned to CPU 1, keep-alive: ``GET /v1/recommend`` of a
+  known user at concurrency 1, 8 and 32, ``POST /v1/recommend`` of an anonymous user
+  with 5 history items at 8, and the same server's trivial route (``/v1/ceiling``, a
+  fixed list of ``k`` items through the same route class and serialisation) at the
+  same concurrencies, in rotation. Beside every ratio: the server's CPU µs per
+  request and the share of its core it had (a run where the core went elsewhere —
+  the hypervisor's steal, another process — is not a measure of the server), and the
+  server's own mean time per stage from its ``/metrics``, the rest of its CPU being
+  the framework (HTTP, routing, parsing);
+* two workers on both cores (wrk then shares CPU 1 with a worker), beside it;
+* the in-process cost of each stage, ``POST /v1/events`` throughput (durable,
+  batched), freshness (an acknowledged click to a recommendation that reflects it),
+  the served recall against the exact full score, and the ANN stage alone at 100k and
+  1M items;
+* the cost of exposure logging and of experiments (``--sections experiments``).
 
-Each server worker has one BLAS/OpenMP/torch/FAISS thread; the load generator
-runs in this process on the same machine, loopback only.
+Without wrk (or on one core) the per-core section is skipped, saying so.
 
 Usage::
 
-    python benchmarks/serving.py [--items 100000] [--ann-items 1000000] [--duration 8] [--rounds 4]
+    python benchmarks/serving.py [--items 100000] [--duration 8] [--rounds 4]
+                                 [--sections main experiments]
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,28 +53,18 @@ from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.schemas import RecommendRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
-from recops.sim.loadtest import HttpConnection, LoadTestConfig, Traffic, run_load_test
-from recops.sim.wrk import WrkResult, process_cpu_seconds, run_wrk, wrk_available
+from recops.sim.loadtest import (
+    HttpConnection,
+    LoadTestConfig,
+    StageTotals,
+    Traffic,
+    run_load_test,
+    scrape_stages,
+    stage_means,
+)
+from recops.sim.wrk import WrkResult, run_wrk, wrk_available
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
-# The configuration judged against the targets: one worker per core of the
-# 2-core target machine, dynamic batching off (the default).
-DEFAULT_MODE = "workers_2"
-#: Servers measured side by side: label -> (recops serve options, environment).
-MODES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    # The event quota is per client: the benchmark's one client posts a server's worth.
-    "workers_2": (("--no-batching", "--workers", "2"), {"RECOPS_EVENT_QUOTA_BYTES_PER_S": "0"}),
-    "workers_1": (("--no-batching",), {"RECOPS_EVENT_QUOTA_BYTES_PER_S": "0"}),
-    "batching_0ms": (
-        ("--batching",),
-        {"RECOPS_BATCH_MAX_DELAY_MS": "0", "RECOPS_EVENT_QUOTA_BYTES_PER_S": "0"},
-    ),
-}
-LABELS = {
-    "workers_2": "2 workers",
-    "workers_1": "1 worker",
-    "batching_0ms": "1 worker, batching 0 ms",
-}
 K = 10
 #: Servers of the experiment-cost section: label -> (environment, experiment policies).
 #: The policies (control, treatment) of an experiment both serve version 1, so the
@@ -92,16 +83,6 @@ EXPERIMENT_LABELS = {
 }
 # Wide enough for the table even when the output goes to a file.
 console = Console(width=120)
-
-
-@dataclass
-class FixedRoute:
-    """A request source that always asks the same route (the framework ceiling)."""
-
-    path: str
-
-    def next(self) -> tuple[str, str, str, bytes]:
-        return "ceiling", "GET", self.path, b""
 
 
 def build_world_and_model(n_items: int, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
@@ -136,74 +117,124 @@ def _pid(server: ServerProcess) -> int:
     return server.process.pid
 
 
-def interleaved_runs(
-    targets: dict[str, tuple[str, Any, int]],
-    traffic: Traffic,
-    duration: float,
-    rounds: int,
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Closed-loop runs at concurrency 1, 8 and 32 for every target, interleaved.
+#: No per-client event quota: the benchmark is one client posting a server's worth.
+NO_QUOTA = {"RECOPS_EVENT_QUOTA_BYTES_PER_S": "0"}
+CONCURRENCY = (1, 8, 32)
 
-    On a shared machine the load from elsewhere drifts by a factor of two within
-    minutes; running the targets in rotation, ``rounds`` short runs each, and
-    taking the median over rounds compares them under the same conditions.
 
-    Parameters
-    ----------
-    targets:
-        Label → (server URL, request source or ``None`` for ``/v1/recommend``,
-        server pid). The CPU time the server and this process (the load generator)
-        spend per request is measured too: on a shared machine it says more than
-        wall-clock throughput about what each route costs.
-    duration:
-        Measured seconds per target and concurrency, split over the rounds.
-    """
-    out: dict[str, dict[str, dict[str, Any]]] = {label: {} for label in targets}
-    for concurrency in (1, 8, 32):
-        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in targets}
-        labels = list(targets)
-        for r in range(rounds):
-            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                url, source, pid = targets[label]
-                config = LoadTestConfig(
-                    url=url,
-                    concurrency=concurrency,
-                    duration_s=duration / rounds,
-                    warmup_s=0.2,
-                    mix={"recommend": 1.0},
-                    k=K,
-                    seed=concurrency * 100 + r,
-                )
-                server_before, client_before = process_cpu_seconds(pid), time.process_time()
-                total = dict(run_load_test(config, traffic, source).total)
-                server_after, client_after = process_cpu_seconds(pid), time.process_time()
-                # The CPU also covers the warm-up, whose requests are not counted in
-                # `requests`: scale the count by the whole run's length (steady rate).
-                span = (config.warmup_s + config.duration_s) / config.duration_s
-                n = max(int(total["requests"]) * span, 1.0)
-                total["client_cpu_us"] = (client_after - client_before) / n * 1e6
-                if server_before is not None and server_after is not None:
-                    total["server_cpu_us"] = (server_after - server_before) / n * 1e6
-                runs[label].append(total)
-        for label, totals in runs.items():
-            summary = {
-                key: float(np.median([t[key] for t in totals]))
-                for key in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "max_ms")
-            }
-            for key in ("server_cpu_us", "client_cpu_us"):
-                if all(key in t for t in totals):
-                    summary[key] = float(np.median([t[key] for t in totals]))
-            summary["errors"] = int(sum(t["errors"] for t in totals))
-            summary["requests"] = int(sum(t["requests"] for t in totals))
-            out[label][str(concurrency)] = summary
-            cpu = summary.get("server_cpu_us")
-            console.print(
-                f"{label:>22} c={concurrency:<3} {summary['throughput_rps']:8.0f} req/s  "
-                f"p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:6.2f} ms  "
-                f"errors {summary['errors']}"
-                + ("" if cpu is None else f"  server CPU {cpu:5.0f} µs/request")
-            )
+def _stages(server: ServerProcess) -> StageTotals | None:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    return asyncio.run(scrape_stages(host, int(port)))
+
+
+def _summary(runs: list[WrkResult], stages: list[dict[str, float] | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "throughput_rps": float(np.median([r.throughput for r in runs])),
+        "p50_ms": float(np.median([r.p50_ms for r in runs])),
+        "p99_ms": float(np.median([r.p99_ms for r in runs])),
+        "server_cpu_us": float(np.median([r.server_cpu_us or 0.0 for r in runs])),
+        "server_core_share": float(np.median([r.server_core_share or 0.0 for r in runs])),
+        "core_steal": float(np.median([r.core_steal or 0.0 for r in runs])),
+        "errors": int(sum(r.errors for r in runs)),
+        "requests": int(sum(r.requests for r in runs)),
+    }
+    seen = [s for s in stages if s]
+    if seen:
+        out["stages_us"] = {
+            name: float(np.median([s[name] for s in seen if name in s])) for name in seen[0]
+        }
     return out
+
+
+def _targets(clicks: pd.DataFrame) -> list[tuple[str, int, list[str], str, list[str] | None]]:
+    users = clicks["user_id"].astype(str).unique()[:1000]
+    known = [f"/v1/recommend?user_id={u}&k={K}" for u in users]
+    rng = np.random.default_rng(0)
+    items = clicks["item_id"].astype(str).unique()
+    bodies = [
+        json.dumps(
+            {"anonymous_id": f"visitor-{i}", "history": rng.choice(items, 5).tolist(), "k": K}
+        )
+        for i in range(1000)
+    ]
+    ceiling = [f"/v1/ceiling?k={K}"]
+    out: list[tuple[str, int, list[str], str, list[str] | None]] = []
+    for c in CONCURRENCY:
+        out += [("recommend", c, known, "GET", None), ("ceiling", c, ceiling, "GET", None)]
+    out.append(("recommend_post_anonymous", 8, ["/v1/recommend"] * len(bodies), "POST", bodies))
+    return out
+
+
+def pinned_runs(
+    repo: Path, clicks: pd.DataFrame, workdir: Path, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """The per-core section: one worker on CPU 0, wrk on CPU 1, targets in rotation."""
+    if not wrk_available() or (os.cpu_count() or 1) < 2:
+        console.print("per-core section skipped: it needs wrk (apt install wrk) and 2 cores")
+        return {}
+    targets = _targets(clicks)
+    runs: dict[tuple[str, int], list[WrkResult]] = {(t[0], t[1]): [] for t in targets}
+    stages: dict[tuple[str, int], list[dict[str, float] | None]] = {k: [] for k in runs}
+    log = workdir / "events-pinned.sqlite3"
+    with ServerProcess(repo, log, ("--benchmark-routes",), NO_QUOTA, cpus={0}) as server:
+        pid = _pid(server)
+        for r in range(rounds):
+            for label, c, paths, method, bodies in (
+                targets[r % len(targets) :] + targets[: r % len(targets)]
+            ):
+                before = _stages(server)
+                result = run_wrk(
+                    server.url,
+                    paths,
+                    connections=c,
+                    seconds=seconds / rounds,
+                    client_cpu=1,
+                    server_pid=pid,
+                    server_cpu=0,
+                    method=method,
+                    bodies=bodies,
+                )
+                runs[(label, c)].append(result)
+                stages[(label, c)].append(stage_means(before, _stages(server)))
+    out: dict[str, Any] = {}
+    for (label, c), results in runs.items():
+        summary = _summary(results, stages[(label, c)] if label != "ceiling" else [])
+        out.setdefault(label, {})[str(c)] = summary
+        console.print(
+            f"{label:>24} c={c:<3} {summary['throughput_rps']:7.0f} req/s  "
+            f"p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:6.2f} ms  "
+            f"server {summary['server_cpu_us']:4.0f} µs/req, core share "
+            f"{summary['server_core_share']:.2f}, steal {summary['core_steal']:.2f}, "
+            f"errors {summary['errors']}"
+        )
+    return out
+
+
+def two_worker_run(
+    repo: Path, clicks: pd.DataFrame, workdir: Path, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """``--workers 2`` on both cores at concurrency 8; wrk shares CPU 1 with a worker."""
+    if not wrk_available():
+        return {}
+    targets = [t for t in _targets(clicks) if t[1] == 8 and t[3] == "GET"]
+    runs: dict[str, list[WrkResult]] = {t[0]: [] for t in targets}
+    log = workdir / "events-two.sqlite3"
+    args = ("--benchmark-routes", "--workers", "2")
+    with ServerProcess(repo, log, args, NO_QUOTA) as server:
+        time.sleep(2.0)  # both workers up (readiness needs one)
+        for r in range(rounds):
+            for label, c, paths, _, _ in targets[r % 2 :] + targets[: r % 2]:
+                runs[label].append(
+                    run_wrk(
+                        server.url,
+                        paths,
+                        connections=c,
+                        seconds=seconds / rounds,
+                        client_cpu=1,
+                        server_pid=_pid(server),
+                    )
+                )
+    return {label: _summary(results, []) for label, results in runs.items()}
 
 
 def events_throughput(url: str, traffic: Traffic, duration: float) -> dict[str, Any]:
@@ -498,27 +529,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         if "main" not in args.sections:
             return results
-        # All servers at once, measured in rotation (see interleaved_runs).
-        with contextlib.ExitStack() as stack:
-            servers = {}
-            for key, (options, env) in MODES.items():
-                log = workdir / f"events-{key}.sqlite3"
-                process = ServerProcess(repo, log, (*options, "--benchmark-routes"), env)
-                servers[key] = stack.enter_context(process)
-            pids = {key: _pid(server) for key, server in servers.items()}
-            targets: dict[str, tuple[str, Any, int]] = {
-                f"recommend_{key}": (server.url, None, pids[key]) for key, server in servers.items()
-            }
-            ceiling = FixedRoute(f"/v1/ceiling?k={K}")
-            default, pid = servers[DEFAULT_MODE].url, pids[DEFAULT_MODE]
-            targets["ceiling"] = (default, ceiling, pid)
-            targets["ceiling_workers_1"] = (servers["workers_1"].url, ceiling, pids["workers_1"])
-            standard = FixedRoute(f"/v1/ceiling/standard?k={K}")
-            targets["ceiling_standard"] = (default, standard, pid)
-            time.sleep(2.0)  # every worker of --workers 2 is up (readiness needs one)
-            results.update(interleaved_runs(targets, traffic, args.duration, args.rounds))
-            results["events"] = events_throughput(default, traffic, args.duration)
-            results["freshness"] = freshness(default, clicks["item_id"].unique())
+        results["pinned"] = pinned_runs(repo, clicks, workdir, args.duration, args.rounds)
+        results["two_workers"] = two_worker_run(repo, clicks, workdir, args.duration, args.rounds)
+        log = workdir / "events-load.sqlite3"
+        with ServerProcess(repo, log, ("--benchmark-routes",), NO_QUOTA) as server:
+            results["events"] = events_throughput(server.url, traffic, args.duration)
+            results["freshness"] = freshness(server.url, clicks["item_id"].unique())
         results["stages_us"] = stage_costs(repo, clicks, workdir)
         results["served_recall_at_k"] = served_recall(repo, clicks)
         bundle = ModelManager(ModelRepository(repo)).switch("news", "1")
@@ -531,60 +547,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def per_core_table(results: dict[str, Any]) -> Table:
+    """Recommend against the ceiling on one core, with the server's share of its core."""
+    pinned = results["pinned"]
+    out = Table(
+        title=f"/v1/recommend per core: 1 worker on CPU 0, wrk on CPU 1 (k={K}, 100k items)"
+    )
+    for column in ("request", "c", "req/s", "ceiling req/s", "ratio", "p50 / p99 ms",
+                   "server µs/req (route / ceiling)", "core share", "errors"):  # fmt: skip
+        out.add_column(column, justify="left" if column == "request" else "right")
+    for label, name in (("recommend", "GET known user"),
+                        ("recommend_post_anonymous", "POST anonymous, 5 items")):  # fmt: skip
+        for c, r in pinned.get(label, {}).items():
+            ceil = pinned["ceiling"][c]
+            target = " (≥ 50%)" if (label, c) == ("recommend", "8") else ""
+            out.add_row(
+                name,
+                c,
+                f"{r['throughput_rps']:,.0f}",
+                f"{ceil['throughput_rps']:,.0f}",
+                f"{r['throughput_rps'] / ceil['throughput_rps']:.0%}{target}",
+                f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" + (" (p50 ≤ 3)" if target else ""),
+                f"{r['server_cpu_us']:,.0f} / {ceil['server_cpu_us']:,.0f}",
+                f"{r['server_core_share']:.2f} / {ceil['server_core_share']:.2f}",
+                f"{r['errors'] + ceil['errors']}",
+            )
+    return out
+
+
+def stage_table(results: dict[str, Any]) -> Table:
+    """Where the server's CPU goes per recommendation (c=8): its stages, then the rest."""
+    r = results["pinned"]["recommend"]["8"]
+    stages = r.get("stages_us", {})
+    out = Table(title="server CPU per GET /v1/recommend at c=8, by stage (from its /metrics)")
+    out.add_column("stage")
+    out.add_column("µs", justify="right")
+    for name, us in stages.items():
+        out.add_row(name, f"{us:,.1f}")
+    rest = r["server_cpu_us"] - sum(stages.values())
+    out.add_row("framework and the rest (HTTP, routing, parsing, metrics, writer thread)",
+                f"{rest:,.1f}")  # fmt: skip
+    out.add_row("total (the server's CPU time per request)", f"{r['server_cpu_us']:,.1f}")
+    return out
+
+
 def table(results: dict[str, Any]) -> Table:
     out = Table(title=f"recops serving benchmark ({results['machine']['cpus']} CPUs, k={K})")
     out.add_column("measure")
     out.add_column("value", justify="right")
     out.add_column("target", justify="right")
-    modes = dict(LABELS)
-    modes[DEFAULT_MODE] += " (judged)"
-    for c in ("1", "8", "32"):
-        ceil = results["ceiling"][c]
-        default = results[f"recommend_{DEFAULT_MODE}"][c]
-        for key, label in modes.items():
-            r = results[f"recommend_{key}"][c]
-            target = "p50 ≤ 3, p99 ≤ 15" if c == "8" and key == DEFAULT_MODE else ""
-            out.add_row(
-                f"/v1/recommend c={c}, {label}: req/s, p50/p99 ms",
-                f"{r['throughput_rps']:,.0f}, {r['p50_ms']:.2f}/{r['p99_ms']:.2f}",
-                target,
-            )
-        standard = results["ceiling_standard"][c]
-        single = results["ceiling_workers_1"][c]
-        for label, r in (
-            ("ceiling route, 2 workers", ceil),
-            ("ceiling route, 1 worker", single),
-            ("standard FastAPI ceiling route, 2 workers", standard),
-        ):
-            out.add_row(
-                f"  {label} c={c}",
-                f"{r['throughput_rps']:,.0f}, {r['p50_ms']:.2f}/{r['p99_ms']:.2f}",
-                "",
-            )
-        ratio = default["throughput_rps"] / ceil["throughput_rps"]
+    two = results.get("two_workers") or {}
+    if two:
+        r, ceil = two["recommend"], two["ceiling"]
         out.add_row(
-            f"  recommend (judged) / ceiling c={c}", f"{ratio:.0%}", "≥ 50%" if c == "8" else ""
+            "2 workers on both cores (wrk shares CPU 1), c=8: req/s, ratio to ceiling",
+            f"{r['throughput_rps']:,.0f}, {r['throughput_rps'] / ceil['throughput_rps']:.0%}",
+            "",
         )
-        ratio = default["throughput_rps"] / standard["throughput_rps"]
-        out.add_row(f"  recommend (judged) / standard ceiling c={c}", f"{ratio:.0%}", "")
-        one = results["recommend_workers_1"][c]["throughput_rps"] / single["throughput_rps"]
-        out.add_row(f"  recommend / ceiling c={c}, 1 worker", f"{one:.0%}", "")
-        if "server_cpu_us" in default and "server_cpu_us" in ceil:
-            out.add_row(
-                f"  CPU µs per request c={c}: server (recommend / ceiling); load generator",
-                f"{default['server_cpu_us']:,.0f} / {ceil['server_cpu_us']:,.0f}; "
-                f"{default['client_cpu_us']:,.0f} / {ceil['client_cpu_us']:,.0f}",
-                "",
-            )
-        errors = (
-            ceil["errors"]
-            + standard["errors"]
-            + single["errors"]
-            + sum(results[f"recommend_{k}"][c]["errors"] for k in modes)
-        )
-        out.add_row(f"  failed requests c={c}", f"{errors}", "0")
     for stage, us in results["stages_us"].items():
-        out.add_row(f"stage: {stage}", f"{us:,.1f} µs", "")
+        out.add_row(f"in-process stage: {stage}", f"{us:,.1f} µs", "")
     out.add_row(
         "POST /v1/events (500/request, durable)",
         f"{results['events']['events_per_s']:,.0f} events/s",
@@ -634,7 +655,10 @@ def main() -> None:
     start = time.perf_counter()
     results = run(args)
     results["seconds"] = time.perf_counter() - start
-    if "ceiling" in results:
+    if results.get("pinned"):
+        console.print(per_core_table(results))
+        console.print(stage_table(results))
+    if "events" in results:
         console.print(table(results))
     if results.get("experiment_cost"):
         console.print(experiment_table(results["experiment_cost"]))
