@@ -53,7 +53,8 @@ class Event:
 Activity = tuple[int, str, str, str, int]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs about 1 µs more, per request.
+@dataclass(slots=True)
 class Exposure:
     """One served slate, as the server logs it.
 
@@ -103,7 +104,8 @@ class Exposure:
     context: Mapping[str, JSONValue] | None = None
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs about 1 µs more, per request.
+@dataclass(slots=True)
 class Assignment:
     """The first time a unit was assigned to a variant of an experiment (logged once)."""
 

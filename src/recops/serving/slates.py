@@ -26,7 +26,8 @@ Ranked = tuple[list[int], list[float]]
 TEAM_DRAFT = "team_draft"
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs about 1 µs more, per request.
+@dataclass(slots=True)
 class ServedSlate:
     """What a request shows.
 
