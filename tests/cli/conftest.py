@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# The tiny world's log of the controller's tests, for `recops ct` (test_ct_cli.py).
+from tests.ct.conftest import site  # noqa: F401
+from tests.registry.conftest import mlflow_template, tracking_uri  # noqa: F401
+
 # The real tiny models of the serving tests, for `recops model` (test_model_cli.py).
 from tests.serving.conftest import second_artifact, trained_artifact  # noqa: F401
 

@@ -12,7 +12,8 @@ from recops.cli import app
 def test_demo_runs_every_step_on_a_tiny_world(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--users", "150", "--items", "400", "--days", "5"]
-    extra = ["--quick", "--loadtest-seconds", "1", "--ab-requests", "300"]
+    # The continuous-training step has its own test (tests/cli/test_ct_cli.py).
+    extra = ["--quick", "--loadtest-seconds", "1", "--ab-requests", "300", "--no-ct"]
     result = CliRunner().invoke(app, [*args, *extra])
     assert result.exit_code == 0, result.output
     text = result.output

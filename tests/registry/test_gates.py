@@ -136,3 +136,23 @@ def test_the_smoke_test_loads_the_version_and_answers(
     bad = smoke_test(str(tmp_path), "news", "2")
     assert not bad.passed and "ModelLoadError" in bad.message and "weights" in bad.message
     assert not smoke_test(str(tmp_path), "news", "9").passed
+
+
+def test_poor_overlap_is_missing_evidence_not_a_missing_estimator() -> None:
+    poor = OffPolicyEvaluation(
+        evaluated=True, reason="Poor overlap: ESS 3.1 of 500 (0.62%).", requests=500, rows=1500,
+        logged_ctr=0.05, logged_by_version={"news:3": 0.05}, estimates=_ope(0.06, {}).estimates,
+        recommended=None, overlap="poor",
+    )  # fmt: skip
+    evidence = Evidence("news", _offline(0.1, 0.1), _data(True), poor, SMOKE)
+    skipped = _judge(evidence).outcomes[1]
+    assert skipped.status == "skipped"
+    assert (
+        skipped.message
+        == "the OPE report recommends no estimator: Poor overlap: ESS 3.1 of 500 (0.62%)."
+    )
+    strict = GateConfig(rules=(OPERule(on_missing="fail"),))
+    assert _judge(evidence, strict).outcomes[0].status == "failed"
+    # Without a champion there is nothing to compare with, whatever the overlap.
+    first = Evidence("news", _offline(0.1, None), _data(True), poor, SMOKE)
+    assert "no champion" in _judge(first).outcomes[1].message

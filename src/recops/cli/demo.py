@@ -237,8 +237,17 @@ def demo(
     ab_requests: Annotated[
         int, typer.Option(min=200, help="Slates the simulated users ask for in the A/B test.")
     ] = 6000,
+    ct: Annotated[
+        bool,
+        typer.Option(
+            "--ct/--no-ct",
+            help="Run the continuous-training loop on a drifting world (needs --serve; "
+            "`recops ct demo` runs it alone).",
+        ),
+    ] = True,
 ) -> None:
-    """Generate the built-in world, train and evaluate, serve, and evaluate off-policy.
+    """Generate the built-in world, train and evaluate, serve, evaluate off-policy, A/B test,
+    and run the continuous-training loop (drift → retrain → gate → A/B → promote).
 
     Everything runs locally on embedded defaults (no server to install, no network,
     no GPU); outputs go to OUT.
@@ -259,5 +268,9 @@ def demo(
 
         requests = ab_requests if not quick else min(ab_requests, 1500)
         ab_step(console, out, world, split, dataset.items, two_tower, requests=requests)
+    if serve and ct:
+        from recops.cli.demo_ct import ct_step
+
+        ct_step(console, out, quick=quick, seed=seed)
     console.rule("done")
     console.print(f"{time.perf_counter() - started:.0f} s in all; outputs in {out.resolve()}")

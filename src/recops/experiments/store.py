@@ -44,6 +44,7 @@ from recops.experiments.config import (
     ModelResolver,
     resolve_variants,
 )
+from recops.sqlite import immediate
 
 Status = Literal["draft", "running", "stopped"]
 Action = Literal["create", "replace", "start", "ramp", "stop"]
@@ -503,13 +504,8 @@ class ExperimentStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock first: two creates cannot both see a free
         # segment and both take it.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with immediate(self._conn) as conn:
+            yield conn
         self._data_version = None  # our own commits do not move PRAGMA data_version
 
     def _find(self, name: str) -> ExperimentRecord | None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from recops.pipelines.artifacts import ArtifactRecord
+from recops.sqlite import immediate
 
 SCHEMA_VERSION = 1
 
@@ -234,14 +235,8 @@ class RunStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     # ------------------------------------------------------------------ writing
     def start_run(

@@ -277,7 +277,13 @@ def _ope(rule: OPERule, evidence: Evidence) -> RuleOutcome:
         return _missing(rule, "no exposure log configured (ope.event_log)")
     if not ope.evaluated:
         return _missing(rule, f"OPE not evaluated: {ope.reason}")
+    champion = evidence.offline.champion_version
+    if champion is None:
+        return _missing(rule, "no champion whose on-policy CTR to compare with")
     wanted = rule.estimator or ope.recommended
+    if wanted is None:
+        # Poor overlap: the report trusts no estimator, so the logs are no evidence.
+        return _missing(rule, f"the OPE report recommends no estimator: {ope.reason}")
     estimate = next((e for e in ope.estimates if e.estimator == wanted), None)
     if estimate is None:
         have = ", ".join(e.estimator for e in ope.estimates)
@@ -288,9 +294,6 @@ def _ope(rule: OPERule, evidence: Evidence) -> RuleOutcome:
             threshold=None,
             message=f"no estimate by {wanted!r} in the OPE report (estimators: {have})",
         )
-    champion = evidence.offline.champion_version
-    if champion is None:
-        return _missing(rule, "no champion whose on-policy CTR to compare with")
     key = f"{evidence.model}:{champion}"
     logged = ope.logged_by_version.get(key)
     if logged is None:
