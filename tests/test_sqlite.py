@@ -29,9 +29,12 @@ def test_commits_on_success_and_rolls_back_on_any_exception(tmp_path: Path) -> N
 
 def test_the_write_lock_is_taken_at_begin(tmp_path: Path) -> None:
     first, second = _connect(tmp_path / "db.sqlite3"), _connect(tmp_path / "db.sqlite3")
-    with immediate(first):
-        # Before any write of the first, a second writer cannot even begin.
-        with pytest.raises(sqlite3.OperationalError, match="locked"), immediate(second):
-            pass
+    # Before any write of the first, a second writer cannot even begin.
+    with (
+        immediate(first),
+        pytest.raises(sqlite3.OperationalError, match="locked"),
+        immediate(second),
+    ):
+        pass
     with immediate(second):
         second.execute("INSERT INTO t VALUES (3)")

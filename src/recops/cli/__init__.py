@@ -5,6 +5,7 @@ Heavy libraries (torch, faiss, pandas) are imported inside the commands so that
 """
 
 from recops.cli import (
+    batch,  # noqa: F401  (registers `recops batch`: embedding and export, Ray Data)
     ct,  # noqa: F401  (registers `recops ct`: the continuous-training controller)
     data,  # noqa: F401  (registers `recops data`)
     demo,  # noqa: F401  (registers `recops demo`)

@@ -24,7 +24,7 @@ BAD_INPUT = 2
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Turn input errors into a one-line message and exit code 2 instead of a traceback."""
     from recops.data.errors import DataValidationError
     from recops.models.two_tower.artifact import ArtifactError
@@ -76,7 +76,7 @@ def train(
     from recops.models.two_tower import TwoTower
 
     console = Console(stderr=True)
-    with _user_errors():
+    with user_errors():
         params = _read_config(config, epochs, seed)
         items = read_catalog(catalog)[0] if catalog is not None else None
         events, _ = read_interactions(interactions, catalog=items)
@@ -92,7 +92,7 @@ def train(
     )
 
 
-def _read_users(path: Path) -> list[str]:
+def read_users(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -126,11 +126,11 @@ def recommend(
     from recops.models.base import validate_k
     from recops.models.two_tower import TwoTower
 
-    with _user_errors():
+    with user_errors():
         k = validate_k(k)
         if batch < 1:
             raise ValueError(f"`--batch` must be a positive int (got {batch})")
-        user_ids = _read_users(users)
+        user_ids = read_users(users)
         model = TwoTower.load(model_dir)
         parts = [
             model.recommend(user_ids[i : i + batch], k, exclude_seen=not include_seen, now=now)
