@@ -132,6 +132,13 @@ class TwoTowerConfig(BaseModel):
     num_threads:
         Torch intra-op threads. 1 by default: on a small shared machine, more
         threads than idle cores make torch's spinning workers several times slower.
+        With ``ray_workers``, the threads of each worker.
+    ray_workers:
+        Train data-parallel on this many Ray Train workers (one CPU each, see
+        ``recops.models.two_tower.ray_train``; needs Ray): each computes the loss
+        of its share of every batch and the gradients are averaged, so the steps
+        and batch size are the same as in one process and the model the same to
+        within seed noise. 0 (default): train in this process.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -170,6 +177,7 @@ class TwoTowerConfig(BaseModel):
     sparse_embeddings: bool | None = None
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)
+    ray_workers: int = Field(0, ge=0, le=1024)
 
     @field_validator("prior_windows", "prior_horizons", "prior_count_windows")
     @classmethod

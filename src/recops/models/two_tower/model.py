@@ -180,10 +180,18 @@ class TwoTower(Recommender):
         """Train on ``interactions`` (``user_id, item_id, timestamp``) and the optional catalog.
 
         Without a catalog the item tower uses ids only. Items present only in the
-        catalog are recommendable through their content vector.
+        catalog are recommendable through their content vector. With ``ray_workers``
+        (config), the network trains data-parallel on Ray Train.
         """
         prepared = self.prepare(interactions, items)
-        net, summary = train_network(prepared.data, self.config, verbose=self.verbose)
+        if self.config.ray_workers:
+            from recops.models.two_tower.ray_train import train_network_on_ray
+
+            net, summary = train_network_on_ray(
+                prepared.data, self.config, self.config.ray_workers, verbose=self.verbose
+            )
+        else:
+            net, summary = train_network(prepared.data, self.config, verbose=self.verbose)
         self._set_state(
             net,
             prepared.item_ids,

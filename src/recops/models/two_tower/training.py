@@ -16,6 +16,12 @@ uniform negatives) form the candidate set shared by all four tasks:
 After early stopping on the validation window, the window also picks the prior
 (the softmax-trained one, or one fitted to a consumption horizon) and the weights
 of the tower score for short and long histories.
+
+Inside a ``torch.distributed`` process group (Ray Train, see ``ray_train``) the
+loop is data-parallel: every worker holds the same network and draws the same
+batch order, computes the loss of its shard of each global batch, and the
+gradients are averaged across workers before every step (:func:`_average_gradients`),
+so the number of steps and the global batch size are those of one process.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recops.models.two_tower.config import TwoTowerConfig
@@ -169,14 +176,18 @@ class _BatchLoss:
         cfg: TwoTowerConfig,
         rng: np.random.Generator,
         rows: np.ndarray,
+        batch_size: int | None = None,
     ) -> None:
+        """``batch_size``: positives per call, for logQ (default ``cfg.batch_size``)."""
         self.net, self.data, self.cfg, self.rng = net, data, cfg, rng
         seq = data.sequences
         # Positives are drawn among the training rows only (never from validation).
         self.last = seq.last_rows(rows)
         freq = np.bincount(seq.items[rows], minlength=data.n_items + 1).astype(np.float64)
         freq[0] = 0.0
-        self.logq = CandidateLogQ(freq / freq.sum(), cfg.batch_size, cfg.uniform_negatives)
+        self.logq = CandidateLogQ(
+            freq / freq.sum(), batch_size or cfg.batch_size, cfg.uniform_negatives
+        )
         self.has_tokens = bool((data.catalog.tokens > 0).any())
         self.has_categories = bool((data.catalog.categories > 0).any())
         self.membership = _category_membership(data) if self.has_categories else None
@@ -615,6 +626,63 @@ def _progress(verbose: bool) -> Progress:
     )
 
 
+def data_parallel() -> tuple[int, int]:
+    """``(rank, world size)`` of this process's ``torch.distributed`` group; ``(0, 1)`` alone."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_gradients(net: TwoTowerNet, world: int) -> None:
+    """Replace every gradient by its mean over the ``world`` workers (one all-reduce each kind).
+
+    By hand rather than ``DistributedDataParallel``: the loss is not one module's
+    ``forward`` (it calls several towers, and validation calls them outside
+    training), the tasks a batch trains may leave parameters unused, and the
+    sparse embedding tables (``sparse_embeddings``) produce sparse gradients. The
+    dense gradients travel in one flat buffer (one all-reduce per step); gloo
+    all-reduces a sparse gradient as a gather of its rows, summed, so a step still
+    costs the rows the batches touched. Every worker gets the same sums, so the
+    weights stay bit-identical on all workers (checked in the tests).
+    """
+    sparse, dense = sparse_parameters(net)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
+    if grads:
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for p, g in zip(dense, grads, strict=True):
+            p.grad = flat[offset : offset + g.numel()].view_as(p)
+            offset += g.numel()
+    for p in sparse:
+        rows = p.grad
+        if rows is None:  # untouched here, maybe not elsewhere: an empty sparse gradient
+            rows = torch.sparse_coo_tensor(
+                torch.zeros((1, 0), dtype=torch.long), torch.zeros((0, *p.shape[1:])), p.shape
+            )
+        rows = rows.coalesce()
+        dist.all_reduce(rows)
+        p.grad = rows.coalesce() / world
+
+
+def _agreed(value: float, world: int) -> float:
+    """Rank 0's ``value`` on every worker (early stopping must stop all of them at once)."""
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+def _mean_over_workers(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / world
+
+
 def _run_epochs(
     data: TrainingData,
     cfg: TwoTowerConfig,
@@ -632,14 +700,25 @@ def _run_epochs(
     epochs without a better NDCG@20 and returns the best network seen.
     """
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed + (0 if net is None else 1))
+    seed = cfg.seed + (0 if net is None else 1)
+    rng = np.random.default_rng(seed)
     fresh = net is None
     if net is None:
         net = build_network(data, cfg)
     net.train()
     # Only items with an event among the rows trained on get (and keep) an id row.
     net.has_id.copy_(torch.from_numpy(trained_items(data, rows)))
-    batch_loss = _BatchLoss(net, data, cfg, rng, rows)
+    rank, world = data_parallel()
+    sample_rng = rng
+    if world > 1:
+        # Same seed, same initial weights on every worker; rank 0's are made
+        # authoritative anyway. ``rng`` draws the batch order, identical everywhere;
+        # the loss's sampling (negatives, dropout) draws per shard, so its own stream
+        # per rank (with one worker, the embedded stream: the same run).
+        for tensor in net.state_dict().values():
+            dist.broadcast(tensor, src=0)
+        sample_rng = np.random.default_rng([seed, rank])
+    batch_loss = _BatchLoss(net, data, cfg, sample_rng, rows, -(-cfg.batch_size // world))
     # Continuing a trained network: smaller steps, so it keeps what validated best.
     optim = _Optimizers(net, cfg, 1.0 if fresh else FINETUNE_LR_SCALE)
     best, best_state, stale = -np.inf, copy.deepcopy(net.state_dict()), 0
@@ -652,22 +731,29 @@ def _run_epochs(
             for b in range(n_batches):
                 window_rows = slice(b * cfg.batch_size, (b + 1) * cfg.batch_size)
                 batch = order[window_rows]
-                if len(batch) < 2:
+                if len(batch) < 2 * world:
                     continue
-                loss = batch_loss(batch, groups[window_rows])
+                # This worker's contiguous shard of the global batch (all of it when
+                # alone): whole time groups mostly, so each worker also evaluates only
+                # about 1 / world of the batch's priors.
+                shard = slice(rank * len(batch) // world, (rank + 1) * len(batch) // world)
+                loss = batch_loss(batch[shard], groups[window_rows][shard])
                 optim.zero_grad()
                 loss.backward()
+                if world > 1:
+                    _average_gradients(net, world)
                 optim.step()
                 losses.append(float(loss.detach()))
                 progress.advance(task)
-            summary.train_loss.append(float(np.mean(losses)) if losses else float("nan"))
+            epoch_loss = float(np.mean(losses)) if losses else float("nan")
+            summary.train_loss.append(_mean_over_workers(epoch_loss, world))
             summary.epochs_run = epoch
             info = f"epoch {epoch} loss {summary.train_loss[-1]:.3f}"
             if window is None:
                 progress.update(task, info=info)
                 continue
             blend = validation_blend(net, data, cfg, window)
-            ndcg = blend.ndcg
+            ndcg = _agreed(blend.ndcg, world)
             summary.validation_ndcg.append(ndcg)
             progress.update(
                 task, info=f"{info} val ndcg@20 {ndcg:.4f} (tower weights {blend.tower_weights})"
