@@ -210,7 +210,7 @@ def _on_ray(
         fn_constructor_args=(job, args, str(out)),
         batch_size=None,
         batch_format="pandas",
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
     )
     return [int(row["rows"]) for row in counted.iter_rows()]
