@@ -21,7 +21,9 @@ Inside a ``torch.distributed`` process group (Ray Train, see ``ray_train``) the
 loop is data-parallel: every worker holds the same network and draws the same
 batch order, computes the loss of its shard of each global batch, and the
 gradients are averaged across workers before every step (:func:`_average_gradients`),
-so the number of steps and the global batch size are those of one process.
+so the number of steps and the global batch size are those of one process. The
+validation's blend search is split between the workers too; every worker then
+holds every result, so all of them take the same early-stopping decisions.
 """
 
 from __future__ import annotations
@@ -445,6 +447,18 @@ class Blend:
         return cls(mean, stderr, pair, len(np.unique(top)), warm_cov)
 
 
+def _gather_blends(mine: list[Blend], n: int, world: int) -> list[Blend]:
+    """The ``n`` blends of the grid, worker ``r`` having scored those at ``r::world``."""
+    local = torch.full((-(-n // world), 6), float("nan"), dtype=torch.float64)
+    for j, b in enumerate(mine):
+        fields = [b.ndcg, b.stderr, *b.tower_weights, b.coverage, b.warm_coverage]
+        local[j] = torch.tensor(fields, dtype=torch.float64)
+    parts = [torch.empty_like(local) for _ in range(world)]
+    dist.all_gather(parts, local)
+    rows = [parts[i % world][i // world].tolist() for i in range(n)]
+    return [Blend(r[0], r[1], (r[2], r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
 def _coverage(scores: np.ndarray, k: int) -> int:
     if len(scores) == 0:
         return 0
@@ -501,10 +515,16 @@ def validation_blend(
     n_hist = (window.history > 0).sum(axis=1)
     floor = cfg.min_coverage_ratio * _coverage(prior, k)
     warm_floor = cfg.min_coverage_ratio * _coverage(prior[window.warm], k)
+    # Data-parallel: each worker scores its share of the grid (the search's main
+    # cost) and all of them gather every result, in the grid's order.
+    rank, world = data_parallel()
+    pairs = list(itertools.product(BLEND_GRID, BLEND_GRID))
     results = []
-    for pair in itertools.product(BLEND_GRID, BLEND_GRID):
+    for pair in pairs[rank::world]:
         scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
         results.append(Blend.of(scores, targets, k, pair, window.warm))
+    if world > 1:
+        results = _gather_blends(results, len(pairs), world)
     eligible = [
         r for r in results if r.coverage >= floor and r.warm_coverage >= warm_floor
     ] or results
