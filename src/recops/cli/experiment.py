@@ -38,11 +38,12 @@ app.add_typer(experiment_app, name="experiment")
 BAD_INPUT = 2
 
 EventLogOption = Annotated[
-    Path,
+    str,
     typer.Option(
         "--event-log",
-        envvar="RECOPS_EVENT_LOG_PATH",
-        help="SQLite event log the experiments are stored in (the one `recops serve` uses).",
+        envvar=["RECOPS_EVENT_LOG_URL", "RECOPS_EVENT_LOG_PATH"],
+        help="The event log the experiments are stored in (the one `recops serve` uses): "
+        "a SQLite file or a postgresql:// URL.",
     ),
 ]
 ModelsOption = Annotated[
@@ -60,7 +61,7 @@ ActorOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 NameArgument = Annotated[str, typer.Argument(help="The experiment's name.")]
 
-DEFAULT_EVENT_LOG = Path("recops-events.sqlite3")
+DEFAULT_EVENT_LOG = "recops-events.sqlite3"
 DEFAULT_MODELS = Path("models")
 
 
@@ -120,18 +121,37 @@ def _user_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _store(path: Path, *, must_exist: bool = False) -> Iterator[ExperimentStore]:
-    from recops.experiments.store import ExperimentNotFoundError, ExperimentStore
+def _store(target: str, *, must_exist: bool = False) -> Iterator[ExperimentStore]:
+    from recops.experiments.store import ExperimentNotFoundError
+    from recops.experiments.store_postgres import open_experiment_store
 
-    if must_exist and not path.exists():
+    if must_exist and not _exists(target):
         raise ExperimentNotFoundError(
-            f"{path} does not exist: no experiment has been created there (see --event-log)"
+            f"{target} does not exist: no experiment has been created there (see --event-log)"
         )
-    store = ExperimentStore(path)
+    store = open_experiment_store(target)
     try:
         yield store
     finally:
         store.close()
+
+
+def describe_log(target: str | Path) -> str:
+    """An event log for messages: the file, or the database URL without its password."""
+    from recops.experiments.store_postgres import is_postgres_url
+
+    if is_postgres_url(target):
+        from recops.postgres import redact
+
+        return redact(str(target))
+    return str(target)
+
+
+def _exists(target: str) -> bool:
+    """A database URL always names a store (its tables are made on first use); a file may not."""
+    from recops.experiments.store_postgres import is_postgres_url
+
+    return is_postgres_url(target) or Path(target).exists()
 
 
 def _print_record(record: ExperimentRecord, as_json: bool, verb: str) -> None:
@@ -176,16 +196,16 @@ def list_experiments(
     """Every experiment with its phase, traffic and layer segment."""
     with _user_errors():
         records = []
-        if event_log.exists():
+        if _exists(event_log):
             with _store(event_log) as store:
                 records = store.experiments()
     if as_json:
         typer.echo(json.dumps({"experiments": [r.to_dict() for r in records]}, indent=2))
         return
     if not records:
-        Console().print(f"no experiments in {event_log}", highlight=False)
+        Console().print(f"no experiments in {describe_log(event_log)}", highlight=False)
         return
-    table = Table(title=f"experiments in {event_log}", title_justify="left")
+    table = Table(title=f"experiments in {describe_log(event_log)}", title_justify="left")
     for column in ("name", "layer", "type", "phase", "traffic", "buckets", "variants", "started"):
         table.add_column(column, justify="right" if column == "traffic" else "left")
     for r in records:

@@ -156,11 +156,12 @@ def analyze_command(
             "per metric component, optional pre_<column> (CUPED) and timestamp (unix seconds)."
         ),
     ),
-    event_log: Path = typer.Option(
-        Path("recops-events.sqlite3"),
+    event_log: str = typer.Option(
+        "recops-events.sqlite3",
         "--event-log",
-        envvar="RECOPS_EVENT_LOG_PATH",
-        help="With NAME: the server's event log (exposures, assignments, clicks).",
+        envvar=["RECOPS_EVENT_LOG_URL", "RECOPS_EVENT_LOG_PATH"],
+        help="With NAME: the server's event log (exposures, assignments, clicks): a SQLite "
+        "file or a postgresql:// URL.",
     ),
     control: str | None = typer.Option(
         None, "--control", help="The control variant's name (with NAME: the config's)."
@@ -211,6 +212,7 @@ def analyze_command(
 
     Give NAME to analyse what the server logged for that experiment (an interleaving
     experiment gets its preference test), or --events FILE for data from elsewhere."""
+    from recops.cli.experiment import describe_log
     from recops.cli.experiment_logs import analyze_interleaved, logged_unit_table
 
     try:
@@ -222,7 +224,8 @@ def analyze_command(
             if logged.interleaving:
                 analyze_interleaved(logged, alpha=alpha, as_json=as_json)
                 return
-            frame, source = logged.frame, Path(f"experiment {name} in {event_log}")
+            where = describe_log(event_log)
+            frame, source = logged.frame, Path(f"experiment {name} in {where}")
             control = control or logged.control
             metric = metric or [logged.primary_metric]
             guardrail = guardrail or logged.guardrails

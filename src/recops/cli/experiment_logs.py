@@ -21,6 +21,7 @@ from recops.cli.experiment import (
     DEFAULT_EVENT_LOG,
     EventLogOption,
     NameArgument,
+    describe_log,
     experiment_app,
 )
 
@@ -41,7 +42,7 @@ class ExportFormat(StrEnum):
 
 
 def read_experiment_log(
-    event_log: Path, experiment: str
+    event_log: str | Path, experiment: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The experiment's assignments, the exposures of its units, and the answering events.
 
@@ -57,11 +58,9 @@ def read_experiment_log(
     import pandas as pd
 
     from recops.experiments.logs import EXPOSURE_COLUMNS
-    from recops.serving.eventlog import SQLiteEventLog
+    from recops.serving.backends import event_log_at
 
-    if not event_log.is_file():
-        raise FileNotFoundError(f"{event_log}: no event log there (see --event-log)")
-    log = SQLiteEventLog(event_log)
+    log = event_log_at(event_log)
     try:
         assigned = log.read_assignments(experiment)
         units = {a.unit for a in assigned}
@@ -115,7 +114,8 @@ def export(
         exposures, responses, _ = read_experiment_log(event_log, name)
         exposures = exposures[exposures["experiment"] == name]
         if exposures.empty:
-            raise ValueError(f"{event_log}: no exposures of experiment {name!r} are logged")
+            where = describe_log(event_log)
+            raise ValueError(f"{where}: no exposures of experiment {name!r} are logged")
         shown = shown_items(exposures, responses, reward)
         out.parent.mkdir(parents=True, exist_ok=True)
         if fmt is ExportFormat.obd:
@@ -146,7 +146,7 @@ class LoggedExperiment:
     frame: pd.DataFrame
 
 
-def logged_unit_table(event_log: Path, name: str) -> LoggedExperiment:
+def logged_unit_table(event_log: str | Path, name: str) -> LoggedExperiment:
     """The stored config of ``name`` and what the log says about its units.
 
     An A/B experiment gets :func:`~recops.experiments.logs.unit_table`; an
@@ -155,18 +155,20 @@ def logged_unit_table(event_log: Path, name: str) -> LoggedExperiment:
     """
     from recops.cli.experiment_analyze import AnalysisInputError
     from recops.experiments.logs import shown_items, team_credits, unit_table
-    from recops.experiments.store import ExperimentNotFoundError, ExperimentStore
+    from recops.experiments.store import ExperimentNotFoundError
+    from recops.experiments.store_postgres import is_postgres_url, open_experiment_store
 
-    if not event_log.is_file():
-        raise AnalysisInputError(f"{event_log}: no event log there (see --event-log)")
-    with ExperimentStore(event_log) as store:
+    where = describe_log(event_log)
+    if not is_postgres_url(event_log) and not Path(event_log).is_file():
+        raise AnalysisInputError(f"{where}: no event log there (see --event-log)")
+    with open_experiment_store(event_log) as store:
         try:
             config = store.get(name).config
         except ExperimentNotFoundError as exc:
             raise AnalysisInputError(str(exc)) from None
     exposures, responses, assignments = read_experiment_log(event_log, name)
     if exposures.empty or not (exposures["experiment"] == name).any():
-        raise AnalysisInputError(f"{event_log}: no exposures of experiment {name!r} are logged")
+        raise AnalysisInputError(f"{where}: no exposures of experiment {name!r} are logged")
     shown = shown_items(exposures, responses)
     interleaving = config.type == "interleaving"
     frame = team_credits(shown, name) if interleaving else unit_table(shown, assignments, name)

@@ -186,8 +186,13 @@ class CTConfig(_Section):
 
     @property
     def state_path(self) -> Path:
-        """The controller's SQLite file."""
-        return Path(self.state) if self.state else Path(self.event_log).parent / STATE_FILE
+        """The controller's SQLite file (beside a SQLite event log; else in the working folder)."""
+        from recops.experiments.store_postgres import is_postgres_url
+
+        if self.state:
+            return Path(self.state)
+        return Path(STATE_FILE) if is_postgres_url(self.event_log) else (
+            Path(self.event_log).parent / STATE_FILE)  # fmt: skip
 
     @property
     def snapshot_dir(self) -> Path:

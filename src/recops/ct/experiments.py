@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from recops.ct.config import ExperimentTemplate, WatchConfig
 from recops.experiments.config import ExperimentConfig, ModelResolver
-from recops.experiments.store import ExperimentStore
+from recops.experiments.store_postgres import open_experiment_store
 
 CONTROL = "champion"
 CHALLENGER = "challenger"
@@ -124,7 +124,7 @@ def ensure_running(
     """
     from recops.experiments.store import ExperimentNotFoundError, ExperimentStoreError
 
-    with ExperimentStore(event_log) as store:
+    with open_experiment_store(event_log) as store:
         try:
             record = store.get(config.name)
         except ExperimentNotFoundError:
@@ -143,7 +143,7 @@ def ensure_stopped(event_log: str | Path, name: str, *, now: float, actor: str) 
     """Stop ``name`` if it is not stopped yet; whether this call stopped it."""
     from recops.experiments.store import ExperimentNotFoundError
 
-    with ExperimentStore(event_log) as store:
+    with open_experiment_store(event_log) as store:
         try:
             record = store.get(name)
         except ExperimentNotFoundError:
@@ -158,7 +158,7 @@ def status(event_log: str | Path, name: str) -> str | None:
     """``draft``, ``running`` or ``stopped``; None when there is no such experiment."""
     from recops.experiments.store import ExperimentNotFoundError
 
-    with ExperimentStore(event_log) as store:
+    with open_experiment_store(event_log) as store:
         try:
             return store.get(name).status
         except ExperimentNotFoundError:
@@ -212,7 +212,7 @@ def _logged(event_log: str | Path, name: str) -> Any:
     from recops.cli.experiment_logs import logged_unit_table
 
     try:
-        return logged_unit_table(Path(event_log), name)
+        return logged_unit_table(event_log, name)
     except AnalysisInputError:
         return None
 

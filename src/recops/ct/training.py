@@ -25,17 +25,26 @@ from typing import Any
 from recops.pipelines.progress import Reporter
 from recops.pipelines.training.config import EventLogSource, FilesSource
 from recops.registry.config import GatedTrainingConfig
+from recops.serving.eventlog import EventLog
 
 _PAGE = 50_000
 
 
+def _open(event_log: str | Path) -> EventLog | None:
+    """The log (a SQLite file or a ``postgresql://`` URL); None when the file is not there yet."""
+    from recops.serving.backends import event_log_at
+
+    try:
+        return event_log_at(event_log)
+    except FileNotFoundError:
+        return None
+
+
 def log_position(event_log: str | Path) -> int:
     """The id of the newest event in the log (0 when there is no log yet)."""
-    from recops.serving.eventlog import SQLiteEventLog
-
-    if not Path(event_log).is_file():
+    log = _open(event_log)
+    if log is None:
         return 0
-    log = SQLiteEventLog(event_log)
     try:
         return log.last_id()
     finally:
@@ -44,12 +53,10 @@ def log_position(event_log: str | Path) -> int:
 
 def count_events(event_log: str | Path, after: int, kinds: tuple[str, ...]) -> int:
     """Events of ``kinds`` with an id above ``after`` (0 when there is no log)."""
-    from recops.serving.eventlog import SQLiteEventLog
-
-    if not Path(event_log).is_file():
+    log = _open(event_log)
+    if log is None:
         return 0
     wanted = set(kinds)
-    log = SQLiteEventLog(event_log)
     total = 0
     try:
         while rows := log.activity(after, _PAGE):
@@ -68,12 +75,11 @@ def write_snapshot(event_log: str | Path, upto: int, path: Path) -> int:
     import pandas as pd
 
     from recops.data.schema import INTERACTION_COLUMNS
-    from recops.serving.eventlog import SQLiteEventLog
 
-    if not Path(event_log).is_file():
+    log = _open(event_log)
+    if log is None:
         raise FileNotFoundError(f"{event_log}: no event log to train on")
     rows: list[tuple[str, str, str, float, int]] = []
-    log = SQLiteEventLog(event_log)
     try:
         after = 0
         while page := log.read(after, _PAGE):

@@ -69,6 +69,7 @@ def check_drift(
     config: CTConfig, drift: DriftTrigger, since: float | None, now: float
 ) -> tuple[bool, str, dict[str, Any]]:
     """``(should retrain, reason, finding)`` of the drift trigger (module docstring)."""
+    from recops.experiments.store_postgres import is_postgres_url
     from recops.monitoring import Window, monitor, read_serving_log
 
     if since is None:
@@ -79,7 +80,7 @@ def check_drift(
     if end - drift.current_window_s < reference.end:
         ready = reference.end + drift.current_window_s
         return False, f"not judged before {ready} (the reference window must end first)", {}
-    if not Path(config.event_log).is_file():
+    if not is_postgres_url(config.event_log) and not Path(config.event_log).is_file():
         return False, f"{config.event_log}: no event log yet", {}
     current = Window(end - drift.current_window_s, end, "the last window")
     settings = drift.monitor

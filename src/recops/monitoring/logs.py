@@ -17,7 +17,7 @@ import pandas as pd
 
 from recops.data.schema import EVENT, ITEM_ID, TIMESTAMP, USER_ID, VALUE
 from recops.experiments.logs import EXPOSURE_COLUMNS
-from recops.serving.eventlog import EventLog, SQLiteEventLog
+from recops.serving.eventlog import EventLog
 from recops.serving.records import Event, Exposure
 
 #: Columns of :attr:`ServingLog.exposures`.
@@ -100,17 +100,18 @@ def from_event_log(
 def read_serving_log(
     path: str | Path, *, since: int | None = None, until: int | None = None
 ) -> ServingLog:
-    """The exposures and events of the SQLite event log at ``path`` in ``[since, until)``.
+    """The exposures and events of the event log at ``path`` in ``[since, until)``.
+
+    ``path`` is a SQLite file or a ``postgresql://`` URL.
 
     Raises
     ------
     FileNotFoundError
         When there is no file at ``path`` (none is created).
     """
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: no event log there")
-    log = SQLiteEventLog(file)
+    from recops.serving.backends import event_log_at
+
+    log = event_log_at(path)
     try:
         return from_event_log(log, since=since, until=until)
     finally:

@@ -16,6 +16,8 @@ for, so the embedded server needs neither.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from recops.experiments.store import ExperimentStore
 from recops.serving.eventlog import EventLog, SQLiteEventLog
 from recops.serving.follower import LogFollower
@@ -23,7 +25,24 @@ from recops.serving.metrics import ServerMetrics
 from recops.serving.settings import ServerSettings
 from recops.serving.state import KnownItem, UserStateStore
 
-__all__ = ["open_event_log", "open_experiment_store", "open_online_state"]
+__all__ = ["event_log_at", "open_event_log", "open_experiment_store", "open_online_state"]
+
+
+def event_log_at(target: str | Path) -> EventLog:
+    """The log a command names: a ``postgresql://`` URL, or a SQLite file that exists.
+
+    For readers (``recops experiment analyze``, the controller): a missing SQLite
+    file is a FileNotFoundError, not a new empty log.
+    """
+    from recops.experiments.store_postgres import is_postgres_url
+
+    if is_postgres_url(target):
+        from recops.serving.eventlog_postgres import PostgresEventLog
+
+        return PostgresEventLog(str(target))
+    if not Path(target).is_file():
+        raise FileNotFoundError(f"{target}: no event log there (see --event-log)")
+    return SQLiteEventLog(target)
 
 
 def open_event_log(settings: ServerSettings) -> EventLog:
