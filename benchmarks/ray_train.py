@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/ray_train.py            # 2,000 users, 2,000 items, 21 days
     python benchmarks/ray_train.py --quick    # a tiny world, seconds
+    python benchmarks/ray_train.py --skip-2-threads   # without the embedded 2-thread run
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny world and model")
     parser.add_argument("--seed", type=int, default=0, help="the model's seed")
+    parser.add_argument(
+        "--skip-2-threads", action="store_true", help="leave out the embedded 2-thread run"
+    )
     args = parser.parse_args()
     console = Console(width=120)
     split, items, world, model = setup(args.quick)
@@ -103,6 +107,8 @@ def main() -> None:
     out["ray_init_seconds"] = time.perf_counter() - started
     threads = torch.get_num_threads()
     for name, extra in RUNS:
+        if args.skip_2_threads and extra["num_threads"] == 2:
+            continue
         console.print(f"[bold]{name}[/] …")
         out["runs"][name] = measure(split, items, {**model, **extra, "seed": args.seed})
     torch.set_num_threads(threads)
