@@ -20,10 +20,11 @@ of the tower score for short and long histories.
 Inside a ``torch.distributed`` process group (Ray Train, see ``ray_train``) the
 loop is data-parallel: every worker holds the same network and draws the same
 batch order, computes the loss of its shard of each global batch, and the
-gradients are averaged across workers before every step (:func:`_average_gradients`),
-so the number of steps and the global batch size are those of one process. The
-validation's blend search is split between the workers too; every worker then
-holds every result, so all of them take the same early-stopping decisions.
+gradients are averaged across workers before every step
+(:mod:`~recops.models.two_tower.distributed`), so the number of steps and the global
+batch size are those of one process. The validation's blend search is split between
+the workers too; every worker then holds every result, so all of them take the same
+early-stopping decisions.
 """
 
 from __future__ import annotations
@@ -37,10 +38,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.distributed import (
+    agreed,
+    average_gradients,
+    broadcast_weights,
+    data_parallel,
+    gather_strided,
+    mean_over_workers,
+)
 from recops.models.two_tower.features import (
     CatalogFeatures,
     Sequences,
@@ -449,13 +457,8 @@ class Blend:
 
 def _gather_blends(mine: list[Blend], n: int, world: int) -> list[Blend]:
     """The ``n`` blends of the grid, worker ``r`` having scored those at ``r::world``."""
-    local = torch.full((-(-n // world), 6), float("nan"), dtype=torch.float64)
-    for j, b in enumerate(mine):
-        fields = [b.ndcg, b.stderr, *b.tower_weights, b.coverage, b.warm_coverage]
-        local[j] = torch.tensor(fields, dtype=torch.float64)
-    parts = [torch.empty_like(local) for _ in range(world)]
-    dist.all_gather(parts, local)
-    rows = [parts[i % world][i // world].tolist() for i in range(n)]
+    fields = [[b.ndcg, b.stderr, *b.tower_weights, b.coverage, b.warm_coverage] for b in mine]
+    rows = gather_strided(fields, n, 6, world)
     return [Blend(r[0], r[1], (r[2], r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
@@ -646,63 +649,6 @@ def _progress(verbose: bool) -> Progress:
     )
 
 
-def data_parallel() -> tuple[int, int]:
-    """``(rank, world size)`` of this process's ``torch.distributed`` group; ``(0, 1)`` alone."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _average_gradients(net: TwoTowerNet, world: int) -> None:
-    """Replace every gradient by its mean over the ``world`` workers (one all-reduce each kind).
-
-    By hand rather than ``DistributedDataParallel``: the loss is not one module's
-    ``forward`` (it calls several towers, and validation calls them outside
-    training), the tasks a batch trains may leave parameters unused, and the
-    sparse embedding tables (``sparse_embeddings``) produce sparse gradients. The
-    dense gradients travel in one flat buffer (one all-reduce per step); gloo
-    all-reduces a sparse gradient as a gather of its rows, summed, so a step still
-    costs the rows the batches touched. Every worker gets the same sums, so the
-    weights stay bit-identical on all workers (checked in the tests).
-    """
-    sparse, dense = sparse_parameters(net)
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
-    if grads:
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for p, g in zip(dense, grads, strict=True):
-            p.grad = flat[offset : offset + g.numel()].view_as(p)
-            offset += g.numel()
-    for p in sparse:
-        rows = p.grad
-        if rows is None:  # untouched here, maybe not elsewhere: an empty sparse gradient
-            rows = torch.sparse_coo_tensor(
-                torch.zeros((1, 0), dtype=torch.long), torch.zeros((0, *p.shape[1:])), p.shape
-            )
-        rows = rows.coalesce()
-        dist.all_reduce(rows)
-        p.grad = rows.coalesce() / world
-
-
-def _agreed(value: float, world: int) -> float:
-    """Rank 0's ``value`` on every worker (early stopping must stop all of them at once)."""
-    if world == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.broadcast(tensor, src=0)
-    return float(tensor.item())
-
-
-def _mean_over_workers(value: float, world: int) -> float:
-    if world == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / world
-
-
 def _run_epochs(
     data: TrainingData,
     cfg: TwoTowerConfig,
@@ -735,8 +681,7 @@ def _run_epochs(
         # authoritative anyway. ``rng`` draws the batch order, identical everywhere;
         # the loss's sampling (negatives, dropout) draws per shard, so its own stream
         # per rank (with one worker, the embedded stream: the same run).
-        for tensor in net.state_dict().values():
-            dist.broadcast(tensor, src=0)
+        broadcast_weights(net)
         sample_rng = np.random.default_rng([seed, rank])
     batch_loss = _BatchLoss(net, data, cfg, sample_rng, rows, -(-cfg.batch_size // world))
     # Continuing a trained network: smaller steps, so it keeps what validated best.
@@ -761,19 +706,19 @@ def _run_epochs(
                 optim.zero_grad()
                 loss.backward()
                 if world > 1:
-                    _average_gradients(net, world)
+                    average_gradients(net, world)
                 optim.step()
                 losses.append(float(loss.detach()))
                 progress.advance(task)
             epoch_loss = float(np.mean(losses)) if losses else float("nan")
-            summary.train_loss.append(_mean_over_workers(epoch_loss, world))
+            summary.train_loss.append(mean_over_workers(epoch_loss, world))
             summary.epochs_run = epoch
             info = f"epoch {epoch} loss {summary.train_loss[-1]:.3f}"
             if window is None:
                 progress.update(task, info=info)
                 continue
             blend = validation_blend(net, data, cfg, window)
-            ndcg = _agreed(blend.ndcg, world)
+            ndcg = agreed(blend.ndcg, world)
             summary.validation_ndcg.append(ndcg)
             progress.update(
                 task, info=f"{info} val ndcg@20 {ndcg:.4f} (tower weights {blend.tower_weights})"

@@ -16,8 +16,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from recops.models.two_tower import TwoTower
+from recops.models.two_tower.distributed import average_gradients, data_parallel
 from recops.models.two_tower.network import TwoTowerNet
-from recops.models.two_tower.training import _average_gradients, data_parallel, train_network
+from recops.models.two_tower.training import train_network
 from tests.models.two_tower.conftest import SMALL, two_clusters
 
 pytestmark = pytest.mark.skipif(
@@ -50,7 +51,7 @@ def _gradients_worker(rank: int, store: str) -> None:
             full, part = _net(sparse), _net(sparse)
             _loss(full, items).backward()
             _loss(part, items[rank::WORLD]).backward()
-            _average_gradients(part, WORLD)
+            average_gradients(part, WORLD)
             for (name, a), b in zip(full.named_parameters(), part.parameters(), strict=True):
                 if a.grad is None:
                     continue
