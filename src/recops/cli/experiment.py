@@ -54,6 +54,14 @@ ModelsOption = Annotated[
         help="Model repository (<dir>/<name>/<version>/) the variants' versions must exist in.",
     ),
 ]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="MLflow tracking/registry URI: variants may then name a registry alias "
+        '(`alias = "champion"`), resolved and materialised into --models.',
+    ),
+]
 ActorOption = Annotated[
     str | None,
     typer.Option("--actor", help="Who makes the change, for the audit log (default: OS user)."),
@@ -63,6 +71,16 @@ NameArgument = Annotated[str, typer.Argument(help="The experiment's name.")]
 
 DEFAULT_EVENT_LOG = "recops-events.sqlite3"
 DEFAULT_MODELS = Path("models")
+
+
+def resolver(models: Path, registry: str | None) -> ModelResolver:
+    """The repository's resolver, with registry aliases on top when ``registry`` is given."""
+    if registry is None:
+        return repository_resolver(models)
+    from recops.registry import Registry
+    from recops.registry.resolver import registry_resolver
+
+    return registry_resolver(Registry(registry), models, repository_resolver(models))
 
 
 def repository_resolver(root: Path) -> ModelResolver:
@@ -170,6 +188,7 @@ def create(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a draft of the same name (not started).")
     ] = False,
+    registry: RegistryOption = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -181,7 +200,7 @@ def create(
     from recops.experiments.config import load_experiment
 
     with _user_errors():
-        resolve = repository_resolver(models)
+        resolve = resolver(models, registry)
         config = load_experiment(file, resolve)
         with _store(event_log) as store:
             record = store.create(config, resolve, actor=actor, source=str(file), replace=replace)
@@ -248,12 +267,13 @@ def start(
     name: NameArgument,
     event_log: EventLogOption = DEFAULT_EVENT_LOG,
     models: ModelsOption = DEFAULT_MODELS,
+    registry: RegistryOption = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a draft: versions (and aliases, resolved now) are pinned for its whole run."""
     with _user_errors(), _store(event_log, must_exist=True) as store:
-        record = store.start(name, repository_resolver(models), actor=actor)
+        record = store.start(name, resolver(models, registry), actor=actor)
     _print_record(record, as_json, "started")
 
 
