@@ -146,7 +146,8 @@ def _side_by_side(
     analysis: Any, report: OPEReport, ope_truth: float, result: TrafficResult
 ) -> Table:
     arm = analysis.comparison("clicks/impressions", "challenger").treatment
-    estimate = next(e for e in report.estimates if e.estimator == report.recommendation.estimator)
+    chosen = report.recommendation.estimator
+    estimate = next((e for e in report.estimates if e.estimator == chosen), None)
     table = Table(title="the challenger's click-through rate (clicks per impression)")
     for column in ("estimated by", "of", "estimate [95% CI]", "world's truth"):
         table.add_column(column, justify="right" if column != "estimated by" else "left")
@@ -158,12 +159,18 @@ def _side_by_side(
         f"{arm.mean:.4f} [{low:.4f}, {high:.4f}]",
         f"{result.arm('challenger').true_ctr:.4f}",
     )
-    table.add_row(
-        f"OPE ({estimate.estimator}), champion's log only",
-        "the challenger ranking the champion's candidates",
-        f"{estimate.value:.4f} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
-        f"{ope_truth:.4f}",
-    )
+    if estimate is None:
+        # Poor overlap: the report trusts no estimator, and the table says so.
+        overlap = f"no estimate trusted ({report.recommendation.overlap} overlap)"
+        table.add_row("OPE, champion's log only", "the challenger ranking the champion's "
+                      "candidates", overlap, f"{ope_truth:.4f}")  # fmt: skip
+    else:
+        table.add_row(
+            f"OPE ({estimate.estimator}), champion's log only",
+            "the challenger ranking the champion's candidates",
+            f"{estimate.value:.4f} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]",
+            f"{ope_truth:.4f}",
+        )
     table.add_row(
         "A/B test", "the champion (for scale)", "", f"{result.arm('champion').true_ctr:.4f}"
     )
