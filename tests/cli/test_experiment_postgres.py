@@ -102,11 +102,13 @@ def test_the_controller_reads_a_postgresql_log(
     log = PostgresEventLog(postgres_url)
     try:
         log.append([Event(f"u{i}", "a", "click" if i % 2 else "view", 1.0, NOW + i)
-                    for i in range(10)])  # fmt: skip
+                    for i in range(10)] + [Event("u1", "a", "click", 1.0, NOW + 1)])  # fmt: skip
     finally:
         log.close()
     last = log_position(postgres_url)
     assert last > 0
-    assert count_events(postgres_url, 0, ("click",)) == 5
-    rows = write_snapshot(postgres_url, last, tmp_path / "snapshot.parquet")
-    assert rows == 10 and len(pd.read_parquet(tmp_path / "snapshot.parquet")) == 10
+    assert count_events(postgres_url, 0, ("click",)) == 6
+    written = write_snapshot(postgres_url, last, tmp_path / "snapshot.parquet")
+    # The click sent twice is in the log once per send, in the snapshot once.
+    assert (written.rows, written.duplicates) == (10, 1)
+    assert len(pd.read_parquet(tmp_path / "snapshot.parquet")) == 10

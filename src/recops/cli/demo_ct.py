@@ -329,6 +329,10 @@ def ct_demo(
             decisions = controller.step(now)
         _print_decisions(console, world, decisions)
         result.decisions.extend(decisions)
+        if controller.registry.champion(MODEL) is None:
+            console.print("no champion: nothing to serve, the loop stops here", style="red")
+            result.seconds = time.time() - started
+            return result
         env = {"RECOPS_FOLLOW_ALIAS": "champion", "MLFLOW_TRACKING_URI": config.pipeline.registry
                .tracking_uri or ""}  # fmt: skip
         with ServerProcess(config.pipeline.publish.repository, config.event_log, env=env) as server:

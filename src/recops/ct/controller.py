@@ -221,7 +221,9 @@ class Controller:
         detail: dict[str, Any] = {"trigger": kind, "findings": findings, "watermark": watermark}
         if isinstance(config.pipeline.source, EventLogSource):
             path = config.snapshot_dir / f"{self.model}-cycle-{cycle_id}.parquet"
-            detail["snapshot_rows"] = write_snapshot(config.event_log, watermark, path)
+            written = write_snapshot(config.event_log, watermark, path)
+            detail["snapshot_rows"] = written.rows
+            detail["snapshot_duplicates"] = written.duplicates
             snapshot = str(path)
         if overrides:
             detail["overrides"] = overrides

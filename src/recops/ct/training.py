@@ -67,10 +67,22 @@ def count_events(event_log: str | Path, after: int, kinds: tuple[str, ...]) -> i
     return total
 
 
-def write_snapshot(event_log: str | Path, upto: int, path: Path) -> int:
-    """Write the log's events with ids ``<= upto`` to ``path`` (Parquet); returns the rows.
+@dataclass(frozen=True)
+class Snapshot:
+    """A cycle's training data: ``rows`` written, ``duplicates`` dropped."""
 
-    Written under a hidden name and renamed into place: a snapshot on disk is whole.
+    rows: int
+    duplicates: int
+
+
+def write_snapshot(event_log: str | Path, upto: int, path: Path) -> Snapshot:
+    """Write the log's events with ids ``<= upto`` to ``path`` (Parquet).
+
+    Exact duplicates (same user, item, event, value and second: a click sent twice
+    without an idempotency key, two slates in one second) are kept in the log, which
+    holds every acknowledged event, but written once: the ingest step refuses
+    duplicate rows. Written under a hidden name and renamed into place: a snapshot on
+    disk is whole.
     """
     import pandas as pd
 
@@ -91,12 +103,13 @@ def write_snapshot(event_log: str | Path, upto: int, path: Path) -> int:
                 break
     finally:
         log.close()
-    frame = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
+    logged = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))
+    frame = logged.drop_duplicates(ignore_index=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     hidden = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(hidden, index=False)
     hidden.replace(path)
-    return len(frame)
+    return Snapshot(rows=len(frame), duplicates=len(logged) - len(frame))
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
