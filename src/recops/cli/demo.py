@@ -271,6 +271,6 @@ def demo(
     if serve and ct:
         from recops.cli.demo_ct import ct_step
 
-        ct_step(console, out, quick=quick, seed=seed)
+        ct_step(console, out, seed=seed)
     console.rule("done")
     console.print(f"{time.perf_counter() - started:.0f} s in all; outputs in {out.resolve()}")
