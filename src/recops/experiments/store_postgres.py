@@ -85,7 +85,7 @@ def is_postgres_url(target: str | Path) -> bool:
 
 
 class _Placeholders:
-    """A PostgreSQL connection that takes the SQLite store's ``?`` placeholders.
+    """A PostgreSQL connection that takes the SQLite store's ``?`` parameter markers.
 
     The store's statements hold no ``?`` or ``%`` of their own (they are its
     constants, and values always travel as parameters), so the translation is exact.

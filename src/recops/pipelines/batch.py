@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from recops.data.schema import ITEM_ID, USER_ID
+from recops.optional import import_ray
 
 if TYPE_CHECKING:
     from recops.models.two_tower import TwoTower
@@ -181,17 +182,6 @@ def _run(
     return BatchResult(out, sum(counts), len(frame), time.perf_counter() - started, workers)
 
 
-def _ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise RuntimeError(
-            "batch jobs on Ray need Ray Data: pip install 'ray[data]' (recops uses ray>=2.9)"
-        ) from None
-    return ray
-
-
 def _on_ray(
     chunks: list[pd.DataFrame],
     job: type[ItemEmbedder] | type[Recommendations],
@@ -199,7 +189,7 @@ def _on_ray(
     out: Path,
     workers: int,
 ) -> list[int]:
-    ray = _ray()
+    ray = import_ray("data", needed_by="batch jobs on Ray", install="ray[data]")
     if not ray.is_initialized():
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     # One block per chunk (no shuffle, which would need CPUs the actors hold), each

@@ -8,7 +8,7 @@ runs, in the project's container image::
     recops pipeline step <module:qualname> --params '<JSON>' [--timeout-s S]
         [--input NAME PATH]... [--output NAME PATH]...
 
-where the paths are KFP's artifact placeholders (``{{$.inputs.artifacts['x'].path}}``).
+where the paths are KFP's artifact path expressions (``{{$.inputs.artifacts['x'].path}}``).
 :func:`run_container_step` is that command's body: it reads each input folder with
 its codec, calls the component, and writes each output folder in the artifact
 format of :mod:`recops.pipelines.store` (an absent optional output is written as a

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from recops.optional import import_ray
 from recops.pipelines.artifacts import ArtifactRecord
 from recops.pipelines.component import Component
 from recops.pipelines.execution import (
@@ -41,13 +42,7 @@ from recops.pipelines.store import ArtifactStore
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(
-            "the Ray executor needs Ray: pip install ray (recops uses ray>=2.9)"
-        ) from None
-    return ray
+    return import_ray(needed_by="the Ray executor")
 
 
 def ray_step(

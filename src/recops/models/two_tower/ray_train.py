@@ -33,22 +33,18 @@ from recops.models.two_tower.training import (
     build_network,
     train_network,
 )
+from recops.optional import import_ray
 
 WEIGHTS = "weights.safetensors"
 SUMMARY = "summary.json"
 
 
 def _ray() -> Any:
-    try:
-        import ray
-        import ray.train
-        import ray.train.torch
-    except ImportError:
-        raise RuntimeError(
-            "training the two-tower model on Ray (ray_workers >= 1) needs Ray Train: "
-            "pip install 'ray[train]' (recops uses ray>=2.9), or set ray_workers = 0"
-        ) from None
-    return ray
+    return import_ray(
+        "train", "train.torch",
+        needed_by="training the two-tower model on Ray (ray_workers >= 1; 0 trains here)",
+        install="ray[train]",
+    )  # fmt: skip
 
 
 def _train_loop(config: dict[str, Any]) -> None:
