@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -87,6 +89,20 @@ def test_models_lists_versions(tmp_path: Path) -> None:
     assert "1, 2, 10" in result.output and "news" in result.output
     empty = runner.invoke(app, ["models", "--models", str(tmp_path / "news" / "1")])
     assert "holds no models" in empty.output
+
+
+def test_models_lists_versions_on_object_storage() -> None:
+    url = f"memory://recops-cli-{uuid.uuid4().hex}"
+    fs, root = fsspec.core.url_to_fs(url)
+    for version in ("1", "2"):
+        fs.pipe(f"{root}/news/{version}/config.json", b"{}")
+    fs.pipe(f"{root}/news/3/weights.safetensors", b"an upload without its manifest yet")
+    result = runner.invoke(app, ["models", "--models", url])
+    assert result.exit_code == 0, result.output
+    assert "1, 2 " in result.output and "1, 2, 3" not in result.output
+    fs.rm(root, recursive=True)
+    missing = runner.invoke(app, ["serve", "--models", url])
+    assert missing.exit_code != 0 and "holds nothing" in missing.output
 
 
 def test_serve_reads_a_config_file_and_refuses_unknown_names(tmp_path: Path) -> None:

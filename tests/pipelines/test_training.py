@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from recops.pipelines import LocalExecutor, PipelineError
@@ -96,3 +98,21 @@ def test_a_failed_data_check_stops_the_run_when_asked(
     )
     with pytest.raises(PipelineError, match="data checks failed: volume"):
         executor.run(training_pipeline, config=smaller)
+
+
+def test_the_pipeline_publishes_to_object_storage(executor: LocalExecutor, tmp_path: Path) -> None:
+    # memory:// stands in for s3:// or gs://: the same fsspec calls, no rename.
+    url = f"memory://recops-publish-{uuid.uuid4().hex}"
+    config = tiny_config(tmp_path, publish={"repository": url, "name": "two_tower"})
+    first = executor.run(training_pipeline, config=config)
+    assert first.value("publish").version == "1" and first.value("publish").new
+    repository = ModelRepository(url, cache_dir=tmp_path / "cache")
+    assert repository.models() == {"two_tower": ["1"]}
+    served = ModelManager(repository).switch("two_tower", "1")
+    assert served.index.n_items == 200 and len(served.catalog.publish_time) == 200
+    # The rerun finds the champion there and republishes nothing.
+    second = executor.run(training_pipeline, config=config)
+    assert second.value("evaluate_models").champion_version == "1"
+    assert second.value("publish").version == "1" and not second.value("publish").new
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.rm(root, recursive=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from recops.cli.experiment import repository_resolver
@@ -12,6 +14,7 @@ from recops.experiments.config import ModelRef, parse_experiment
 from recops.registry import Registry
 from recops.registry.materialise import materialise
 from recops.registry.resolver import registry_resolver
+from recops.serving.repository import ModelRepository
 
 from .conftest import MODEL, add_version, judge
 
@@ -46,6 +49,22 @@ def test_a_version_is_found_by_digest_or_downloaded_into_a_repository(
     # Another model already holds folder 5 there: the registry version gets r<version>.
     shutil.copytree(second_artifact, served / MODEL / "5")
     assert materialise(registry, MODEL, "1", served) == "r1"
+
+
+def test_a_version_is_downloaded_into_a_repository_on_object_storage(
+    registry: Registry, tmp_path: Path, trained_artifact: Path, second_artifact: Path
+) -> None:
+    add_version(registry, tmp_path / "published", trained_artifact, "5", "aa11")
+    add_version(registry, tmp_path / "published", second_artifact, "6", "bb22")
+    url = f"memory://recops-served-{uuid.uuid4().hex}"
+    assert materialise(registry, MODEL, "2", url) == "6"
+    assert materialise(registry, MODEL, "2", url) == "6"  # found by its digest
+    repository = ModelRepository(url, cache_dir=tmp_path / "cache")
+    assert repository.models() == {MODEL: ["6"]}
+    copied = repository.path(MODEL, "6")
+    assert (copied / "config.json").read_bytes() == (second_artifact / "config.json").read_bytes()
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.rm(root, recursive=True)
 
 
 def test_experiment_variants_resolve_registry_aliases(

@@ -83,7 +83,7 @@ def resolver(models: Path, registry: str | None) -> ModelResolver:
     return registry_resolver(Registry(registry), models, repository_resolver(models))
 
 
-def repository_resolver(root: Path) -> ModelResolver:
+def repository_resolver(root: str | Path) -> ModelResolver:
     """Resolve variants against a model repository: versions on disk, alias ``latest``.
 
     ``latest`` is the highest version (numeric versions compare as numbers); a
@@ -95,7 +95,7 @@ def repository_resolver(root: Path) -> ModelResolver:
     repository = ModelRepository(root)
 
     def resolve(model: str | None, version: str | None, alias: str | None) -> ModelRef:
-        if not repository.root.is_dir():
+        if not repository.available():
             raise LookupError(f"model repository {root} is not a folder (see --models)")
         name = repository.default_name(model)
         if alias is not None:
@@ -107,14 +107,12 @@ def repository_resolver(root: Path) -> ModelResolver:
             return ModelRef(name, repository.latest(name))
         if version is None:
             raise ValueError("give the variant a `version` or an `alias`")
-        try:
-            repository.path(name, version)
-        except ModelNotFoundError:
+        if not repository.exists(name, version):
             versions = repository.models().get(name, [])
             raise ModelNotFoundError(
                 f"no version {version!r} of model {name!r} in {root} "
                 f"(versions: {', '.join(versions) or 'none'})"
-            ) from None
+            )
         return ModelRef(name, version)
 
     return resolve

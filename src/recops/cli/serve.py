@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 @app.command()
 def serve(
     models: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--models", help="Model repository: <dir>/<name>/<version>/ (default: models)."
+            "--models",
+            help="Model repository: <dir>/<name>/<version>/, a folder or an fsspec URL "
+            "(s3://bucket/models) (default: models).",
         ),
     ] = None,
     name: Annotated[
@@ -86,6 +88,7 @@ def serve(
     from recops.serving.app import SETTINGS_ENV, create_app
     from recops.serving.config import SettingsError, load_settings
     from recops.serving.logs import configure_logging
+    from recops.serving.repository import ModelRepository
     from recops.serving.server import serve as serve_app
     from recops.serving.supervisor import reuse_port_supported, run_workers
 
@@ -107,8 +110,11 @@ def serve(
         )
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if not settings.model_repository.is_dir():
-        raise typer.BadParameter(f"model repository {settings.model_repository} is not a folder")
+    if not ModelRepository(settings.model_repository, settings.model_cache).available():
+        raise typer.BadParameter(
+            f"model repository {settings.model_repository} is not a folder (or, for a URL, "
+            "holds nothing)"
+        )
     if settings.workers == 1:
         if not serve_app(create_app(settings), settings):
             raise typer.Exit(3)
@@ -245,8 +251,12 @@ def _traffic(dataset: Path | None, users: int, items: int, seed: int) -> Traffic
 @app.command()
 def models(
     models: Annotated[
-        Path, typer.Option("--models", help="Model repository: <dir>/<name>/<version>/.")
-    ] = Path("models"),
+        str,
+        typer.Option(
+            "--models",
+            help="Model repository: <dir>/<name>/<version>/, a folder or an fsspec URL.",
+        ),
+    ] = "models",
 ) -> None:
     """List the models and versions of a repository (the latest is served by default)."""
     from rich.console import Console
@@ -254,12 +264,13 @@ def models(
 
     from recops.serving.repository import ModelRepository
 
-    if not models.is_dir():
+    repository = ModelRepository(models)
+    if not repository.available():
         raise typer.BadParameter(f"model repository {models} is not a folder")
-    table = Table(title=f"model repository {models}")
+    table = Table(title=f"model repository {repository.url}")
     for column in ("model", "versions", "latest"):
         table.add_column(column)
-    listing = ModelRepository(models).models()
+    listing = repository.models()
     for name, versions in listing.items():
         table.add_row(name, ", ".join(versions), versions[-1] if versions else "-")
-    Console().print(table if listing else f"{models} holds no models")
+    Console().print(table if listing else f"{repository.url} holds no models")

@@ -104,7 +104,7 @@ def resolver(registry: Any, repository: str | Path) -> ModelResolver:
     from recops.cli.experiment import repository_resolver
     from recops.registry.resolver import registry_resolver
 
-    return registry_resolver(registry, repository, repository_resolver(Path(repository)))
+    return registry_resolver(registry, repository, repository_resolver(repository))
 
 
 def ensure_running(

@@ -34,7 +34,7 @@ def registry_resolver(
         Resolves versions and the alias ``latest`` (e.g.
         ``recops.cli.experiment.repository_resolver(repository)``).
     """
-    root = Path(repository)
+    root = repository
 
     def default_name() -> str:
         from recops.serving.repository import ModelRepository

@@ -78,7 +78,7 @@ def champion_fingerprint(registry: RegistryConfig, repository: str, name: str) -
 @component(
     name="champion",
     fingerprint=champion_fingerprint,
-    code_deps=("recops.models.two_tower", "recops.registry.materialise"),
+    code_deps=("recops.models.two_tower", "recops.registry.materialise", "recops.serving.storage"),
 )
 def registry_champion(registry: RegistryConfig, repository: str, name: str) -> Champion | None:
     """The registry's champion as a repository version, loaded; None when there is none."""
@@ -86,8 +86,11 @@ def registry_champion(registry: RegistryConfig, repository: str, name: str) -> C
     found = client.champion(name)
     if found is None:
         return None
-    folder = materialise_version(client, found, Path(repository))
-    return Champion(TwoTower.load(Path(repository) / name / folder), name, folder)
+    folder = materialise_version(client, found, repository)
+    from recops.serving.repository import ModelRepository
+
+    path = ModelRepository(repository).path(name, folder)
+    return Champion(TwoTower.load(path), name, folder)
 
 
 def _data_version(data: Dataset) -> str:

@@ -167,7 +167,7 @@ async def _start(
     configure_threads(settings.threads)
     log_store = event_log or open_event_log(settings)
     manager = ModelManager(
-        ModelRepository(settings.model_repository),
+        ModelRepository(settings.model_repository, settings.model_cache),
         index_params(settings),
         loader,
         history_size=settings.history_size,

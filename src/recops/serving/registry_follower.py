@@ -61,7 +61,7 @@ class AliasFollower:
     """
 
     def __init__(
-        self, registry: Registry, alias: str, repository: Path, configured_name: str | None
+        self, registry: Registry, alias: str, repository: str | Path, configured_name: str | None
     ) -> None:
         self.registry = registry
         self.alias = alias

@@ -1,6 +1,7 @@
 """The model repository and the atomically swapped "loaded model" the server reads.
 
-Layout on disk, like an inference server's::
+Layout, like an inference server's, in a local folder or on object storage
+(:mod:`recops.serving.storage`)::
 
     <root>/<name>/<version>/     a model artifact directory (TwoTower.save)
     <root>/<name>/<version>/items.parquet   optional catalog for category/age filters
@@ -30,6 +31,7 @@ from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
 from recops.serving.releases import Releases
+from recops.serving.storage import ModelStorage
 
 #: Names and versions are path components: no separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -388,37 +390,53 @@ def catalog_from_model(model: ServableModel, item_ids: list[str]) -> ItemCatalog
 
 
 class ModelRepository:
-    """Read-only view of ``<root>/<name>/<version>/`` directories.
+    """Read-only view of ``<root>/<name>/<version>/`` folders, local or on object storage.
 
     Parameters
     ----------
     root:
-        The repository folder.
+        The repository: a folder, or an fsspec URL (``s3://bucket/models``; see
+        :mod:`recops.serving.storage` for what "complete" means there).
+    cache_dir:
+        Where versions on object storage are downloaded to be loaded; default a
+        folder per repository under the system's temporary folder.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, cache_dir: str | Path | None = None) -> None:
+        self.storage = ModelStorage(root, cache_dir)
+
+    @property
+    def url(self) -> str:
+        """The repository's folder (absolute) or URL, for messages."""
+        return self.storage.url
+
+    def available(self) -> bool:
+        """Whether the repository's folder (or object-storage prefix) exists."""
+        return self.storage.available()
 
     def models(self) -> dict[str, list[str]]:
         """Model name → its versions, oldest first."""
-        if not self.root.is_dir():
-            return {}
         out: dict[str, list[str]] = {}
-        for model_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if not _SAFE_NAME.match(model_dir.name):
-                continue
-            versions = [
-                v.name for v in model_dir.iterdir() if v.is_dir() and _SAFE_NAME.match(v.name)
-            ]
-            out[model_dir.name] = sorted(versions, key=version_key)
+        for name, versions in sorted(self.storage.listing().items()):
+            if _SAFE_NAME.match(name):
+                safe = [v for v in versions if _SAFE_NAME.match(v)]
+                out[name] = sorted(safe, key=version_key)
         return out
 
+    def exists(self, name: str, version: str) -> bool:
+        """Whether ``name``/``version`` is in the repository (nothing is downloaded)."""
+        return self.storage.exists(check_name("model name", name), check_name("version", version))
+
     def path(self, name: str, version: str) -> Path:
-        """The artifact directory of ``name``/``version``; ModelNotFoundError if absent."""
-        path = self.root / check_name("model name", name) / check_name("version", version)
-        if not path.is_dir():
-            raise ModelNotFoundError(f"no version {version!r} of model {name!r} in {self.root}")
-        return path
+        """A local folder holding ``name``/``version`` (downloaded from object storage)."""
+        check_name("model name", name)
+        check_name("version", version)
+        try:
+            return self.storage.local_path(name, version)
+        except FileNotFoundError:
+            raise ModelNotFoundError(
+                f"no version {version!r} of model {name!r} in {self.url}"
+            ) from None
 
     def default_name(self, name: str | None) -> str:
         """``name`` if given, else the only model in the repository."""
@@ -427,7 +445,7 @@ class ModelRepository:
         names = list(self.models())
         if len(names) != 1:
             raise ModelNotFoundError(
-                f"{self.root} holds {len(names)} models ({', '.join(names) or 'none'}): "
+                f"{self.url} holds {len(names)} models ({', '.join(names) or 'none'}): "
                 "say which one to serve"
             )
         return names[0]
@@ -436,7 +454,7 @@ class ModelRepository:
         """The highest version of ``name``."""
         versions = self.models().get(check_name("model name", name), [])
         if not versions:
-            raise ModelNotFoundError(f"model {name!r} has no versions in {self.root}")
+            raise ModelNotFoundError(f"model {name!r} has no versions in {self.url}")
         return versions[-1]
 
 
@@ -553,9 +571,12 @@ class ModelManager:
             key = (name, version)
             if key in self._loaded:
                 return self._loaded[key]
-            path = self.repository.path(name, version)
             start = time.perf_counter()
+            where = f"{self.repository.url}/{name}/{version}"
             try:
+                # Inside the try: on object storage this downloads, and a network
+                # failure is a failed load like any other.
+                path = self.repository.path(name, version)
                 model = self.loader(path)
                 bundle = build_loaded_model(
                     name,
@@ -575,7 +596,7 @@ class ModelManager:
             except Exception as exc:  # any failure of a version becomes one error type
                 self._observe_load(name, version, start, ok=False)
                 raise ModelLoadError(
-                    f"could not load model {name!r} version {version!r} from {path}: "
+                    f"could not load model {name!r} version {version!r} from {where}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             self._observe_load(name, version, start, ok=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: The prefix of every setting's environment variable (``RECOPS_<FIELD>``).
 ENV_PREFIX = "RECOPS_"
@@ -53,6 +53,11 @@ class ServerSettings(BaseModel):
         One log line per request (method, path, status, duration, client).
     model_repository:
         Root of the model repository; a model lives in ``<root>/<name>/<version>/``.
+        A folder, or an fsspec URL of object storage (``s3://bucket/models``,
+        ``gs://...``; see :mod:`recops.serving.storage`).
+    model_cache:
+        Where versions on object storage are downloaded to be loaded (the workers
+        share it); default a folder per repository in the system's temporary folder.
     model_name:
         The model to serve; ``None`` serves the only model in the repository.
     version_policy:
@@ -237,7 +242,8 @@ class ServerSettings(BaseModel):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"
     log_format: Literal["text", "json"] = "text"
     access_log: bool = False
-    model_repository: Path = Path("models")
+    model_repository: Path | str = Path("models")
+    model_cache: Path | None = None
     model_name: str | None = None
     version_policy: Literal["latest", "pinned"] = "latest"
     pinned_version: str | None = None
@@ -287,6 +293,14 @@ class ServerSettings(BaseModel):
     follow_alias: str | None = Field(default=None, min_length=1, max_length=64)
     registry_uri: str | None = Field(default=None, min_length=1)
     follow_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+
+    @field_validator("model_repository", mode="before")
+    @classmethod
+    def _folder_or_url(cls, value: object) -> object:
+        # A URL stays a string: Path("s3://b/m") would collapse it to "s3:/b/m".
+        if isinstance(value, str) and "://" not in value:
+            return Path(value)
+        return value
 
     @model_validator(mode="after")
     def _pinned_needs_version(self) -> Self:

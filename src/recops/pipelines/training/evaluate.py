@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -39,33 +38,29 @@ class Champion:
     version: str
 
 
-def _latest(repository: str, name: str) -> tuple[str, Path] | None:
+def champion_fingerprint(repository: str, name: str) -> str | None:
+    """The champion's version and the sha256 of its ``config.json`` (which hashes the rest)."""
     from recops.serving.repository import ModelRepository
 
     repo = ModelRepository(repository)
     versions = repo.models().get(name, [])
-    return None if not versions else (versions[-1], repo.path(name, versions[-1]))
-
-
-def champion_fingerprint(repository: str, name: str) -> str | None:
-    """The champion's version and the sha256 of its ``config.json`` (which hashes the rest)."""
-    found = _latest(repository, name)
-    if found is None:
+    if not versions:
         return "none"
-    version, path = found
-    config = path / "config.json"
-    digest = hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else "-"
-    return f"{version}:{digest}"
+    config = repo.storage.read_bytes(name, versions[-1], "config.json")
+    digest = "-" if config is None else hashlib.sha256(config).hexdigest()
+    return f"{versions[-1]}:{digest}"
 
 
 @component(fingerprint=champion_fingerprint, code_deps=("recops.models.two_tower",))
 def champion(repository: str, name: str) -> Champion | None:
     """The latest version of ``name`` in the repository, or None when there is none."""
-    found = _latest(repository, name)
-    if found is None:
+    from recops.serving.repository import ModelRepository
+
+    repo = ModelRepository(repository)
+    versions = repo.models().get(name, [])
+    if not versions:
         return None
-    version, path = found
-    return Champion(TwoTower.load(path), name, version)
+    return Champion(TwoTower.load(repo.path(name, versions[-1])), name, versions[-1])
 
 
 class Score(Report):

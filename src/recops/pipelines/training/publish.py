@@ -3,8 +3,10 @@
 ``<repository>/<name>/<version>/`` receives the model artifact (item vectors
 included: the catalog is embedded), ``items.parquet`` (the catalog, for the server's
 category and age filters) and ``recops-pipeline.json`` (the model's artifact digest,
-so the run that made it is found in the run store). The folder is written under a
-hidden name and renamed into place, so a server never sees half a version. Then the
+so the run that made it is found in the run store). The repository is a folder or an
+fsspec URL; either way a server never sees half a version
+(:mod:`recops.serving.storage`: a folder's version is renamed into place, an object
+store's is listed once its ``config.json`` lands, uploaded last). Then the
 version is loaded the way the server loads it (``ModelManager``: the artifact is
 verified and its FAISS index built) and the load is reported.
 
@@ -17,10 +19,8 @@ cached (the repository may have changed since).
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from recops.data.schema import Dataset
@@ -28,6 +28,7 @@ from recops.models.two_tower import TwoTower
 from recops.pipelines.artifacts import Report
 from recops.pipelines.component import component
 from recops.pipelines.store import MANIFEST, write_artifact
+from recops.serving.storage import ModelStorage
 
 PROVENANCE = "recops-pipeline.json"
 
@@ -45,36 +46,34 @@ class ModelVersion(Report):
     index: str
 
 
-def _same_model(root: Path, digest: str) -> str | None:
-    if not root.is_dir():
-        return None
-    for folder in sorted(root.iterdir()):
-        provenance = folder / PROVENANCE
+def _same_model(storage: ModelStorage, name: str, digest: str) -> str | None:
+    for version in sorted(storage.listing().get(name, [])):
+        provenance = storage.read_bytes(name, version, PROVENANCE)
         if (
-            folder.is_dir()
-            and not folder.name.startswith(".")
-            and provenance.is_file()
-            and json.loads(provenance.read_text()).get("model_digest") == digest
+            not version.startswith(".")
+            and provenance is not None
+            and json.loads(provenance).get("model_digest") == digest
         ):
-            return folder.name
+            return version
     return None
 
 
-def _next_version(root: Path) -> int:
-    taken = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+def _next_version(storage: ModelStorage, name: str) -> int:
+    taken = [int(v) for v in storage.listing().get(name, []) if v.isdigit()]
     return max(taken, default=0) + 1
 
 
-@component(cache=False, code_deps=("recops.serving.repository",))
+@component(cache=False, code_deps=("recops.serving.repository", "recops.serving.storage"))
 def publish(model: TwoTower, data: Dataset, repository: str, name: str) -> ModelVersion:
     """Write ``model`` as the next version of ``name`` (see the module docstring)."""
     from recops.serving.repository import CATALOG_FILE, ModelManager, ModelRepository, check_name
 
-    root = Path(repository) / check_name("model name", name)
+    storage = ModelStorage(repository)
+    check_name("model name", name)
     with tempfile.TemporaryDirectory(prefix="recops-publish-") as tmp:
         staged = Path(tmp) / "version"
         digest = write_artifact(model, TwoTower, staged, "").digest
-        version = _same_model(root, digest)
+        version = _same_model(storage, name, digest)
         new = version is None
         if version is None:
             (staged / MANIFEST).unlink()
@@ -82,19 +81,14 @@ def publish(model: TwoTower, data: Dataset, repository: str, name: str) -> Model
                 data.items.to_parquet(staged / CATALOG_FILE, index=False)
             provenance = {"model_digest": digest, "published": time.time()}
             (staged / PROVENANCE).write_text(json.dumps(provenance, indent=2))
-            root.mkdir(parents=True, exist_ok=True)
-            hidden = root / f".tmp-{uuid.uuid4().hex}"
-            shutil.copytree(staged, hidden)
             for _ in range(100):
-                candidate = str(_next_version(root))
-                try:
-                    hidden.rename(root / candidate)
-                except OSError:  # another publisher took that number first
-                    continue
-                version = candidate
-                break
+                candidate = str(_next_version(storage, name))
+                if storage.add(name, staged, candidate):
+                    version = candidate
+                    break
+                # another publisher took that number first
             else:
-                raise OSError(f"could not add a version under {root}")
+                raise OSError(f"could not add a version of {name!r} under {storage}")
     manager = ModelManager(ModelRepository(repository))
     loaded = manager.load(name, version)
     return ModelVersion(

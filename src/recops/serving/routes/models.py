@@ -15,6 +15,7 @@ from starlette.responses import Response
 from recops.serving.context import ServerContext, context
 from recops.serving.coordination import propagate, switch_everywhere, worker_infos
 from recops.serving.logs import AUDIT
+from recops.serving.repository import ModelNotFoundError
 from recops.serving.routing import add_route, json_response, parse_body, parse_path
 from recops.serving.schemas import (
     ModelRef,
@@ -83,7 +84,10 @@ async def version_ready(request: Request) -> Response:
     ctx = context(request)
     if any((b.name, b.version) == (ref.name, ref.version) for b in ctx.manager.loaded()):
         return json_response(Status(status="ready", model=ref.name, version=ref.version))
-    ctx.manager.repository.path(ref.name, ref.version)  # 404 when absent
+    if not ctx.manager.repository.exists(ref.name, ref.version):
+        raise ModelNotFoundError(
+            f"no version {ref.version!r} of model {ref.name!r} in {ctx.manager.repository.url}"
+        )
     detail = "not loaded: load it with POST /v1/admin/models/load"
     status = Status(status="not ready", model=ref.name, version=ref.version, detail=detail)
     return json_response(status, 503)
