@@ -17,8 +17,9 @@ pytest.importorskip("mlflow", reason="the controller's registry needs MLflow")
 from recops.ct import Controller, CTConfig
 from recops.data.world import WorldConfig, generate_world
 from recops.experiments.assignment import Assigner
-from recops.experiments.store import ExperimentStore
+from recops.experiments.store_postgres import open_experiment_store
 from recops.monitoring.world import replay_world
+from recops.serving.backends import event_log_at
 from recops.serving.eventlog import SQLiteEventLog
 from recops.serving.records import Assignment, Event, Exposure
 from tests.pipelines.training_fixtures import TINY_MODEL, WORLD
@@ -39,10 +40,10 @@ LENIENT_GATE = {
 
 @dataclass(frozen=True)
 class Site:
-    """The tiny world's log and catalog, and the time its history ends."""
+    """The tiny world's log (a SQLite file or a PostgreSQL URL) and catalog, and its end."""
 
     folder: Path
-    event_log: Path
+    event_log: Path | str
     catalog: Path
     items: list[str]
     users: list[str]
@@ -123,7 +124,7 @@ def serve(
     it); exposures, first assignments and clicks go into the event log. Returns the
     slates served in an experiment.
     """
-    with ExperimentStore(site.event_log) as store:
+    with open_experiment_store(site.event_log) as store:
         running = {r.name: r for r in store.running()}
     assigner = Assigner(running.values(), now)
     rng = np.random.default_rng(seed)
@@ -157,7 +158,7 @@ def serve(
                 if rng.random() < ctr[sources[position]]:
                     context = {"request_id": request_id, "position": position}
                     clicks.append(Event(user, item, "click", 1.0, stamp + 5, context))
-    log = SQLiteEventLog(site.event_log)
+    log = event_log_at(site.event_log)
     try:
         log.submit_exposures(exposures, assignments).result()
         if clicks:
@@ -174,7 +175,7 @@ def add_clicks(site: Site, now: int, n: int, *, seed: int = 1) -> None:
         Event(str(rng.choice(site.users)), str(rng.choice(site.items)), "click", 1.0, now + i)
         for i in range(n)
     ]
-    log = SQLiteEventLog(site.event_log)
+    log = event_log_at(site.event_log)
     try:
         log.append(events)
     finally:

@@ -14,13 +14,26 @@ from recops.pipelines.training.config import ConfigError
 def test_defaults_name_the_model_and_put_the_state_beside_the_event_log(tmp_path: Path) -> None:
     config = CTConfig(event_log=str(tmp_path / "logs" / "events.sqlite3"))
     assert config.model == "two_tower"
-    assert config.state_path == tmp_path / "logs" / "recops-ct.sqlite3"
+    assert config.state_target == tmp_path / "logs" / "recops-ct.sqlite3"
     assert config.snapshot_dir == tmp_path / "logs" / "recops-ct-snapshots"
     # Every promotion changes the model version: score drift never asks for retraining.
     assert config.triggers.drift.monitor.rule("served_score")[2] is False
     assert config.triggers.drift.monitor.rule("click_category")[2] is True
     guardrail = config.experiment.guardrails[0]
     assert (guardrail.metric, guardrail.direction) == ("clicks/requests", "decrease")
+
+
+def test_a_postgresql_event_log_keeps_the_state_in_its_database(tmp_path: Path) -> None:
+    url = "postgresql://ct@db:5432/recops"
+    config = CTConfig(event_log=url)
+    assert config.state_target == url
+    assert config.snapshot_dir == Path("recops-ct-snapshots")  # the working folder
+    # Either way, `state` says where: a file, or another database.
+    beside = CTConfig(event_log=url, state=str(tmp_path / "ct.sqlite3"))
+    assert beside.state_target == tmp_path / "ct.sqlite3"
+    assert beside.snapshot_dir == tmp_path / "recops-ct-snapshots"
+    other = "postgres://ct@other/ct"
+    assert CTConfig(event_log=str(tmp_path / "events.sqlite3"), state=other).state_target == other
 
 
 def test_a_toml_file_with_the_pipeline_in_its_own_file(tmp_path: Path) -> None:

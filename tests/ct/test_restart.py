@@ -47,7 +47,7 @@ def _bootstrapped(site: Site, tracking_uri: str) -> tuple[dict, int]:
 
 
 def _state(document: dict) -> str | None:
-    path = CTConfig.model_validate(document).state_path
+    path = CTConfig.model_validate(document).state_target
     with sqlite3.connect(path) as conn:
         row = conn.execute("SELECT state FROM controller WHERE model = ?", (MODEL,)).fetchone()
     return None if row is None else str(row[0])

@@ -6,7 +6,7 @@ hand; ``status`` shows the state machine, the cycle in flight and the last
 round's findings; ``log`` lists every decision with its reason; ``demo`` shows the
 whole loop on a drifting simulated world (:mod:`recops.cli.demo_ct`). The config
 is a TOML/YAML file (:mod:`recops.ct.config`). Bad input (a config, a busy state
-file, a registry that refuses) is one line on stderr and exit code 2.
+store, a registry that refuses) is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def _user_errors() -> Iterator[None]:
     except RuntimeError as err:
         raise fail(str(err)) from None
     except Exception as err:
+        if type(err).__module__.partition(".")[0] == "psycopg":  # a PostgreSQL state or log
+            raise fail(f"the PostgreSQL database refused: {err}") from None
         if type(err).__name__ != "MlflowException":
             raise
         raise fail(f"the MLflow store refused: {err}") from None
@@ -230,7 +232,7 @@ def _status(controller: Controller) -> dict[str, Any]:
         "last_training": state.last_training,
         "watermark": state.watermark,
         "last_check": state.last_check,
-        "state_file": str(controller.config.state_path),
+        "state_store": controller.store.location,
         "cycles": len(controller.store.cycles(state.model)),
     }
 
@@ -271,7 +273,7 @@ def status(config: ConfigOption, as_json: JsonOption = False) -> None:
             value = "; ".join(value.get("reasons", [])) or value.get("call")
         if value:
             table.add_row(f"last {key}" if key != "reason" else "last check", str(value))
-    table.add_row("state file", found["state_file"])
+    table.add_row("state store", found["state_store"])
     console.print(table)
 
 

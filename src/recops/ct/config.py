@@ -2,10 +2,12 @@
 
 Every section has defaults; a file names the event log and the training pipeline::
 
-    event_log = "recops-events.sqlite3"   # the server's log (and its experiment store)
+    event_log = "recops-events.sqlite3"   # the server's log (and its experiment store):
+                                          # a SQLite file or a postgresql:// URL
     pipeline = "train.toml"               # the gated training pipeline's config, or a
                                           # [pipeline] table (recops.registry.config)
-    # state = "recops-ct.sqlite3"         # default: beside the event log
+    # state = "recops-ct.sqlite3"         # default: beside a SQLite event log, in the
+                                          # database of a PostgreSQL one
     poll_interval_s = 60                  # `recops ct run`: seconds between two steps
 
     [triggers]
@@ -50,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from recops.experiments.config import GreedySpec, GuardrailSpec, MetricName, Name, PolicySpec
 from recops.monitoring.config import FeatureRule, MonitorConfig
 from recops.pipelines.training.config import ConfigError, describe_errors, load_config, read_file
+from recops.postgres import is_postgres_url
 from recops.registry.config import GatedTrainingConfig
 
 DAY = 86_400
@@ -161,9 +164,15 @@ class CTConfig(_Section):
     """The whole controller's configuration (see the module docstring)."""
 
     event_log: str = "recops-events.sqlite3"
-    state: str | None = Field(default=None, description=f"default: {STATE_FILE} beside event_log")
+    state: str | None = Field(
+        default=None,
+        description=f"a SQLite file or a postgresql:// URL; default: {STATE_FILE} beside a "
+        "SQLite event_log, a PostgreSQL event_log's database",
+    )
     snapshots: str | None = Field(
-        default=None, description="data snapshots folder; default: recops-ct-snapshots beside state"
+        default=None,
+        description="data snapshots folder; default: recops-ct-snapshots beside a SQLite state, "
+        "else in the working folder",
     )
     pipeline: GatedTrainingConfig = Field(default_factory=GatedTrainingConfig)
     poll_interval_s: float = Field(default=60.0, gt=0)
@@ -185,21 +194,27 @@ class CTConfig(_Section):
         return self.pipeline.publish.name
 
     @property
-    def state_path(self) -> Path:
-        """The controller's SQLite file (beside a SQLite event log; else in the working folder)."""
-        from recops.experiments.store_postgres import is_postgres_url
+    def state_target(self) -> str | Path:
+        """Where the controller's state lives (:func:`recops.ct.state.open_state_store`).
 
+        ``state`` when given; else the event log's PostgreSQL database (a controller
+        on a shared log keeps no local file), else ``recops-ct.sqlite3`` beside the
+        SQLite event log.
+        """
         if self.state:
-            return Path(self.state)
-        return Path(STATE_FILE) if is_postgres_url(self.event_log) else (
-            Path(self.event_log).parent / STATE_FILE)  # fmt: skip
+            return self.state if is_postgres_url(self.state) else Path(self.state)
+        if is_postgres_url(self.event_log):
+            return self.event_log
+        return Path(self.event_log).parent / STATE_FILE
 
     @property
     def snapshot_dir(self) -> Path:
         """Where each cycle's training data snapshot goes."""
         if self.snapshots:
             return Path(self.snapshots)
-        return self.state_path.parent / "recops-ct-snapshots"
+        state = self.state_target
+        folder = state.parent if isinstance(state, Path) else Path()
+        return folder / "recops-ct-snapshots"
 
 
 def load_ct_config(path: str | Path) -> CTConfig:

@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from recops.ct import experiments as tests
 from recops.ct.config import CTConfig
-from recops.ct.state import ControllerState, Cycle, Decision, StateStore, exclusive
+from recops.ct.state import ControllerState, Cycle, Decision, open_state_store
 from recops.ct.training import (
     TrainingOutcome,
     cycle_pipeline,
@@ -64,7 +63,7 @@ Handler = Callable[[ControllerState, float], Decision | None]
 
 
 class Controller:
-    """The controller of one model (``config.model``), its state in ``config.state_path``.
+    """The controller of one model (``config.model``), its state at ``config.state_target``.
 
     Parameters
     ----------
@@ -77,12 +76,12 @@ class Controller:
     def __init__(self, config: CTConfig, *, reporter: Reporter | None = None) -> None:
         self.config = config
         self.model = config.model
-        self.store = StateStore(config.state_path)
+        self.store = open_state_store(config.state_target)
         self.reporter = reporter
         self._registry: Any = None
 
     def close(self) -> None:
-        """Close the state file."""
+        """Close the state store."""
         self.store.close()
 
     def __enter__(self) -> Controller:
@@ -109,7 +108,7 @@ class Controller:
     def step(self, now: float | None = None) -> list[Decision]:
         """One round at ``now`` (default: the wall clock); the decisions it made."""
         moment = time.time() if now is None else float(now)
-        with exclusive(self.config.state_path):
+        with self.store.exclusive():
             decisions = self._observe_champion(moment)
             decisions.extend(self._advance(moment))
             return decisions
@@ -123,7 +122,7 @@ class Controller:
         {"epochs": 1}}``).
         """
         moment = time.time() if now is None else float(now)
-        with exclusive(self.config.state_path):
+        with self.store.exclusive():
             decisions = self._observe_champion(moment)
             state = self.state
             if state.state != "idle":
@@ -308,7 +307,7 @@ class Controller:
         repository = config.pipeline.publish.repository
         name = tests.test_name(self.model, cycle.id)
         try:
-            folder = materialise_version(self.registry, champion, Path(repository))
+            folder = materialise_version(self.registry, champion, repository)
             assert cycle.folder is not None
             experiment = tests.test_config(template, name, self.model, folder, cycle.folder)
             resolve = tests.resolver(self.registry, repository)

@@ -14,13 +14,20 @@ A *cycle* is one pass from a trigger to its outcome (``promoted``, ``rejected``,
 registered version, the experiment, the watch. A *decision* is one transition with
 its reason; decisions are append-only (triggers refuse updates and deletes).
 
-Everything is in a SQLite file beside the event log (never the event log itself:
-a training holds the controller's lock for minutes, and the server must keep
-writing). Each transition is one ``BEGIN IMMEDIATE`` transaction that checks the
-state it leaves, so a controller killed at any point finds the last transition it
-finished; the action of the next one is repeated, and every action is idempotent.
-:func:`exclusive` keeps a second controller of the same state file from running
-a step at the same time (an ``flock``, released by the kernel when a process dies).
+Embedded, everything is in a SQLite file beside the event log (:class:`StateStore`;
+never the event log's file itself: a training holds the controller's lock for
+minutes, and the server must keep writing). Beside a PostgreSQL event log it is
+in the log's database (:class:`~recops.ct.state_postgres.PostgresStateStore`);
+:func:`open_state_store` picks one from the target. Both run the code of
+:class:`BaseStateStore`; they differ in connecting, the column types, the
+append-only triggers, how a write transaction queues and how the lock is held.
+Each transition is one write transaction that checks the state it leaves (SQLite's
+``BEGIN IMMEDIATE``; an advisory transaction lock in PostgreSQL), so a controller
+killed at any point finds the last transition it finished; the action of the next
+one is repeated, and every action is idempotent. :meth:`BaseStateStore.exclusive`
+keeps a second controller of the same state from running a step at the same time
+(an ``flock`` of the file, or a PostgreSQL session advisory lock: released by the
+kernel when a process dies, by the server when its connection does).
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, Self, get_args
 
+from recops.postgres import is_postgres_url
 from recops.sqlite import immediate
 
 State = Literal["idle", "training", "gated", "experimenting", "promoted", "rejected", "rolled_back"]
@@ -60,27 +69,28 @@ TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
 #: Observations that change no state (an alias moved by someone else).
 NOTE = "note"
 
-_SCHEMA = """
+#: The tables, in either backend; ``{int}`` and ``{real}`` are its column types.
+TABLES = """
 CREATE TABLE IF NOT EXISTS controller (
     model TEXT PRIMARY KEY,
     state TEXT NOT NULL,
-    cycle INTEGER,
+    cycle {int},
     champion TEXT,
-    champion_since REAL,
-    last_training REAL,
-    watermark INTEGER NOT NULL DEFAULT 0,
+    champion_since {real},
+    last_training {real},
+    watermark {int} NOT NULL DEFAULT 0,
     last_check TEXT,
-    updated_at REAL NOT NULL
+    updated_at {real} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cycles (
-    id INTEGER PRIMARY KEY,
+    id {int} PRIMARY KEY,
     model TEXT NOT NULL,
     trigger TEXT NOT NULL,
     reason TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    watermark INTEGER NOT NULL,
+    started_at {real} NOT NULL,
+    watermark {int} NOT NULL,
     snapshot TEXT,
-    overrides TEXT NOT NULL DEFAULT '{}',
+    overrides TEXT NOT NULL DEFAULT '{{}}',
     champion TEXT,
     champion_folder TEXT,
     run_id TEXT,
@@ -88,29 +98,32 @@ CREATE TABLE IF NOT EXISTS cycles (
     folder TEXT,
     gate TEXT,
     experiment TEXT,
-    experiment_started_at REAL,
+    experiment_started_at {real},
     watch TEXT,
-    watch_started_at REAL,
+    watch_started_at {real},
     outcome TEXT,
-    finished_at REAL
+    finished_at {real}
 );
 CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY,
+    id {int} PRIMARY KEY,
     model TEXT NOT NULL,
-    cycle INTEGER,
-    at REAL NOT NULL,
-    wall REAL NOT NULL,
+    cycle {int},
+    at {real} NOT NULL,
+    wall {real} NOT NULL,
     state_from TEXT NOT NULL,
     state_to TEXT NOT NULL,
     action TEXT NOT NULL,
     reason TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+"""
+_SQLITE_TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
     BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
     BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 """
+_SQLITE_SCHEMA = TABLES.format(int="INTEGER", real="REAL") + _SQLITE_TRIGGERS
 _CONTROLLER = (
     "model, state, cycle, champion, champion_since, last_training, watermark, last_check, "
     "updated_at"
@@ -130,7 +143,7 @@ class StateError(RuntimeError):
 
 
 class ControllerBusyError(RuntimeError):
-    """Another controller holds the state file's lock."""
+    """Another controller holds the lock of the same state (file or database)."""
 
 
 @dataclass(frozen=True)
@@ -219,38 +232,43 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-class StateStore:
-    """The controller's SQLite file (see the module docstring).
+class Connection(Protocol):
+    """What the store's code needs of a connection: ``execute`` with ``?`` markers."""
 
-    Parameters
-    ----------
-    path:
-        The file; created with its folder and tables when missing.
-    clock:
-        Wall-clock seconds for ``Decision.wall`` (a test may pin it).
+    def execute(self, statement: str, args: tuple[Any, ...] = ..., /) -> Any:
+        """Run one statement; a cursor with ``fetchone`` and ``fetchall``."""
+        ...
+
+
+class BaseStateStore(ABC):
+    """The controller's state machine and logs on one SQL connection (the module docstring).
+
+    A backend opens the connection and its tables and says how a write transaction
+    queues and how the controller's lock is held; every rule is here, once.
     """
 
-    def __init__(self, path: str | Path, *, clock: Any = time.time) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._clock = clock
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+    #: The store, for messages: the file, or the URL without its password.
+    location: str
+    _conn: Connection
+    _clock: Callable[[], float]
 
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        """One write transaction, queued behind any other writer's."""
+
+    @abstractmethod
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the controller's lock for the block; ControllerBusyError when another has it."""
+
+    @abstractmethod
     def close(self) -> None:
         """Close the connection."""
-        self._conn.close()
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return immediate(self._conn)
 
     # ----------------------------------------------------------------- reading
     def load(self, model: str) -> ControllerState:
@@ -278,7 +296,7 @@ class StateStore:
             f"SELECT {', '.join(_CYCLE_FIELDS)} FROM cycles WHERE id = ?", (cycle_id,)
         ).fetchone()
         if row is None:
-            raise KeyError(f"no cycle {cycle_id} in {self.path}")
+            raise KeyError(f"no cycle {cycle_id} in {self.location}")
         return _cycle(row)
 
     def cycles(self, model: str | None = None) -> list[Cycle]:
@@ -299,15 +317,14 @@ class StateStore:
         return [_decision(r) for r in reversed(rows)]
 
     def models(self) -> list[str]:
-        """The models this file holds a controller for."""
+        """The models this store holds a controller for."""
         rows = self._conn.execute("SELECT model FROM controller ORDER BY model").fetchall()
         return [str(r[0]) for r in rows]
 
     # ----------------------------------------------------------------- writing
     def next_cycle_id(self) -> int:
         """The id the next cycle gets."""
-        (found,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM cycles").fetchone()
-        return int(found) + 1
+        return _next_id(self._conn, "cycles")
 
     def transition(
         self,
@@ -381,20 +398,20 @@ class StateStore:
         with self._transaction() as conn:
             self._upsert_controller(conn, self.load(model), {"last_check": check}, at)
 
-    def _insert_cycle(self, conn: sqlite3.Connection, model: str, values: dict[str, Any]) -> int:
-        row = {"model": model, **values}
+    def _insert_cycle(self, conn: Connection, model: str, values: dict[str, Any]) -> int:
+        # The id is chosen here, in the transaction (no backend's sequence may skip
+        # one): the snapshot was named after next_cycle_id().
+        cycle_id = _next_id(conn, "cycles")
+        row = {"id": cycle_id, "model": model, **values}
         if "overrides" in row:
             row["overrides"] = _json(row["overrides"])
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        cursor = conn.execute(f"INSERT INTO cycles ({names}) VALUES ({marks})", tuple(row.values()))
-        assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        conn.execute(f"INSERT INTO cycles ({names}) VALUES ({marks})", tuple(row.values()))
+        return cycle_id
 
     @staticmethod
-    def _update(
-        conn: sqlite3.Connection, table: str, key: str, value: Any, fields: dict[str, Any]
-    ) -> None:
+    def _update(conn: Connection, table: str, key: str, value: Any, fields: dict[str, Any]) -> None:
         unknown = set(fields) - set(_CYCLE_FIELDS)
         if unknown:
             raise StateError(f"cycles have no field(s) {sorted(unknown)}")
@@ -404,7 +421,7 @@ class StateStore:
 
     def _upsert_controller(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         current: ControllerState,
         fields: dict[str, Any],
         at: float,
@@ -426,14 +443,16 @@ class StateStore:
         row.update(fields)
         row["last_check"] = _json(row["last_check"] or {})
         marks = ", ".join("?" for _ in row)
+        sets = ", ".join(f"{name} = excluded.{name}" for name in row if name != "model")
         conn.execute(
-            f"INSERT OR REPLACE INTO controller ({', '.join(row)}) VALUES ({marks})",
+            f"INSERT INTO controller ({', '.join(row)}) VALUES ({marks}) "
+            f"ON CONFLICT (model) DO UPDATE SET {sets}",
             tuple(row.values()),
         )
 
     def _log(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         model: str,
         cycle: int | None,
         at: float,
@@ -445,16 +464,69 @@ class StateStore:
     ) -> Decision:
         wall = float(self._clock())
         document = detail or {}
-        cursor = conn.execute(
-            "INSERT INTO decisions (model, cycle, at, wall, state_from, state_to, action, reason,"
-            " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (model, cycle, at, wall, state_from, state_to, action, reason, _json(document)),
-        )
-        assert cursor.lastrowid is not None
+        decision_id = _next_id(conn, "decisions")
+        conn.execute(
+            "INSERT INTO decisions (id, model, cycle, at, wall, state_from, state_to, action,"
+            " reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (decision_id, model, cycle, at, wall, state_from, state_to, action, reason,
+             _json(document)),
+        )  # fmt: skip
         return Decision(
-            int(cursor.lastrowid), model, cycle, at, wall, state_from, state_to, action, reason,
+            decision_id, model, cycle, at, wall, state_from, state_to, action, reason,
             json.loads(_json(document)),
         )  # fmt: skip
+
+
+class StateStore(BaseStateStore):
+    """The controller's SQLite file (see the module docstring).
+
+    Parameters
+    ----------
+    path:
+        The file; created with its folder and tables when missing.
+    clock:
+        Wall-clock seconds for ``Decision.wall`` (a test may pin it).
+    """
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SQLITE_SCHEMA)
+        self._sqlite = conn
+        self._conn = conn
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._sqlite.close()
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._sqlite)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold ``<file>.lock`` for the block (:func:`exclusive`)."""
+        return exclusive(self.path)
+
+
+def open_state_store(
+    target: str | Path, *, clock: Callable[[], float] = time.time
+) -> BaseStateStore:
+    """The controller's state at ``target``: a ``postgresql://`` URL or a SQLite file."""
+    if is_postgres_url(target):
+        from recops.ct.state_postgres import PostgresStateStore
+
+        return PostgresStateStore(str(target), clock=clock)
+    return StateStore(target, clock=clock)
+
+
+def _next_id(conn: Connection, table: str) -> int:
+    # Inside a write transaction the writers are queued: the id is free until it commits.
+    (found,) = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
+    return int(found) + 1
 
 
 def _decision(row: tuple[Any, ...]) -> Decision:

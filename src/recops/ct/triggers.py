@@ -69,8 +69,8 @@ def check_drift(
     config: CTConfig, drift: DriftTrigger, since: float | None, now: float
 ) -> tuple[bool, str, dict[str, Any]]:
     """``(should retrain, reason, finding)`` of the drift trigger (module docstring)."""
-    from recops.experiments.store_postgres import is_postgres_url
     from recops.monitoring import Window, monitor, read_serving_log
+    from recops.postgres import is_postgres_url
 
     if since is None:
         return False, "no champion in service to compare with", {}

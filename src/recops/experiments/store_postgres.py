@@ -25,11 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg.pq import TransactionStatus
-
 from recops.experiments.store import ExperimentStore
-from recops.postgres import connect, redact
+from recops.postgres import QmarkConnection, is_postgres_url, redact, serialised
 
 __all__ = ["PostgresExperimentStore", "is_postgres_url", "open_experiment_store"]
 
@@ -76,39 +73,8 @@ CREATE OR REPLACE TRIGGER experiment_changes_append_only
     FOR EACH ROW EXECUTE FUNCTION experiment_changes_append_only()
 """,
 )
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('recops.experiments'), hashtext(current_schema()))"
-
-
-def is_postgres_url(target: str | Path) -> bool:
-    """Whether ``target`` names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-class _Placeholders:
-    """A PostgreSQL connection that takes the SQLite store's ``?`` parameter markers.
-
-    The store's statements hold no ``?`` or ``%`` of their own (they are its
-    constants, and values always travel as parameters), so the translation is exact.
-    A connection that broke (a database restart) is opened again at its next use;
-    the operation that met the break fails with the error.
-    """
-
-    def __init__(self, url: str, connect_timeout_s: float) -> None:
-        self.url = url
-        self.connect_timeout_s = connect_timeout_s
-        self.conn = connect(url, connect_timeout_s)
-
-    def connection(self) -> psycopg.Connection[Any]:
-        if self.conn.closed or self.conn.broken:
-            self.conn.close()
-            self.conn = connect(self.url, self.connect_timeout_s)
-        return self.conn
-
-    def execute(self, statement: str, args: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        return self.connection().execute(statement.replace("?", "%s"), args)
-
-    def close(self) -> None:
-        self.conn.close()
+#: The advisory lock that serialises the store's writers (see recops.postgres.serialised).
+_SCOPE = "recops.experiments"
 
 
 class PostgresExperimentStore(ExperimentStore):
@@ -129,7 +95,7 @@ class PostgresExperimentStore(ExperimentStore):
         # fold its "//").
         self.path = redact(url)  # type: ignore[assignment]
         self._lock = threading.Lock()
-        self._db = _Placeholders(url, connect_timeout_s)
+        self._db = QmarkConnection(url, connect_timeout_s)
         self._conn = self._db  # type: ignore[assignment]
         with self._lock, self._transaction():
             for statement in _SCHEMA:
@@ -147,18 +113,10 @@ class PostgresExperimentStore(ExperimentStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        conn = self._db.connection()
-        conn.execute("BEGIN")
-        try:
-            # Serialises writers, as SQLite's BEGIN IMMEDIATE (the segment check
-            # reads before it writes).
-            conn.execute(_LOCK)
+        # Serialises writers, as SQLite's BEGIN IMMEDIATE (the segment check reads
+        # before it writes).
+        with serialised(self._db, _SCOPE):
             yield self._conn
-        except BaseException:
-            if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _count(self, table: str, name: str) -> int:
         # The event log creates its tables once the server logs experiments.
