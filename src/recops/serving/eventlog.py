@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -64,6 +65,8 @@ __all__ = [
 #: How long idempotency keys and event ids are remembered by default: a day, as
 #: payment APIs do; a client retrying for longer than that is sending a new request.
 DEFAULT_IDEMPOTENCY_WINDOW_S = 86_400.0
+#: Free disk space below which a SQLite log counts as not writable.
+MIN_FREE_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,15 @@ class EventLog(ABC):
     @abstractmethod
     def count(self) -> int:
         """Number of events stored."""
+
+    def write_problem(self) -> str | None:
+        """Why the storage cannot take a write now (locked, read-only, gone), or None.
+
+        For ``/readyz`` (:mod:`recops.serving.health`), which calls it in a thread at
+        most once a second: blocking, but bounded by the storage's own timeouts.
+        Writes nothing. ``None`` too when the storage cannot tell.
+        """
+        return None
 
     @abstractmethod
     def close(self) -> None:
@@ -920,6 +932,31 @@ class SQLiteEventLog(GroupCommitLog):
     def _reader(self) -> closing[sqlite3.Connection]:
         # A short-lived read connection; WAL lets it read while the writer writes.
         return closing(self._connect())
+
+    def write_problem(self, timeout_s: float = 1.0) -> str | None:
+        """Whether the disk has room and the write lock can be had within ``timeout_s``.
+
+        On a connection of its own: ``BEGIN IMMEDIATE`` takes the lock a writer
+        needs, ``ROLLBACK`` gives it back without writing.
+        """
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            return f"{self.path.parent}: {exc}"
+        if free < MIN_FREE_BYTES:
+            return f"{self.path.parent}: only {free} bytes free on the disk"
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            return f"{self.path}: {exc}"
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return f"{self.path}: {exc}"
+        finally:
+            conn.close()
+        return None
 
     def close(self) -> None:
         if self._stop_writer():

@@ -37,6 +37,10 @@ served by another worker in that instant may not see it yet (SQLite's
 ``data_version`` has no such lag); a server whose online state is in Redis
 (:mod:`recops.serving.state_redis`) reads each user's history from there and does
 not depend on it.
+
+**Readiness asks the database.** :class:`WriteProbe` (what ``/readyz`` calls, through
+:meth:`PostgresEventLog.write_problem`) checks on a connection of its own, in one
+round trip with 2 s timeouts, that the database answers and takes the log's writes.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ from recops.serving.eventlog import (
 
 log = logging.getLogger("recops.serving")
 
-__all__ = ["PostgresEventLog"]
+__all__ = ["PostgresEventLog", "WriteProbe"]
 
 _SCHEMA = (
     """
@@ -181,6 +185,13 @@ _CLAIM_EVENTS = (
 )
 
 
+#: One round trip: a standby, read-only transactions, or no INSERT right refuse writes.
+_PROBE = (
+    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', "
+    "has_table_privilege('events', 'INSERT') AND has_table_privilege('exposures', 'INSERT')"
+)
+
+
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as one list per column (what ``unnest`` of arrays takes)."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
@@ -227,9 +238,76 @@ class _Connection:
             self._conn.close()
             self._conn = None
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a connection is held (it may have broken since its last use)."""
+        return self._conn is not None
+
     def query(self, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
             return self.get().execute(statement, args).fetchall()
+
+
+class WriteProbe:
+    """Whether a log's database takes writes now, asked on a connection of its own.
+
+    One round trip per probe (:data:`_PROBE`: the database answers, is not a standby,
+    does not make transactions read-only, and lets this role insert into the log's
+    tables), on a connection kept open between probes: a new one each time would cost
+    the server a backend process a second per worker. Opening it waits at most
+    ``timeout_s`` (libpq's least is 2 s), and so does the query (``statement_timeout``).
+    A connection that broke since the last probe (a server restart) is opened again,
+    once, before the probe answers; a connection that cannot be opened is the answer.
+
+    Parameters
+    ----------
+    url:
+        The log's database (the tables are looked for in its schema).
+    timeout_s:
+        Longest wait for the connection and for the query.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        self.where = redact(url)
+        self._statement_timeout_ms = max(1, round(timeout_s * 1000))
+        self._conn = _Connection(url, timeout_s, self._on_open)
+
+    def _on_open(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"SET statement_timeout = {self._statement_timeout_ms}")
+
+    def _ask(self) -> tuple[Any, ...] | None:
+        return self._conn.get().execute(_PROBE).fetchone()
+
+    def problem(self) -> str | None:
+        """Why the database cannot take the log's writes now, or None."""
+        with self._conn.lock:
+            try:
+                reused = self._conn.is_open
+                try:
+                    row = self._ask()
+                except psycopg.OperationalError:
+                    if not reused:
+                        raise
+                    self._conn.discard()
+                    row = self._ask()
+            except psycopg.Error as exc:
+                self._conn.discard()
+                return f"{self.where}: {' '.join(str(exc).split())}"
+        if row is None:
+            return f"{self.where}: no answer to the probe"
+        standby, read_only, can_insert = row
+        if standby:
+            return f"{self.where}: the server is a standby (in recovery), read-only"
+        if read_only:
+            return f"{self.where}: transactions are read-only (default_transaction_read_only)"
+        if not can_insert:
+            return f"{self.where}: this role may not insert into the event log's tables"
+        return None
+
+    def close(self) -> None:
+        """Close the probe's connection."""
+        with self._conn.lock:
+            self._conn.discard()
 
 
 class PostgresEventLog(GroupCommitLog):
@@ -285,6 +363,7 @@ class PostgresEventLog(GroupCommitLog):
         self._commits_seen = 0
         self._watch = _Connection(url, connect_timeout_s, self._listen)
         self._reader = _Connection(url, connect_timeout_s)
+        self._probe = WriteProbe(url)
         self._start_writer()
 
     @staticmethod
@@ -451,8 +530,13 @@ class PostgresEventLog(GroupCommitLog):
             self._notified, self._commits_seen = False, commits
             return changed
 
+    def write_problem(self) -> str | None:
+        """Whether the database answers and takes writes (:class:`WriteProbe`)."""
+        return self._probe.problem()
+
     def close(self) -> None:
         if self._stop_writer():
             for conn in (self._watch, self._reader):
                 with conn.lock:
                     conn.discard()
+            self._probe.close()
