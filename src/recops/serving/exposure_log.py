@@ -10,19 +10,22 @@ missing from the log even after a power loss. Either way the writer keeps
 submission order, so an exposure is committed before any click that answers it
 (the client only learns the ``request_id`` from the reply).
 
-Request ids are ``<process prefix>-<counter>``: unique across workers and restarts
-(the prefix is 12 random hex digits per process) without a UUID per request.
+An exposure's ``request_id`` is the request's own id
+(:func:`~recops.serving.logs.unique_request_id`): the reply's ``X-Request-ID``
+header, the reply body's ``request_id`` and the log lines say the same id. It is
+always made by the server, ``<12 random hex digits per process>-<counter>`` (unique
+across workers and restarts without a UUID per request), never a client's
+``X-Request-ID``: clicks join on it, so it must be unique.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 from typing import Any
 
 from recops.serving.eventlog import EventLog
 from recops.serving.experiments import Plan
+from recops.serving.logs import RequestIdMaker, unique_request_id
 from recops.serving.metrics import ServerMetrics
 from recops.serving.records import Assignment, Exposure, JSONValue
 from recops.serving.schemas import RecommendRequest
@@ -63,15 +66,14 @@ class ExposureLogger:
         self.metrics = metrics
         self.sync = sync
         self.remembered_units = remembered_units
-        self._prefix = secrets.token_hex(6)
-        self._counter = itertools.count(1)
+        self._make_id = RequestIdMaker()
         self._assigned: set[tuple[str, str]] = set()
         self._counters: dict[tuple[str, str], Any] = {}
         self._dropped = 0
 
     def request_id(self) -> str:
-        """A new request id, unique across processes."""
-        return f"{self._prefix}-{next(self._counter)}"
+        """The exposure id of the current request: its own id, made unique by the server."""
+        return unique_request_id(self._make_id)
 
     def _first_time(self, assignment: Assignment | None) -> list[Assignment]:
         if assignment is None:

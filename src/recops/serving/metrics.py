@@ -218,6 +218,13 @@ class ServerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.admin_refusals = Counter(
+            "recops_admin_refusals",
+            "Admin API requests refused before they ran, by status and reason "
+            "(`missing_token`, `wrong_token`: 401; `disabled`: 403, no admin token set).",
+            ["status", "reason"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "recops_model_serving",
             "1 for the model version being served.",

@@ -22,7 +22,6 @@ route 401 and 403; each error body is in the spec.
 from __future__ import annotations
 
 import functools
-import hmac
 import re
 import types
 from collections.abc import Awaitable, Callable, Coroutine
@@ -38,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from recops.serving.context import context
+from recops.serving.admin_auth import admin_only
 from recops.serving.openapi import as_openapi_30
 from recops.serving.schemas import Error, NotFound, ValidationErrors
 
@@ -288,27 +287,6 @@ def parse_path(model: type[Body], request: Request) -> Body:
         raise _validation_error(exc, "path") from None
 
 
-def require_admin(request: Request) -> None:
-    """403 when the admin API is disabled, 401 for a missing or wrong bearer token."""
-    token = context(request).settings.admin_token
-    if not token:
-        raise HTTPException(403, "the admin API is disabled: set RECOPS_ADMIN_TOKEN to enable it")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401, "missing or wrong admin bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
-def _admin_only(endpoint: Endpoint) -> Endpoint:
-    @functools.wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        require_admin(request)
-        return await endpoint(request)
-
-    return guarded
-
-
 Responses = dict[int | str, dict[str, Any]]
 
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -420,7 +398,8 @@ def add_route(
         The route's own other answers (status: ``{"description": ...}``); an error
         without a ``model`` is documented with the server's error body.
     admin:
-        Require the admin bearer token before the endpoint runs.
+        Require the admin bearer token before the endpoint runs; refusals are
+        audited and counted (:mod:`recops.serving.admin_auth`).
     """
     extra: dict[str, Any] = {}
     documented = _documented(responses or {})
@@ -439,7 +418,7 @@ def add_route(
     if body is not None or parameters:
         documented.update(_INPUT_ERRORS)
     if admin:
-        endpoint = _admin_only(endpoint)
+        endpoint = admin_only(endpoint)
         extra["security"] = [{BEARER: []}]
         documented.update(_ADMIN_ERRORS)
     response_class: type[Response] = JSONResponse

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from recops.serving.context import context
 from recops.serving.items import CannotAddItemsError, follow_experiments
-from recops.serving.logs import AUDIT
+from recops.serving.logs import AUDIT, request_fields
 from recops.serving.routing import add_route, json_response, parse_body
 from recops.serving.schemas import ItemsAdded, ItemsRequest
 
@@ -51,18 +51,18 @@ async def add_items(request: Request) -> Response:
         raise HTTPException(409, str(exc)) from exc
     await follow_experiments(ctx.experiments)
     received = len({i.item_id for i in body.items})
-    client = request.client.host if request.client else None
+    fields = request_fields(request)
     seconds = round(time.perf_counter() - start, 3)
     audit.info(
         "admin add-items: %d items from %s, %s in %.3f s",
         received,
-        client,
+        fields["client"],
         ", ".join(f"{v.name}/{v.version} +{v.added}" for v in versions) or "no version loaded",
         seconds,
         extra={
+            **fields,
             "action": "add-items",
             "actor": "admin token",
-            "client": client,
             "items": received,
             "added": {f"{v.name}/{v.version}": v.added for v in versions},
             "outcome": "done",

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from recops.serving.context import ServerContext, context
 from recops.serving.coordination import propagate, switch_everywhere, worker_infos
-from recops.serving.logs import AUDIT
+from recops.serving.logs import AUDIT, request_fields
 from recops.serving.repository import ModelNotFoundError
 from recops.serving.routing import add_route, json_response, parse_body, parse_path
 from recops.serving.schemas import (
@@ -102,15 +102,14 @@ def _name(ctx: ServerContext, ref: ModelRef) -> str:
 
 async def _audited(request: Request, action: str, name: str, version: str, call: Awaitable[T]) -> T:
     """Run an admin action and log who did what, and how it went (``recops.audit``)."""
-    client = request.client.host if request.client else None
     fields = {
+        **request_fields(request),
         "action": action,
         "model": name,
         "version": version,
         "actor": "admin token",
-        "client": client,
-        "user_agent": request.headers.get("user-agent"),
     }
+    client = fields["client"]
     start = time.perf_counter()
     try:
         result = await call
