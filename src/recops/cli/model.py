@@ -135,7 +135,7 @@ def list_versions(
     if as_json:
         typer.echo(json.dumps([_version_row(v) for v in versions], indent=2))
         return
-    table = Table(title=f"model registry · {client.tracking_uri}")
+    table = Table(title=f"model registry · {client.location}")
     for column in ("model", "version", "aliases", "gate", "folder", "data", "run", "registered"):
         table.add_column(column)
     for v in versions:

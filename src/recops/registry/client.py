@@ -34,6 +34,8 @@ from recops.registry.settings import (
     RegistryConfig,
     default_artifact_root,
     default_tracking_uri,
+    display_uri,
+    sqlalchemy_uri,
 )
 from recops.registry.versions import MODEL_PATH, TAG_DIGEST, TAG_GATE_RESULT, RegisteredVersion
 
@@ -103,11 +105,14 @@ class Registry:
     Parameters
     ----------
     tracking_uri:
-        Default: ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store.
+        Default: ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store. A
+        PostgreSQL database may be named as ``postgresql://...`` (the event log's
+        form): it is opened with psycopg 3 (:func:`~recops.registry.settings.sqlalchemy_uri`).
     registry_uri:
         Default: ``$MLFLOW_REGISTRY_URI``, else the tracking URI.
     artifact_root:
-        Where new experiments keep artifacts (default: beside a local SQLite store).
+        Where new experiments keep artifacts (default:
+        :func:`~recops.registry.settings.default_artifact_root`).
     """
 
     def __init__(
@@ -118,8 +123,10 @@ class Registry:
     ) -> None:
         from mlflow import MlflowClient
 
-        self.tracking_uri = tracking_uri or default_tracking_uri()
-        self.registry_uri = registry_uri or os.environ.get(REGISTRY_ENV) or self.tracking_uri
+        self.tracking_uri = sqlalchemy_uri(tracking_uri or default_tracking_uri())
+        self.registry_uri = sqlalchemy_uri(
+            registry_uri or os.environ.get(REGISTRY_ENV) or self.tracking_uri
+        )
         self.artifact_root = artifact_root or default_artifact_root(self.tracking_uri)
         _mkdir_for(self.tracking_uri)
         _mkdir_for(self.registry_uri)
@@ -135,7 +142,12 @@ class Registry:
         return cls(config.tracking_uri, config.registry_uri, config.artifact_root)
 
     def __repr__(self) -> str:
-        return f"Registry({self.tracking_uri!r})"
+        return f"Registry({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """The tracking store, for messages and reports: no password."""
+        return display_uri(self.tracking_uri)
 
     # ------------------------------------------------------------- experiments
     def experiment_id(self, name: str) -> str:

@@ -57,7 +57,7 @@ def registry_resolver(
             aliases = sorted({a for v in registry.versions(name) for a in v.aliases})
             raise LookupError(
                 f"alias {alias!r} of model {name!r} is not set in the registry "
-                f"{registry.tracking_uri} (set: {', '.join(aliases) or 'none'}; "
+                f"{registry.location} (set: {', '.join(aliases) or 'none'}; "
                 f"`recops model promote {name} VERSION --alias {alias}`)"
             )
         return ModelRef(name, materialise_version(registry, found, root))

@@ -38,7 +38,8 @@ _BAD = re.compile(r"[^A-Za-z0-9_\-. /:]")
 
 
 class TrackedRun(Report):
-    """The MLflow run of one pipeline run."""
+    """The MLflow run of one pipeline run (``tracking_uri``: the store, without a password,
+    since the report is kept as an artifact)."""
 
     run_id: str
     experiment_id: str
@@ -141,7 +142,7 @@ def track_run(
     return TrackedRun(
         run_id=run_id,
         experiment_id=experiment_id,
-        tracking_uri=registry.tracking_uri,
+        tracking_uri=registry.location,
         run_name=run_name,
         data_version=data_version,
     )
