@@ -152,3 +152,13 @@ def test_the_server_serves_from_object_storage(
         assert switched.status_code == 200, switched.text
         reply = client.post("/v1/recommend", json={"user_id": "u0", "k": 5})
         assert reply.json()["version"] == "2"
+
+
+def test_settings_keep_a_url_through_the_workers_json() -> None:
+    # `recops serve --workers N` hands its settings to each worker as JSON.
+    for given, kind in (("memory://m", str), ("s3://b/m", str), ("models", Path)):
+        settings = ServerSettings(model_repository=given)
+        again = ServerSettings.model_validate_json(settings.model_dump_json())
+        assert isinstance(again.model_repository, kind)
+        assert str(again.model_repository) == given
+    assert ServerSettings(model_repository=Path("m")).model_repository == Path("m")

@@ -242,7 +242,7 @@ class ServerSettings(BaseModel):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"
     log_format: Literal["text", "json"] = "text"
     access_log: bool = False
-    model_repository: Path | str = Path("models")
+    model_repository: str | Path = Path("models")
     model_cache: Path | None = None
     model_name: str | None = None
     version_policy: Literal["latest", "pinned"] = "latest"
@@ -294,9 +294,9 @@ class ServerSettings(BaseModel):
     registry_uri: str | None = Field(default=None, min_length=1)
     follow_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
 
-    @field_validator("model_repository", mode="before")
+    @field_validator("model_repository", mode="after")
     @classmethod
-    def _folder_or_url(cls, value: object) -> object:
+    def _folder_or_url(cls, value: str | Path) -> str | Path:
         # A URL stays a string: Path("s3://b/m") would collapse it to "s3:/b/m".
         if isinstance(value, str) and "://" not in value:
             return Path(value)
