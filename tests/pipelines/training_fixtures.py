@@ -8,7 +8,7 @@ import numpy as np
 
 from recops.data.world import WorldConfig, generate_world
 from recops.pipelines.training import TrainingConfig
-from recops.serving.eventlog import SQLiteEventLog
+from recops.serving.eventlog import EventLog, SQLiteEventLog
 from recops.serving.records import Event, Exposure
 
 WORLD = {"n_users": 150, "n_items": 200, "days": 4, "seed": 1}
@@ -36,18 +36,21 @@ def tiny_config(folder: Path, **sections: dict[str, object]) -> TrainingConfig:
     return TrainingConfig.model_validate(document)
 
 
-def exploring_log(path: Path, n_requests: int = 150, seed: int = 0) -> Path:
+def exploring_log(
+    path: Path, n_requests: int = 150, seed: int = 0, log: EventLog | None = None
+) -> Path:
     """An event log of slates drawn uniformly from 10 candidates, with some clicks.
 
     Every ordered slate of 3 of the 10 candidates is equally likely, so each shown item
     had probability 1/10 at its position: the exact propensity a server would log.
+    Written to the SQLite file ``path``, or to ``log`` (closed afterwards) when given.
     """
     _, data = generate_world(WorldConfig(**WORLD))
     rng = np.random.default_rng(seed)
     items = data.items["item_id"].to_numpy(dtype=object)
     users = data.users["user_id"].to_numpy(dtype=object)
     start = int(data.interactions["timestamp"].max()) + 60
-    log = SQLiteEventLog(path)
+    log = SQLiteEventLog(path) if log is None else log
     exposures, clicks = [], []
     for r in range(n_requests):
         candidates = [str(i) for i in rng.choice(items, 10, replace=False)]

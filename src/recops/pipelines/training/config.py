@@ -98,7 +98,7 @@ class FilesSource(_Section):
 
 
 class EventLogSource(_Section):
-    """The server's event log (``recops serve --event-log``): the events users sent."""
+    """The server's event log: a SQLite file (``recops serve --event-log``) or a PostgreSQL URL."""
 
     kind: Literal["event_log"]
     path: str = "recops-events.sqlite3"

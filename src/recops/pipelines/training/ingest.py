@@ -54,11 +54,9 @@ def source_fingerprint(source: Source) -> str | None:
     if isinstance(source, FilesSource):
         return f"{_file_hash(source.interactions)}:{_file_hash(source.catalog)}"
     if isinstance(source, EventLogSource):
-        from recops.serving.eventlog import SQLiteEventLog
+        from recops.serving.backends import event_log_at
 
-        if not Path(source.path).is_file():
-            raise FileNotFoundError(f"no event log at {source.path}")
-        log = SQLiteEventLog(source.path)
+        log = event_log_at(source.path)
         try:
             return f"events:{log.count()}:{log.last_id()}:{_file_hash(source.catalog)}"
         finally:
@@ -67,10 +65,10 @@ def source_fingerprint(source: Source) -> str | None:
 
 
 def read_event_log(path: str | Path) -> pd.DataFrame:
-    """Every event of a server's event log as interactions (context columns dropped)."""
-    from recops.serving.eventlog import SQLiteEventLog
+    """Every event of a server's event log (a SQLite file or a ``postgresql://`` URL)."""
+    from recops.serving.backends import event_log_at
 
-    log = SQLiteEventLog(path)
+    log = event_log_at(path)
     rows: list[tuple[str, str, str, float, int]] = []
     try:
         after = 0
@@ -105,8 +103,7 @@ def ingest(source: Source) -> Dataset:
         items = read_catalog(source.catalog)[0] if source.catalog else empty_items()
         events, _ = read_interactions(source.interactions, catalog=items if len(items) else None)
         return Dataset(events, items, name=Path(source.interactions).stem)
-    if not Path(source.path).is_file():
-        raise FileNotFoundError(f"no event log at {source.path}")
     items = read_catalog(source.catalog)[0] if source.catalog else empty_items()
     events = read_event_log(source.path).sort_values(TIMESTAMP, kind="stable")
-    return Dataset(events.reset_index(drop=True), items, name=Path(source.path).stem)
+    name = "event_log" if "://" in source.path else Path(source.path).stem
+    return Dataset(events.reset_index(drop=True), items, name=name)

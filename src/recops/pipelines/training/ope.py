@@ -51,11 +51,12 @@ class ExposureData:
 
 def exposure_fingerprint(event_log: str, max_requests: int) -> str:
     """The number of logged exposures and the last event id (new traffic: a cache miss)."""
-    if not Path(event_log).is_file():
-        return "absent"
-    from recops.serving.eventlog import SQLiteEventLog
+    from recops.serving.backends import event_log_at
 
-    log = SQLiteEventLog(event_log)
+    try:
+        log = event_log_at(event_log)
+    except FileNotFoundError:
+        return "absent"
     try:
         return f"exposures:{log.exposure_count()}:events:{log.last_id()}"
     finally:
@@ -66,11 +67,12 @@ def exposure_fingerprint(event_log: str, max_requests: int) -> str:
 def exposures(event_log: str, max_requests: int) -> ExposureData | None:
     """The latest ``max_requests`` served slates with their clicks; None when none is logged."""
     from recops.experiments.logs import EXPOSURE_COLUMNS, shown_items
-    from recops.serving.eventlog import SQLiteEventLog
+    from recops.serving.backends import event_log_at
 
-    if not Path(event_log).is_file():
+    try:
+        log = event_log_at(event_log)
+    except FileNotFoundError:
         return None
-    log = SQLiteEventLog(event_log)
     try:
         kept: deque[Any] = deque(maxlen=max_requests)
         after = 0
