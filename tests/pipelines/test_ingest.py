@@ -65,3 +65,22 @@ def test_files_are_read_with_their_catalog_and_hashed(tmp_path: Path) -> None:
     before = source_fingerprint(source)
     events.write_text(events.read_text() + "u1,i1,click,1.0,1704500000\n")
     assert source_fingerprint(source) != before
+
+
+def test_the_slates_a_server_logged_are_read_as_impressions(tmp_path: Path) -> None:
+    from recops.pipelines.training.config import SplitConfig
+    from recops.pipelines.training.split import split
+    from tests.pipelines.training_fixtures import exploring_log
+
+    path = exploring_log(tmp_path / "events.sqlite3", n_requests=40)
+    data = ingest(EventLogSource(kind="event_log", path=str(path)))
+    shown = data.interactions[data.interactions["event"] == "impression"]
+    assert len(shown) == 40 * 3  # three items per logged slate
+    clicks = data.interactions[data.interactions["event"] == "click"]
+    assert len(clicks) > 0 and set(clicks["item_id"]) <= set(shown["item_id"])
+    made = split.fn(data, SplitConfig(quantile=0.5))
+    assert made.impressions is not None
+    before = shown[shown["timestamp"] < made.cutoff]
+    assert made.impressions["count"].sum() == len(before) > 0
+    assert set(made.impressions["item_id"]) == set(before["item_id"])
+    assert made.events["event"].eq("click").all()  # impressions are never positives

@@ -25,6 +25,7 @@ class Bundle:
     frame: pd.DataFrame
     cutoff: int
     label: str | None
+    extra: pd.DataFrame | None = None
 
 
 def _frame() -> pd.DataFrame:
@@ -59,6 +60,10 @@ def test_typed_reports_structs_and_json(store: ArtifactStore) -> None:
     back = store.get(record.digest, Bundle)
     assert back.cutoff == bundle.cutoff and back.label is None
     pdt.assert_frame_equal(back.frame, bundle.frame)
+    assert back.extra is None  # an unset optional frame
+    full = store.get(store.put(Bundle(_frame(), 1, "x", _frame()), Bundle).digest, Bundle)
+    assert full.extra is not None
+    pdt.assert_frame_equal(full.extra, _frame())
     plain = store.put({"b": [1, 2], "a": 0.5}, dict[str, object])
     assert store.get(plain.digest, dict[str, object]) == {"a": 0.5, "b": [1, 2]}
 

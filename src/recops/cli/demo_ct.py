@@ -439,10 +439,8 @@ def _summary(console: Console, world: World, result: DemoResult, started: float)
 def ct_step(console: Console, out: Path, *, seed: int = 0) -> DemoResult:
     """The last step of ``recops demo``: the loop, shown, in ``out / "ct"``.
 
-    Always the quick world (1,000 users, the small model), in about 90 s. On the larger
-    one (``recops ct demo``: 2,000 users, a larger model) the retrained challengers
-    lost to the first champion online and the controller kept it, which shows the
-    guardrails but not a promotion (docs/status.md, issue 12).
+    Always the quick world (1,000 users, the small model), in about 90 s; ``recops ct
+    demo`` runs the larger one (2,000 users, a larger model) in about 3 minutes.
     """
     console.rule("6 · continuous training: drift noticed, retrained, gated, A/B tested, promoted")
     return ct_demo(console, out / "ct", quick=True, seed=seed)

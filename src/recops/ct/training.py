@@ -24,6 +24,7 @@ from typing import Any
 
 from recops.pipelines.progress import Reporter
 from recops.pipelines.training.config import EventLogSource, FilesSource
+from recops.pipelines.training.ingest import impression_rows
 from recops.registry.config import GatedTrainingConfig
 from recops.serving.eventlog import EventLog
 
@@ -78,8 +79,10 @@ class Snapshot:
 def write_snapshot(event_log: str | Path, upto: int, path: Path) -> Snapshot:
     """Write the log's events with ids ``<= upto`` to ``path`` (Parquet).
 
-    Exact duplicates (same user, item, event, value and second: a click sent twice
-    without an idempotency key, two slates in one second) are kept in the log, which
+    With an ``impression`` row per item of every slate served before the last event
+    kept (:func:`~recops.pipelines.training.ingest.impression_rows`). Exact duplicates
+    (same user, item, event, value and second: a click sent twice without an
+    idempotency key, two slates in one second) are kept in the log, which
     holds every acknowledged event, but written once: the ingest step refuses
     duplicate rows. Written under a hidden name and renamed into place: a snapshot on
     disk is whole.
@@ -101,6 +104,9 @@ def write_snapshot(event_log: str | Path, upto: int, path: Path) -> Snapshot:
             )
             if after >= upto:
                 break
+        # The slates served up to the last event kept, as impressions (what was shown).
+        until = max((r[4] for r in rows), default=0) + 1
+        rows.extend(impression_rows(log, until=until))
     finally:
         log.close()
     logged = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))

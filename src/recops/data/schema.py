@@ -37,8 +37,10 @@ INTERACTION_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, EVENT, VALUE, TIMESTAM
 ITEM_COLUMNS: tuple[str, ...] = (ITEM_ID, TITLE, CATEGORIES, PUBLISH_TIME)
 USER_COLUMNS: tuple[str, ...] = (USER_ID,)
 
+#: An item shown to a user, clicked or not (a server logs one per item of a slate).
+IMPRESSION = "impression"
 EVENT_TYPES: frozenset[str] = frozenset(
-    {"impression", "click", "rating", "view", "purchase", "add_to_cart", "like", "skip"}
+    {IMPRESSION, "click", "rating", "view", "purchase", "add_to_cart", "like", "skip"}
 )
 
 

@@ -53,7 +53,7 @@ def expand_grid(grid: Grid) -> list[dict[str, Any]]:
 
 
 def fit_on_split(
-    model: Recommender, split: Split, items: pd.DataFrame | None = None
+    model: Recommender, split: Split, items: pd.DataFrame | None = None, **fit_params: Any
 ) -> Recommender:
     """Fit ``model`` on ``split.train`` as a deployed system would have been fitted.
 
@@ -61,12 +61,13 @@ def fit_on_split(
     training period (:func:`~recops.evaluation.splits.catalog_at`); the items
     published later reach it through ``model.add_items`` when it has that method
     (the two-tower embeds them from their content, without retraining), and are
-    never seen by a model without it.
+    never seen by a model without it. ``fit_params`` go to ``model.fit`` (the
+    two-tower's ``impressions``).
     """
     if items is None:
-        return model.fit(split.train)
+        return model.fit(split.train, **fit_params)
     known, later = catalog_at(items, split.train_end, split.train[ITEM_ID])
-    model.fit(split.train, known)
+    model.fit(split.train, known, **fit_params)
     add_items = getattr(model, "add_items", None)
     if add_items is not None and len(later):
         add_items(later)

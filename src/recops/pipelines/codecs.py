@@ -246,7 +246,10 @@ class StructCodec(Codec):
         summary: dict[str, Any] = {}
         for name, inner, codec in self._fields(tp):
             field_value = getattr(value, name)
-            if codec is None or field_value is None:
+            if field_value is None:  # an optional field of any type, unset
+                plain[name] = None
+                continue
+            if codec is None:
                 plain[name] = TypeAdapter(inner).dump_python(field_value, mode="json")
                 continue
             sub = folder / name

@@ -176,14 +176,22 @@ class TwoTower(Recommender):
         return self.config.model_dump()
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Self:
+    def fit(
+        self,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        impressions: pd.DataFrame | None = None,
+    ) -> Self:
         """Train on ``interactions`` (``user_id, item_id, timestamp``) and the optional catalog.
 
         Without a catalog the item tower uses ids only. Items present only in the
         catalog are recommendable through their content vector. With ``ray_workers``
-        (config), the network trains data-parallel on Ray Train.
+        (config), the network trains data-parallel on Ray Train. ``impressions``
+        (an ``item_id`` column, one row per time an item was shown in the training
+        period, or one row per item with a ``count`` column) enable the exposure
+        correction of ``exposure_debias``.
         """
-        prepared = self.prepare(interactions, items)
+        prepared = self.prepare(interactions, items, impressions)
         if self.config.ray_workers:
             from recops.models.two_tower.ray_train import train_network_on_ray
 
@@ -203,7 +211,12 @@ class TwoTower(Recommender):
         )
         return self
 
-    def prepare(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None) -> Prepared:
+    def prepare(
+        self,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        impressions: pd.DataFrame | None = None,
+    ) -> Prepared:
         """The indexed data ``fit`` trains on (vocabularies, histories, counts)."""
         frame = _check_interactions(interactions)
         titles, cats, pub = _catalog_columns(items)
@@ -234,8 +247,46 @@ class TwoTower(Recommender):
             n_items=len(item_ids),
             n_users=len(user_ids),
             n_categories=len(categories),
+            item_weights=self._exposure_weights(impressions, lookup),
         )
         return Prepared(data, item_ids, categories, user_ids, events)
+
+    def _exposure_weights(
+        self, impressions: pd.DataFrame | None, lookup: dict[str, int]
+    ) -> np.ndarray | None:
+        """Click weights ``(n_i / median n)^(-η)`` by item (see ``exposure_debias``)."""
+        eta = self.config.exposure_debias
+        if impressions is None or eta == 0 or len(impressions) == 0:
+            return None
+        if not isinstance(impressions, pd.DataFrame) or ITEM_ID not in impressions.columns:
+            raise ValueError(
+                "impressions must be a DataFrame with an item_id column (and optionally "
+                f"count), got {type(impressions).__name__}"
+                + (
+                    f" with columns {list(impressions.columns)}"
+                    if hasattr(impressions, "columns")
+                    else ""
+                )
+            )
+        rows = impressions[ITEM_ID].map(lookup)
+        known = rows.notna().to_numpy()
+        weight = (
+            impressions["count"].to_numpy(dtype=np.float64)
+            if "count" in impressions.columns
+            else np.ones(len(impressions))
+        )
+        if (weight < 0).any():
+            raise ValueError("impressions column 'count' must not be negative")
+        counts = np.zeros(len(lookup) + 1, dtype=np.float64)
+        np.add.at(counts, rows[known].to_numpy(dtype=np.int64), weight[known])
+        seen = counts > 0
+        if not seen.any():
+            return None
+        weights = np.ones_like(counts)
+        # Items never logged as shown (catalog-only, or clicked outside a logged
+        # slate) have no propensity estimate: neutral weight.
+        weights[seen] = np.clip((counts[seen] / np.median(counts[seen])) ** (-eta), 0.1, 10.0)
+        return weights.astype(np.float32)
 
     def _time_counts(
         self, events: Events, catalog: CatalogFeatures, n_items: int

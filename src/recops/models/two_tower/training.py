@@ -77,6 +77,9 @@ class TrainingData:
         Causal popularity counts, or ``None`` when the prior is disabled.
     n_items, n_users, n_categories:
         Vocabulary sizes.
+    item_weights:
+        ``(n_items + 1,)`` weight of a click on each item in the user task (the
+        exposure correction, see ``TwoTowerConfig.exposure_debias``), or ``None``.
     """
 
     sequences: Sequences
@@ -85,6 +88,7 @@ class TrainingData:
     n_items: int
     n_users: int
     n_categories: int
+    item_weights: np.ndarray | None = None
 
     def item_categories(self, items: np.ndarray) -> np.ndarray:
         """Padded category indices of item indices (item 0 has none)."""
@@ -251,7 +255,10 @@ class _BatchLoss:
         prior = prior_logits(net, self.data.counts, cand[None, :], group_now[:, None])
         if prior is not None:
             logits = logits + prior[torch.from_numpy(row_group)]
-        return sampled_softmax_loss(logits, log_q, mask)
+        weights = None
+        if self.data.item_weights is not None:
+            weights = torch.from_numpy(self.data.item_weights[cand[: len(rows)]])
+        return sampled_softmax_loss(logits, log_q, mask, weights)
 
     def _similar_loss(
         self,

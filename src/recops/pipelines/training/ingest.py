@@ -1,7 +1,8 @@
 """Step ``ingest``: the events and catalog to train on, as a :class:`~recops.data.schema.Dataset`.
 
 From the built-in world, a public dataset, your own files, or the server's event
-log (every event users sent, e.g. clicks). The step's fingerprint is what it reads
+log (every event users sent, e.g. clicks, and an ``impression`` per item of every
+slate it logged). The step's fingerprint is what it reads
 from outside — the files' sha256, the event log's last event id — so new data is a
 cache miss while unchanged data is a hit.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from recops.data.schema import (
     EVENT,
+    IMPRESSION,
     INTERACTION_COLUMNS,
     ITEM_ID,
     TIMESTAMP,
@@ -31,6 +34,9 @@ from recops.pipelines.training.config import (
     Source,
     WorldSource,
 )
+
+if TYPE_CHECKING:
+    from recops.serving.eventlog import EventLog
 
 #: Events read from the log per page.
 _PAGE = 50_000
@@ -64,17 +70,42 @@ def source_fingerprint(source: Source) -> str | None:
     return None
 
 
+Row = tuple[str, str, str, float, int]
+
+
+def impression_rows(log: EventLog, until: int | None = None) -> list[Row]:
+    """One ``impression`` row per item of every slate the server logged (its exposures).
+
+    The unit served (a user id or an anonymous id) is the row's user; ``until``
+    keeps the slates served before it (unix seconds). Impressions tell a learner
+    what was *shown*, so that clicks can be read against exposure (the two-tower's
+    ``exposure_debias``).
+    """
+    rows: list[Row] = []
+    after = 0
+    while page := log.read_exposures(after, _PAGE):
+        after = page[-1][0]
+        for _, x in page:
+            if until is None or x.timestamp < until:
+                rows.extend((x.unit, item, IMPRESSION, 1.0, x.timestamp) for item in x.items)
+    return rows
+
+
 def read_event_log(path: str | Path) -> pd.DataFrame:
-    """Every event of a server's event log (a SQLite file or a ``postgresql://`` URL)."""
+    """Every event of a server's event log (a SQLite file or a ``postgresql://`` URL).
+
+    With one ``impression`` row per item of every logged slate (:func:`impression_rows`).
+    """
     from recops.serving.backends import event_log_at
 
     log = event_log_at(path)
-    rows: list[tuple[str, str, str, float, int]] = []
+    rows: list[Row] = []
     try:
         after = 0
         while page := log.read(after, _PAGE):
             after = page[-1][0]
             rows.extend((e.user_id, e.item_id, e.event, e.value, e.timestamp) for _, e in page)
+        rows.extend(impression_rows(log))
     finally:
         log.close()
     frame = pd.DataFrame(rows, columns=list(INTERACTION_COLUMNS))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from recops.data.schema import EVENT, Dataset
+from recops.data.schema import EVENT, IMPRESSION, ITEM_ID, TIMESTAMP, Dataset
 from recops.evaluation import Split, implicit_only, temporal_split
 from recops.pipelines.component import component
 from recops.pipelines.training.config import SplitConfig
@@ -34,6 +34,10 @@ class SplitData:
         First test events that form a cold user's history.
     summary:
         ``Split.describe()`` of the split, for reports.
+    impressions:
+        ``item_id, count``: how often each item was shown before the cutoff, when the
+        data logs impressions (a server's exposures, a world's log); ``None`` when it
+        does not. The model's exposure correction reads it.
     """
 
     events: pd.DataFrame
@@ -41,6 +45,7 @@ class SplitData:
     cutoff: int
     n_cold_history: int
     summary: dict[str, Any]
+    impressions: pd.DataFrame | None = None
 
     def split(self) -> Split:
         """The :class:`~recops.evaluation.Split` these events and cutoff define."""
@@ -68,10 +73,21 @@ def split(data: Dataset, config: SplitConfig) -> SplitData:
         n_cold_history=config.n_cold_history,
         items=data.items if len(data.items) else None,
     )
+    cutoff = int(made.params["cutoff"])
     return SplitData(
         events=positives,
         items=data.items,
-        cutoff=int(made.params["cutoff"]),
+        cutoff=cutoff,
         n_cold_history=config.n_cold_history,
         summary=made.describe(),
+        impressions=impression_counts(data.interactions, cutoff),
     )
+
+
+def impression_counts(interactions: pd.DataFrame, before: int) -> pd.DataFrame | None:
+    """``item_id, count`` of the ``impression`` events before ``before``; None when none."""
+    shown = interactions[(interactions[EVENT] == IMPRESSION) & (interactions[TIMESTAMP] < before)]
+    if shown.empty:
+        return None
+    counts = shown[ITEM_ID].value_counts(sort=False)
+    return pd.DataFrame({ITEM_ID: counts.index.astype(str), "count": counts.to_numpy()})

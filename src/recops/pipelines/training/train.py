@@ -19,6 +19,9 @@ from recops.pipelines.training.split import SplitData
 def train(data: SplitData, params: TwoTowerConfig) -> TwoTower:
     """Fit ``TwoTower(params)`` on the events before the cutoff."""
     split = data.split()
-    model = fit_on_split(TwoTower(config=params), split, data.items if len(data.items) else None)
+    fit_params = {} if data.impressions is None else {"impressions": data.impressions}
+    model = fit_on_split(
+        TwoTower(config=params), split, data.items if len(data.items) else None, **fit_params
+    )
     assert isinstance(model, TwoTower)
     return model
