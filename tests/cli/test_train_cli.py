@@ -175,3 +175,25 @@ def test_exported_recommendations_score_as_the_benchmark_does(tmp_path: Path) ->
     for metric in ("ndcg@20", "recall@20"):
         assert exported.mean(metric, "warm") == direct.mean(metric, "warm")
     assert exported.coverage(20, "warm") == direct.coverage(20, "warm")
+
+
+def test_impression_rows_feed_the_exposure_correction_not_the_positives(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    interactions, _ = two_clusters(n_users=30)
+    clicks = interactions.assign(event="click")
+    shown = interactions.assign(event="impression", timestamp=interactions.timestamp - 1)
+    both = tmp_path / "log.csv"
+    extra = shown.assign(item_id="a0", timestamp=interactions.timestamp - 2)
+    pd.concat([clicks, shown, extra]).to_csv(both, index=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(SMALL))
+    model_dir = tmp_path / "model"
+    args = ["train", "--interactions", str(both), "--out", str(model_dir), "--config",
+            str(config), "--epochs", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"training on {len(clicks):,} events and {2 * len(shown):,} impressions" in (
+        " ".join(result.output.split())
+    )
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert saved["training"]["n_events"] <= len(clicks)

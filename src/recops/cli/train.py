@@ -73,6 +73,7 @@ def train(
 ) -> None:
     """Train the multi-task two-tower model and save it as a model directory."""
     from recops.data.loaders import read_catalog, read_interactions
+    from recops.data.schema import EVENT, IMPRESSION
     from recops.models.two_tower import TwoTower
 
     console = Console(stderr=True)
@@ -80,9 +81,17 @@ def train(
         params = _read_config(config, epochs, seed)
         items = read_catalog(catalog)[0] if catalog is not None else None
         events, _ = read_interactions(interactions, catalog=items)
+        # Impression rows (a server's or a world's log) say what was shown, not what
+        # was chosen: they feed the exposure correction, never the positives.
+        shown = events[EVENT] == IMPRESSION
+        impressions = events[shown] if shown.any() else None
+        events = events[~shown]
         model = TwoTower(verbose=True, **params)
-        console.print(f"training on {len(events):,} events from {interactions}", highlight=False)
-        model.fit(events, items)
+        seen = "" if impressions is None else f" and {len(impressions):,} impressions"
+        console.print(
+            f"training on {len(events):,} events{seen} from {interactions}", highlight=False
+        )
+        model.fit(events, items, impressions=impressions)
         model.save(out)
     summary = model.summary_
     console.print(
