@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recops.models.base import Queries, Recommender
-from recops.ope.rescore import CausalHistories, score_candidates
+from recops.ope.rescore import CausalHistories, candidate_support, score_candidates
 
 
 class HistoryLength(Recommender):
@@ -57,3 +57,16 @@ def test_inputs_are_checked() -> None:
         score_candidates(model, ["u1"], np.array([1, 2]), [["a"]], EVENTS)
     with pytest.raises(ValueError, match="lacks column"):
         CausalHistories(EVENTS.drop(columns="timestamp"))
+
+
+def test_support_is_the_share_of_the_model_s_own_slate_in_the_candidates() -> None:
+    model = HistoryLength().fit(EVENTS)
+    # Both users have seen "a": the model's own top-2 is d, c for each.
+    share = candidate_support(
+        model, ["u1", "u2"], np.array([20, 6]), [["d", "c"], ["c", "b"]], EVENTS, k=2
+    )
+    assert share == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="positive int"):
+        candidate_support(model, ["u1"], np.array([1]), [["a"]], EVENTS, k=0)
+    with pytest.raises(ValueError, match="no requests"):
+        candidate_support(model, [], np.array([], dtype=np.int64), [], EVENTS, k=2)

@@ -51,6 +51,9 @@ def test_the_training_pipeline_publishes_a_servable_version_and_reruns_from_cach
     assert isinstance(ope, OffPolicyEvaluation) and ope.evaluated and ope.requests == 150
     assert {"ips", "snips", "dm", "dr"} <= {e.estimator for e in ope.estimates}
     assert ope.logged_by_version.keys() == {"two_tower:0"}
+    # 10 random candidates of 200 items per request: they hold little of the model's
+    # own top-3, which the gate's OPE rule is told (support).
+    assert ope.support is not None and 0.0 <= ope.support < 0.5
     report = first.value("validate", "report")
     assert isinstance(report, DataReport) and not report.baseline
 

@@ -156,3 +156,20 @@ def test_poor_overlap_is_missing_evidence_not_a_missing_estimator() -> None:
     # Without a champion there is nothing to compare with, whatever the overlap.
     first = Evidence("news", _offline(0.1, None), _data(True), poor, SMOKE)
     assert "no champion" in _judge(first).outcomes[1].message
+
+
+def test_a_log_that_covers_little_of_the_model_s_slates_is_no_evidence() -> None:
+    # A greedy champion's log holds what it showed; a model that would show other
+    # items is re-ranking them in the estimates, which say nothing about it.
+    narrow = _ope(0.06, {"news:3": 0.05}).model_copy(update={"support": 0.2})
+    evidence = Evidence("news", _offline(0.1, 0.1), _data(True), narrow, SMOKE)
+    outcome = _judge(evidence).outcomes[1]
+    assert outcome.status == "skipped"
+    assert "hold 20% of the slates this model would show (min_support 50%)" in outcome.message
+    strict = GateConfig(rules=(OPERule(on_missing="fail"),))
+    assert _judge(evidence, strict).outcomes[0].status == "failed"
+    covered = narrow.model_copy(update={"support": 0.8})
+    covered_evidence = Evidence("news", _offline(0.1, 0.1), _data(True), covered, SMOKE)
+    assert _judge(covered_evidence).outcomes[1].status == "passed"
+    lenient = GateConfig(rules=(OPERule(min_support=0.1),))
+    assert _judge(evidence, lenient).outcomes[0].status == "passed"

@@ -120,3 +120,41 @@ def score_candidates(
         full = np.asarray(model.score(queries), dtype=np.float64)
         out[rows] = pick_columns(model, full, ids[rows])
     return out
+
+
+def candidate_support(
+    model: Recommender,
+    user_ids: Sequence[str],
+    times: np.ndarray,
+    candidates: Sequence[Sequence[str]],
+    interactions: pd.DataFrame,
+    k: int,
+    *,
+    batch_size: int = 256,
+) -> float:
+    """Mean share of the model's own top-``k`` (seen items excluded) held by the candidates.
+
+    Off-policy estimates over logged candidates describe the model choosing *among
+    them*. When a log holds only what a deterministic policy showed, a new model that
+    would show other items is not what they describe: this share says how much of
+    the model's own slate the logged candidates cover (1: all of it).
+    """
+    if k < 1:
+        raise ValueError(f"`k` must be a positive int (got {k!r})")
+    if not len(user_ids) == len(times) == len(candidates):
+        raise ValueError(
+            f"`user_ids`, `times` and `candidates` must have one entry per request (got "
+            f"{len(user_ids)}, {len(times)} and {len(candidates)})"
+        )
+    if len(user_ids) == 0:
+        raise ValueError("no requests to measure the support on")
+    histories = CausalHistories(interactions)
+    times = np.asarray(times, dtype=np.int64)
+    shares = []
+    for start in range(0, len(user_ids), batch_size):
+        rows = slice(start, start + batch_size)
+        queries = histories.queries(list(user_ids[rows]), times[rows])
+        own, _ = model.recommend_queries(queries, k)
+        for mine, logged in zip(own, candidates[rows], strict=True):
+            shares.append(len({str(i) for i in mine} & {str(i) for i in logged}) / k)
+    return float(np.mean(shares))

@@ -12,7 +12,10 @@ and a sentence (:class:`RuleOutcome`); the gate passes when no rule failed.
     The lower bound of the 95% interval of the new model's off-policy CTR estimate
     (``estimator``, default: the one the OPE report recommends) is at least
     ``champion's on-policy CTR × (1 − max_relative_drop)``: the CTR the champion
-    version achieved on the same logged requests.
+    version achieved on the same logged requests. The estimates describe the model
+    choosing among the logged candidates; when those hold less than ``min_support``
+    of the model's own top-k (a greedy champion's log holds only what it showed), they
+    are no evidence about the model, and the rule is missing its evidence.
 ``data_checks``
     No data check of ``validate`` failed (volume, category mix against the last run).
 ``smoke_test``
@@ -98,6 +101,7 @@ class OPERule(_Rule):
     kind: Literal["ope"] = "ope"
     estimator: str | None = Field(default=None, description="default: the report's recommended")
     max_relative_drop: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     on_missing: OnMissing = "skip"
 
     @property
@@ -280,6 +284,13 @@ def _ope(rule: OPERule, evidence: Evidence) -> RuleOutcome:
     champion = evidence.offline.champion_version
     if champion is None:
         return _missing(rule, "no champion whose on-policy CTR to compare with")
+    if ope.support is not None and ope.support < rule.min_support:
+        return _missing(
+            rule,
+            f"the logged candidates hold {ope.support:.0%} of the slates this model would "
+            f"show (min_support {rule.min_support:.0%}): OPE on them judges a re-ranking of "
+            "what was logged, not this model",
+        )
     wanted = rule.estimator or ope.recommended
     if wanted is None:
         # Poor overlap: the report trusts no estimator, so the logs are no evidence.

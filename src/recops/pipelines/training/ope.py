@@ -10,6 +10,13 @@ the DR family (``recops.ope.target.batch_from_ranking_policy`` and
 that served. Requests with a candidate count other than the most common one are left
 out (the estimators need one slate shape); without exploration in the log
 (candidates = shown items, propensity 1), overlap is poor and the report says so.
+
+The estimates describe the new model choosing *among the logged candidates*. So the
+step also measures their ``support``: the mean share of the new model's own top-k
+(the whole catalog, as it would serve) that the logged candidates hold
+(``recops.ope.rescore.candidate_support``). A log of a greedy champion holds only
+what it showed; a model that would show other items gets a low support, and the
+gate's OPE rule does not take the estimates as evidence about it.
 """
 
 from __future__ import annotations
@@ -125,6 +132,7 @@ class OffPolicyEvaluation(Metrics):
     estimates: tuple[Estimate, ...]
     recommended: str | None
     overlap: str | None
+    support: float | None = None
 
 
 def _one_shape(shown: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +154,7 @@ def off_policy(
     from recops.experiments.policies import GreedyPolicy
     from recops.ope.exposures import read_exposures, write_exposures
     from recops.ope.report import evaluate_policy
-    from recops.ope.rescore import score_candidates
+    from recops.ope.rescore import candidate_support, score_candidates
     from recops.ope.reward_model import ActionPositionMeanModel, RewardData, cross_fit_predict
     from recops.ope.target import batch_from_ranking_policy
 
@@ -177,13 +185,11 @@ def off_policy(
     candidates = [log.feedback.action_ids[c].tolist() for c in log.candidates]
     positives = data.interactions[data.interactions[EVENT].isin(positive_events)]
     events = positives[[USER_ID, ITEM_ID, TIMESTAMP]]
-    scores = score_candidates(
-        model,
-        firsts["unit"].astype(str).tolist(),
-        firsts["timestamp"].to_numpy(dtype=np.int64),
-        candidates,
-        pd.concat([events, logged.clicks], ignore_index=True),
-    )
+    units = firsts["unit"].astype(str).tolist()
+    times = firsts["timestamp"].to_numpy(dtype=np.int64)
+    histories = pd.concat([events, logged.clicks], ignore_index=True)
+    scores = score_candidates(model, units, times, candidates, histories)
+    support = candidate_support(model, units, times, candidates, histories, k=log.feedback.len_list)
     rewards = RewardData.from_feedback(log.feedback)
     q_hat = cross_fit_predict(ActionPositionMeanModel, rewards, 2, 0)
     policy = GreedyPolicy(slate_size=log.feedback.len_list)
@@ -204,5 +210,6 @@ def off_policy(
         ),
         recommended=report.recommendation.estimator,
         overlap=report.recommendation.overlap,
+        support=support,
         **common,
     )
