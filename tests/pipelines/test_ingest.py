@@ -84,3 +84,6 @@ def test_the_slates_a_server_logged_are_read_as_impressions(tmp_path: Path) -> N
     assert made.impressions["count"].sum() == len(before) > 0
     assert set(made.impressions["item_id"]) == set(before["item_id"])
     assert made.events["event"].eq("click").all()  # impressions are never positives
+    # Where training ends and the data ends, for the gate's freshness rule.
+    assert made.summary["train_end"] < made.cutoff <= made.summary["data_end"]
+    assert made.summary["data_end"] == made.events["timestamp"].max()

@@ -15,6 +15,7 @@ from recops.registry.config import GatedTrainingConfig
 from recops.registry.gates import (
     DataChecksRule,
     Evidence,
+    FreshnessRule,
     GateConfig,
     OfflineRule,
     OPERule,
@@ -173,3 +174,20 @@ def test_a_log_that_covers_little_of_the_model_s_slates_is_no_evidence() -> None
     assert _judge(covered_evidence).outcomes[1].status == "passed"
     lenient = GateConfig(rules=(OPERule(min_support=0.1),))
     assert _judge(evidence, lenient).outcomes[0].status == "passed"
+
+
+def test_a_model_trained_on_stale_data_fails_the_freshness_rule() -> None:
+    day = 86_400
+    config = GateConfig(rules=(FreshnessRule(max_lag_s=2 * day),))
+    fresh = _offline(0.1, 0.1).model_copy(update={"split": {"train_end": 0, "data_end": day}})
+    stale = fresh.model_copy(update={"split": {"train_end": 0, "data_end": 9 * day}})
+    assert _judge(Evidence("news", fresh, _data(True), None, SMOKE), config).passed
+    refused = _judge(Evidence("news", stale, _data(True), None, SMOKE), config)
+    assert not refused.passed
+    assert refused.outcomes[0].message == (
+        "the training data ends 9.00 days before the newest event (> 2.00 days)"
+    )
+    unknown = _judge(Evidence("news", _offline(0.1, 0.1), _data(True), None, SMOKE), config)
+    assert unknown.outcomes[0].status == "skipped"
+    with pytest.raises(ValueError):
+        FreshnessRule(max_lag_s=0)

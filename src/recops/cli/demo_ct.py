@@ -52,10 +52,12 @@ BROKEN = {"split": {"quantile": 0.05}}
 #: percent (problem 2 of VISION.md), and a tight rule refused sound challengers. The OPE
 #: rule corrects for the logging policy where the log covers what the challenger would
 #: show; a greedy champion's log covers little of a model that differs (its support),
-#: and then the A/B test judges it.
+#: and then the A/B test judges it. A training cut days before the newest event is stale
+#: whatever the scores on the same cut say.
 GATE = [
     {"kind": "offline", "metric": "recall@20", "max_relative_drop": 0.5},
     {"kind": "ope", "max_relative_drop": 0.1},
+    {"kind": "freshness", "max_lag_s": 2 * DAY},
     {"kind": "data_checks"},
     {"kind": "smoke_test"},
 ]

@@ -18,6 +18,10 @@ and a sentence (:class:`RuleOutcome`); the gate passes when no rule failed.
     are no evidence about the model, and the rule is missing its evidence.
 ``data_checks``
     No data check of ``validate`` failed (volume, category mix against the last run).
+``freshness``
+    The model's training data ends at most ``max_lag_s`` before the newest event of
+    the data it was given (a feed that stopped, a split cut far back: the offline
+    evaluation is cut at the same place, so it cannot see this itself).
 ``smoke_test``
     The version loads in the server's ``ModelManager`` and answers a recommendation
     (:mod:`recops.registry.smoke`).
@@ -121,6 +125,19 @@ class DataChecksRule(_Rule):
         return "data_checks"
 
 
+class FreshnessRule(_Rule):
+    """The training data ends at most ``max_lag_s`` before the newest event."""
+
+    kind: Literal["freshness"] = "freshness"
+    max_lag_s: float = Field(gt=0.0)
+    on_missing: OnMissing = "skip"
+
+    @property
+    def name(self) -> str:
+        """``freshness``."""
+        return "freshness"
+
+
 class SmokeTestRule(_Rule):
     """The artifact loads in the server and answers a recommendation of ``k`` items."""
 
@@ -134,7 +151,8 @@ class SmokeTestRule(_Rule):
 
 
 Rule = Annotated[
-    OfflineRule | OPERule | DataChecksRule | SmokeTestRule, Field(discriminator="kind")
+    OfflineRule | OPERule | DataChecksRule | FreshnessRule | SmokeTestRule,
+    Field(discriminator="kind"),
 ]
 
 
@@ -225,7 +243,7 @@ class Evidence:
     smoke: SmokeTest | None
 
 
-def _missing(rule: OfflineRule | OPERule, message: str) -> RuleOutcome:
+def _missing(rule: OfflineRule | OPERule | FreshnessRule, message: str) -> RuleOutcome:
     status: Status = "skipped" if rule.on_missing == "skip" else "failed"
     return RuleOutcome(rule=rule.name, status=status, value=None, threshold=None, message=message)
 
@@ -326,6 +344,26 @@ def _ope(rule: OPERule, evidence: Evidence) -> RuleOutcome:
     )
 
 
+def _freshness(rule: FreshnessRule, evidence: Evidence) -> RuleOutcome:
+    split = evidence.offline.split
+    train_end, data_end = split.get("train_end"), split.get("data_end")
+    if not isinstance(train_end, int) or not isinstance(data_end, int):
+        return _missing(rule, "the split does not say where the training data ends")
+    lag = float(data_end - train_end)
+    passed = lag <= rule.max_lag_s
+    message = (
+        f"the training data ends {lag / 86_400:.2f} days before the newest event "
+        f"({'<=' if passed else '>'} {rule.max_lag_s / 86_400:.2f} days)"
+    )
+    return RuleOutcome(
+        rule=rule.name,
+        status="passed" if passed else "failed",
+        value=lag,
+        threshold=rule.max_lag_s,
+        message=message,
+    )
+
+
 def _data_checks(rule: DataChecksRule, evidence: Evidence) -> RuleOutcome:
     report = evidence.data_report
     if not report.baseline:
@@ -380,6 +418,8 @@ def evaluate_gate(
             outcomes.append(_ope(rule, evidence))
         elif isinstance(rule, DataChecksRule):
             outcomes.append(_data_checks(rule, evidence))
+        elif isinstance(rule, FreshnessRule):
+            outcomes.append(_freshness(rule, evidence))
         else:
             outcomes.append(_smoke(rule, evidence))
     return GateResult(

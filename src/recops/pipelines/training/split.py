@@ -33,7 +33,8 @@ class SplitData:
     n_cold_history:
         First test events that form a cold user's history.
     summary:
-        ``Split.describe()`` of the split, for reports.
+        ``Split.describe()`` of the split, for reports, with ``train_end`` and
+        ``data_end``: the newest training event's time and the newest event's.
     impressions:
         ``item_id, count``: how often each item was shown before the cutoff, when the
         data logs impressions (a server's exposures, a world's log); ``None`` when it
@@ -74,12 +75,15 @@ def split(data: Dataset, config: SplitConfig) -> SplitData:
         items=data.items if len(data.items) else None,
     )
     cutoff = int(made.params["cutoff"])
+    times = positives[TIMESTAMP]
+    # Where the training data ends and the data does: a gate judges the lag between.
+    ends = {"train_end": int(times[times < cutoff].max()), "data_end": int(times.max())}
     return SplitData(
         events=positives,
         items=data.items,
         cutoff=cutoff,
         n_cold_history=config.n_cold_history,
-        summary=made.describe(),
+        summary={**made.describe(), **ends},
         impressions=impression_counts(data.interactions, cutoff),
     )
 
