@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,15 @@ def shared_data() -> Path:
             "ml-100k/, ml-latest-small/, mind-small/ and obd/"
         )
     return path
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray instance with 2 CPUs for the module; skipped if it cannot start."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install ray)")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as err:  # Ray needs shared memory and free ports
+        pytest.skip(f"a local Ray instance could not start here: {err}")
+    yield
+    ray.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,6 @@ from recops.pipelines.batch import embed_catalog, export_recommendations
 from tests.serving.conftest import CATEGORIES, N_ITEMS, tiny_world, trained_artifact  # noqa: F401
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install ray)")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as err:  # Ray needs shared memory and free ports
-        pytest.skip(f"a local Ray instance could not start here: {err}")
-    yield
-    ray.shutdown()
 
 
 def _catalog() -> pd.DataFrame:

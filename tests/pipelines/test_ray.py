@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,6 @@ from tests.pipelines import components as toy
 from tests.pipelines.training_fixtures import tiny_config
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install ray)")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray instance with 2 CPUs for the module; skipped if it cannot start."""
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as err:  # Ray needs shared memory and free ports
-        pytest.skip(f"a local Ray instance could not start here: {err}")
-    yield
-    ray.shutdown()
 
 
 def _executor(folder: Path):

@@ -11,7 +11,7 @@ score matrix ``recops ope --ranking-policy ... --target-scores`` takes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,7 +75,7 @@ def score_candidates(
     user_ids: Sequence[str],
     times: np.ndarray,
     candidates: Sequence[Sequence[str]],
-    interactions: pd.DataFrame,
+    interactions: pd.DataFrame | CausalHistories,
     *,
     batch_size: int = 256,
 ) -> np.ndarray:
@@ -90,7 +90,8 @@ def score_candidates(
     candidates:
         Each request's candidate item ids; every request must have the same number.
     interactions:
-        What users did (training data plus the logged events), for their histories.
+        What users did (training data plus the logged events), for their histories,
+        or those histories already built (:class:`CausalHistories`).
     batch_size:
         Requests scored per ``model.score`` call (bounds memory at
         ``batch_size × n_items`` floats).
@@ -105,21 +106,34 @@ def score_candidates(
         raise ValueError(
             f"every request must log the same number of candidates (got {sorted(lengths)})"
         )
+    ids = np.asarray([list(c) for c in candidates], dtype=object)
+    out = np.empty(ids.shape, dtype=np.float64)
+    for rows, queries in _query_batches(user_ids, times, candidates, interactions, batch_size):
+        full = np.asarray(model.score(queries), dtype=np.float64)
+        out[rows] = pick_columns(model, full, ids[rows])
+    return out
+
+
+def _query_batches(
+    user_ids: Sequence[str],
+    times: np.ndarray,
+    candidates: Sequence[Sequence[str]],
+    interactions: pd.DataFrame | CausalHistories,
+    batch_size: int,
+) -> Iterator[tuple[slice, Queries]]:
+    """The requests' causal queries, ``batch_size`` at a time (inputs checked first)."""
     if not len(user_ids) == len(times) == len(candidates):
         raise ValueError(
             f"`user_ids`, `times` and `candidates` must have one entry per request (got "
             f"{len(user_ids)}, {len(times)} and {len(candidates)})"
         )
-    histories = CausalHistories(interactions)
+    histories = (
+        interactions if isinstance(interactions, CausalHistories) else CausalHistories(interactions)
+    )
     times = np.asarray(times, dtype=np.int64)
-    ids = np.asarray([list(c) for c in candidates], dtype=object)
-    out = np.empty(ids.shape, dtype=np.float64)
     for start in range(0, len(user_ids), batch_size):
         rows = slice(start, start + batch_size)
-        queries = histories.queries(list(user_ids[rows]), times[rows])
-        full = np.asarray(model.score(queries), dtype=np.float64)
-        out[rows] = pick_columns(model, full, ids[rows])
-    return out
+        yield rows, histories.queries(list(user_ids[rows]), times[rows])
 
 
 def candidate_support(
@@ -127,7 +141,7 @@ def candidate_support(
     user_ids: Sequence[str],
     times: np.ndarray,
     candidates: Sequence[Sequence[str]],
-    interactions: pd.DataFrame,
+    interactions: pd.DataFrame | CausalHistories,
     k: int,
     *,
     batch_size: int = 256,
@@ -141,19 +155,10 @@ def candidate_support(
     """
     if k < 1:
         raise ValueError(f"`k` must be a positive int (got {k!r})")
-    if not len(user_ids) == len(times) == len(candidates):
-        raise ValueError(
-            f"`user_ids`, `times` and `candidates` must have one entry per request (got "
-            f"{len(user_ids)}, {len(times)} and {len(candidates)})"
-        )
     if len(user_ids) == 0:
         raise ValueError("no requests to measure the support on")
-    histories = CausalHistories(interactions)
-    times = np.asarray(times, dtype=np.int64)
     shares = []
-    for start in range(0, len(user_ids), batch_size):
-        rows = slice(start, start + batch_size)
-        queries = histories.queries(list(user_ids[rows]), times[rows])
+    for rows, queries in _query_batches(user_ids, times, candidates, interactions, batch_size):
         own, _ = model.recommend_queries(queries, k)
         for mine, logged in zip(own, candidates[rows], strict=True):
             shares.append(len({str(i) for i in mine} & {str(i) for i in logged}) / k)

@@ -17,41 +17,23 @@ folder: the loser finds the winner's by its digest.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
+from recops.pipelines.training.publish import (
+    PROVENANCE,
+    model_digest,
+    provenance_digest,
+    version_holding,
+)
 from recops.registry.client import Registry, RegistryError, check_model_name
 from recops.registry.versions import RegisteredVersion
 from recops.serving.storage import ModelStorage
 
-PROVENANCE = "recops-pipeline.json"
-
-
-def _digest(provenance: bytes | None) -> str | None:
-    """The model digest a ``recops-pipeline.json`` names, if it is there and readable."""
-    if provenance is None:
-        return None
-    try:
-        value = json.loads(provenance).get("model_digest")
-    except ValueError:
-        return None
-    return None if value is None else str(value)
-
-
-def _digest_of(storage: ModelStorage, name: str, version: str) -> str | None:
-    return _digest(storage.read_bytes(name, version, PROVENANCE))
-
 
 def find_in_repository(root: str | Path, name: str, digest: str) -> str | None:
-    """The version of ``<root>/<name>/`` holding the model ``digest``, if any."""
-    from recops.serving.repository import ModelRepository
-
-    repository = ModelRepository(root)
-    for version in repository.models().get(check_model_name(name), []):
-        if _digest_of(repository.storage, name, version) == digest:
-            return version
-    return None
+    """The folder of ``<root>/<name>/`` holding the model ``digest``, if any."""
+    return version_holding(ModelStorage(root), check_model_name(name), digest)
 
 
 def materialise(registry: Registry, name: str, version: str, repository: str | Path) -> str:
@@ -75,7 +57,7 @@ def materialise_version(registry: Registry, found: RegisteredVersion, root: str 
     with tempfile.TemporaryDirectory(prefix="recops-download-") as tmp:
         downloaded = registry.download(found.name, found.version, Path(tmp))
         provenance = downloaded / PROVENANCE
-        if _digest(provenance.read_bytes() if provenance.is_file() else None) != digest:
+        if provenance_digest(provenance.read_bytes() if provenance.is_file() else None) != digest:
             raise RegistryError(
                 f"model {found.name!r} version {found.version}: the downloaded artifact's "
                 f"{PROVENANCE} does not name digest {digest[:12]}"
@@ -86,7 +68,7 @@ def materialise_version(registry: Registry, found: RegisteredVersion, root: str 
             if storage.add(found.name, downloaded, candidate):
                 return candidate
             # taken: by the same model from another process, or by another model
-            if _digest_of(storage, found.name, candidate) == digest:
+            if model_digest(storage, found.name, candidate) == digest:
                 return candidate
     raise RegistryError(
         f"could not place model {found.name!r} version {found.version} in "

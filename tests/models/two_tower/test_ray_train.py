@@ -10,7 +10,6 @@ curve, and their model must save and load as the usual safetensors artifact.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +40,6 @@ CONFIG: dict[str, Any] = {
     "num_threads": 1,
 }
 EMBEDDED_SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray instance with 2 CPUs for the module; skipped if it cannot start."""
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    except Exception as err:  # Ray needs shared memory and free ports
-        pytest.skip(f"a local Ray instance could not start here: {err}")
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -154,7 +154,7 @@ def off_policy(
     from recops.experiments.policies import GreedyPolicy
     from recops.ope.exposures import read_exposures, write_exposures
     from recops.ope.report import evaluate_policy
-    from recops.ope.rescore import candidate_support, score_candidates
+    from recops.ope.rescore import CausalHistories, candidate_support, score_candidates
     from recops.ope.reward_model import ActionPositionMeanModel, RewardData, cross_fit_predict
     from recops.ope.target import batch_from_ranking_policy
 
@@ -187,7 +187,8 @@ def off_policy(
     events = positives[[USER_ID, ITEM_ID, TIMESTAMP]]
     units = firsts["unit"].astype(str).tolist()
     times = firsts["timestamp"].to_numpy(dtype=np.int64)
-    histories = pd.concat([events, logged.clicks], ignore_index=True)
+    # Built once for both: it sorts and groups every event by user.
+    histories = CausalHistories(pd.concat([events, logged.clicks], ignore_index=True))
     scores = score_candidates(model, units, times, candidates, histories)
     support = candidate_support(model, units, times, candidates, histories, k=log.feedback.len_list)
     rewards = RewardData.from_feedback(log.feedback)

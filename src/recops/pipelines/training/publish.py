@@ -46,14 +46,28 @@ class ModelVersion(Report):
     index: str
 
 
-def _same_model(storage: ModelStorage, name: str, digest: str) -> str | None:
-    for version in sorted(storage.listing().get(name, [])):
-        provenance = storage.read_bytes(name, version, PROVENANCE)
-        if (
-            not version.startswith(".")
-            and provenance is not None
-            and json.loads(provenance).get("model_digest") == digest
-        ):
+def provenance_digest(provenance: bytes | None) -> str | None:
+    """The model digest a ``recops-pipeline.json`` names, if it is there and readable."""
+    if provenance is None:
+        return None
+    try:
+        value = json.loads(provenance).get("model_digest")
+    except ValueError:
+        return None
+    return None if value is None else str(value)
+
+
+def model_digest(storage: ModelStorage, name: str, version: str) -> str | None:
+    """The model digest ``name``/``version`` of the repository was published with."""
+    return provenance_digest(storage.read_bytes(name, version, PROVENANCE))
+
+
+def version_holding(storage: ModelStorage, name: str, digest: str) -> str | None:
+    """The version of ``name`` whose model is ``digest``, if the repository has one."""
+    from recops.serving.repository import ModelRepository
+
+    for version in ModelRepository(storage.url).models().get(name, []):
+        if model_digest(storage, name, version) == digest:
             return version
     return None
 
@@ -73,7 +87,7 @@ def publish(model: TwoTower, data: Dataset, repository: str, name: str) -> Model
     with tempfile.TemporaryDirectory(prefix="recops-publish-") as tmp:
         staged = Path(tmp) / "version"
         digest = write_artifact(model, TwoTower, staged, "").digest
-        version = _same_model(storage, name, digest)
+        version = version_holding(storage, name, digest)
         new = version is None
         if version is None:
             (staged / MANIFEST).unlink()
