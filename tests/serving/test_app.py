@@ -295,3 +295,22 @@ def test_settings_reach_the_loaded_model(settings: ServerSettings) -> None:
         assert bundle.index.kind == "ivf", "60 items > exact_index_max_items"
         assert bundle._prior.refresh_s == 1
         assert all(len(h) <= 3 for h in bundle.histories.values())
+
+
+def test_an_ivf_version_is_tuned_on_its_known_users_and_says_so(settings: ServerSettings) -> None:
+    tuned = settings.model_copy(update={"exact_index_max_items": 10, "ivf_target_recall": 0.99})
+    with TestClient(create_app(tuned)) as client:
+        bundle = client.app.state.ctx.manager.current()
+        tuning = bundle.index.tuning
+        assert tuning is not None and tuning.met and tuning.recall >= 0.99
+        assert tuning.n_queries == min(256, len(bundle.histories))
+        assert tuning.fetch == min(tuned.rerank_candidates, bundle.index.n_items)
+        listed = client.get("/v1/models").json()["serving"]
+        assert listed["ivf_nprobe"] == bundle.index.nprobe == tuning.nprobe
+        assert listed["index_recall"] == round(tuning.recall, 4)
+    fixed = settings.model_copy(
+        update={"exact_index_max_items": 10, "ivf_target_recall": None, "ivf_nprobe": 3}
+    )
+    with TestClient(create_app(fixed)) as client:
+        bundle = client.app.state.ctx.manager.current()
+        assert bundle.index.tuning is None and bundle.index.nprobe == 3

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recops.serving.index import (
+    NPROBE_LADDER,
     IndexParams,
     VectorIndex,
     choose_index_kind,
@@ -135,3 +136,86 @@ def test_single_query_candidates_equal_the_batch_search(
     # More than the catalog: every item once, best first, never padded.
     everything = indexes["exact"].candidates(vectors[0], len(vectors) + 5)
     assert sorted(everything) == list(range(len(vectors)))
+
+
+def _clustered(rng: np.random.Generator, n: int, n_clusters: int, spread: float) -> np.ndarray:
+    centres = _unit(rng, n_clusters)
+    x = centres[rng.integers(n_clusters, size=n)] + spread * rng.normal(size=(n, 16))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _recall(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray) -> float:
+    """Share of each query's exact top-10 among the index's top-50 (the tuning's measure)."""
+    found = index.search(queries, 50)[0]
+    hits = [
+        len(set(_exact_top(vectors, q, 10)) & set(f)) / 10
+        for q, f in zip(queries, found, strict=True)
+    ]
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("target", [0.9, 0.999])
+def test_tune_nprobe_picks_the_fewest_cells_that_reach_the_target(target: float) -> None:
+    rng = np.random.default_rng(3)
+    vectors = _clustered(rng, 4000, 40, 0.5)
+    queries = _clustered(np.random.default_rng(4), 300, 40, 0.5)
+    index = VectorIndex(vectors, IndexParams(kind="ivf", ivf_target_recall=target))
+    assert index.nprobe == 48 and index.tuning is None  # untuned until asked
+    tuning = index.tune_nprobe(queries[:200])
+    assert tuning is not None and tuning.met and tuning.nprobe == index.nprobe
+    assert (tuning.k, tuning.fetch, tuning.n_queries) == (10, 50, 200)
+    # What it measured is what the index now does, on the sample...
+    assert tuning.recall == pytest.approx(_recall(index, vectors, queries[:200]))
+    assert tuning.recall >= target
+    # ... and one step down the ladder would not have reached the target.
+    ladder = [n for n in NPROBE_LADDER if n < tuning.nprobe]
+    if ladder:
+        index._index.nprobe = ladder[-1]
+        assert _recall(index, vectors, queries[:200]) < target
+        index._index.nprobe = tuning.nprobe
+    # Held-out users of the same distribution get about the same recall.
+    assert _recall(index, vectors, queries[200:]) >= target - 0.05
+
+
+def test_tune_nprobe_tightens_with_the_target() -> None:
+    rng = np.random.default_rng(5)
+    vectors = _clustered(rng, 4000, 40, 0.5)
+    queries = _clustered(rng, 200, 40, 0.5)
+    loose = VectorIndex(vectors, IndexParams(kind="ivf", ivf_target_recall=0.8))
+    tight = VectorIndex(vectors, IndexParams(kind="ivf", ivf_target_recall=0.999))
+    assert loose.tune_nprobe(queries).nprobe < tight.tune_nprobe(queries).nprobe  # type: ignore[union-attr]
+
+
+def test_tune_nprobe_unreachable_target_keeps_every_cell() -> None:
+    rng = np.random.default_rng(6)
+    vectors = _unit(rng, 2000)
+    index = VectorIndex(vectors, IndexParams(kind="ivf", ivf_target_recall=1.0, ivf_tune_fetch=10))
+    # fetch 10 for a top-10 over random vectors: reachable only by scanning every cell.
+    tuning = index.tune_nprobe(_unit(rng, 50))
+    assert tuning is not None
+    assert tuning.nprobe == index._index.nlist or tuning.met
+    assert "nprobe" in tuning.describe()
+
+
+def test_tune_nprobe_leaves_other_kinds_and_untuned_settings_alone(
+    vectors: np.ndarray, indexes: dict
+) -> None:
+    queries = vectors[:20]
+    assert indexes["exact"].tune_nprobe(queries) is None
+    assert indexes["hnsw"].tune_nprobe(queries) is None
+    assert indexes["exact"].nprobe is None
+    fixed = VectorIndex(vectors, IndexParams(kind="ivf", ivf_nprobe=7, ivf_target_recall=None))
+    assert fixed.tune_nprobe(queries) is None and fixed.nprobe == 7
+    assert fixed.tune_nprobe(np.empty((0, 16), np.float32)) is None
+    with pytest.raises(ValueError, match="16 columns"):
+        indexes["ivf"].tune_nprobe(np.ones((2, 3), np.float32))
+
+
+def test_tuned_nprobe_survives_appending_items() -> None:
+    rng = np.random.default_rng(7)
+    vectors = _clustered(rng, 3000, 30, 0.5)
+    index = VectorIndex(vectors, IndexParams(kind="ivf", ivf_target_recall=0.95))
+    tuning = index.tune_nprobe(_clustered(rng, 100, 30, 0.5))
+    grown = index.appended(np.vstack([vectors, _clustered(rng, 100, 30, 0.5)]))
+    assert grown.nprobe == index.nprobe == tuning.nprobe  # type: ignore[union-attr]
+    assert grown.tuning == tuning

@@ -102,4 +102,6 @@ def index_params(settings: ServerSettings) -> IndexParams:
         hnsw_ef_construction=settings.hnsw_ef_construction,
         hnsw_ef_search=settings.hnsw_ef_search,
         ivf_nprobe=settings.ivf_nprobe,
+        ivf_target_recall=settings.ivf_target_recall,
+        ivf_tune_fetch=settings.rerank_candidates,
     )

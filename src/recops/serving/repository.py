@@ -16,6 +16,7 @@ untouched.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -32,6 +33,8 @@ from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
 from recops.serving.releases import Releases
 from recops.serving.storage import ModelStorage
+
+log = logging.getLogger("recops.serving")
 
 #: Names and versions are path components: no separators, no dot-dot.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -309,6 +312,9 @@ def build_loaded_model(
     else:
         catalog = catalog_from_model(model, item_ids)
     histories = training_histories(getattr(model, "_train", None), history_size, model.item_index)
+    tuning = index.tune_nprobe(sample_user_vectors(model, histories))
+    if tuning is not None:
+        log.info("%s/%s: %s", name, version, tuning.describe())
     known = frozenset(str(u) for u in getattr(model, "user_ids_", ())) | histories.keys()
     prior = _PriorCache(prior_refresh_s, defer=defer_prior)
     if defer_prior:
@@ -326,6 +332,36 @@ def build_loaded_model(
         item_names=item_ids,
         _prior=prior,
         releases=Releases.of_model(model, n_items),
+    )
+
+
+#: Known users whose vectors tune the IVF index of a version as it loads.
+TUNING_USERS = 256
+
+
+def sample_user_vectors(
+    model: ServableModel, histories: dict[str, RowHistory], n: int = TUNING_USERS
+) -> np.ndarray:
+    """Vectors of up to ``n`` known users (a seeded sample) at the end of their histories.
+
+    The queries :meth:`~recops.serving.index.VectorIndex.tune_nprobe` measures recall
+    on: real users, as the requests will bring them.
+    """
+    if not histories:
+        return np.empty((0, model.dim), dtype=np.float32)
+    users = sorted(histories)
+    picked = np.random.default_rng(0).choice(len(users), min(n, len(users)), replace=False)
+    now = 1 + max(int(h.times[-1]) for h in histories.values() if len(h.times))
+    return np.stack(
+        [
+            np.asarray(
+                model.encode_history(
+                    histories[users[i]].rows, histories[users[i]].times, now, users[i]
+                ),
+                dtype=np.float32,
+            )
+            for i in sorted(picked)
+        ]
     )
 
 

@@ -326,6 +326,16 @@ class ModelVersion(BaseModel):
     serving: bool
     n_items: int | None = None
     index: str | None = None
+    ivf_nprobe: int | None = Field(
+        default=None, description="IVF cells scanned per query (tuned as the version loaded)."
+    )
+    index_recall: float | None = Field(
+        default=None,
+        description=(
+            "Share of the exact top-10 of sample known users that the IVF index finds "
+            "among the candidates re-ranked, at `ivf_nprobe` (measured at load)."
+        ),
+    )
     load_seconds: float | None = None
 
 

@@ -138,12 +138,21 @@ class ServerSettings(BaseModel):
     ann_kind:
         ``"ivf"`` (builds in about 4 s per 100k items) or ``"hnsw"`` (about 10 s).
     ivf_nprobe:
-        IVF cells scanned per query (of ``4 * sqrt(n_items)``, at most 2048). On
-        the 100k benchmark catalog (400 users, served top-10 against an exact index,
-        at the end of training and at wall-clock time): nprobe 16 gave recall
-        0.91/0.85, 32 gave 1.00/0.96, 48 gave 1.00/0.99; the scan grows linearly
-        with nprobe. On the 1M-item ANN catalog, recall@100 was 0.93 at 48 (0.28 ms
-        per query) and 0.97 at 64 (0.33 ms).
+        IVF cells scanned per query (of ``4 * sqrt(n_items)``, at most 2048) when
+        ``ivf_target_recall`` is off or a version has no known users to tune on;
+        the scan grows linearly with nprobe. On the 1M-item ANN catalog, recall@100
+        was 0.93 at 48 (0.28 ms per query) and 0.97 at 64 (0.33 ms).
+    ivf_target_recall:
+        Each IVF version is tuned as it loads: the fewest cells that keep this
+        share of the exact top-10 of up to 256 of its known users among the
+        ``rerank_candidates`` the server fetches
+        (:meth:`recops.serving.index.VectorIndex.tune_nprobe`; ``GET /v1/models``
+        shows the choice). How many cells a catalog needs
+        depends on how its vectors cluster, which a fixed number cannot know: on
+        the 100k benchmark catalog 0.995 chose 24 cells where 48 were fixed
+        before (0.999 kept), the served top-10 still the exact full score's
+        for every one of 300 users, and a top-100 search 39 → 26 µs. ``None``:
+        always ``ivf_nprobe``.
     hnsw_m, hnsw_ef_construction, hnsw_ef_search:
         HNSW graph degree and beam widths.
     rerank_candidates:
@@ -268,6 +277,7 @@ class ServerSettings(BaseModel):
     exact_index_max_items: int = Field(default=20_000, ge=0)
     ann_kind: Literal["ivf", "hnsw"] = "ivf"
     ivf_nprobe: int = Field(default=48, ge=1, le=65_536)
+    ivf_target_recall: float | None = Field(default=0.995, gt=0.0, le=1.0)
     hnsw_m: int = Field(default=32, ge=4, le=256)
     hnsw_ef_construction: int = Field(default=80, ge=8, le=2048)
     hnsw_ef_search: int = Field(default=128, ge=8, le=4096)

@@ -46,6 +46,10 @@ def _version_info(ctx: ServerContext, name: str, version: str) -> ModelVersion:
         serving=serving is not None and (serving.name, serving.version) == (name, version),
         n_items=None if bundle is None else bundle.index.n_items,
         index=None if bundle is None else bundle.index.kind,
+        ivf_nprobe=None if bundle is None else bundle.index.nprobe,
+        index_recall=None
+        if bundle is None or bundle.index.tuning is None
+        else round(bundle.index.tuning.recall, 4),
         load_seconds=None if bundle is None else round(bundle.load_seconds, 4),
     )
 
