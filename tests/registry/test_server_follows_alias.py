@@ -2,7 +2,9 @@
 
 The alias moves twice (a promotion, then a rollback) while four clients send
 requests; every reply must be 200, and every worker must serve the new version
-within seconds of each move (a two-phase switch from worker 0).
+within seconds of each move (a two-phase switch from worker 0). Started before the
+alias is set, every worker serves nothing (503 with the reason) until it is, then
+every worker serves its version. (In-process: ``tests/serving/test_alias_follower.py``.)
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from recops.registry import Registry
-from recops.serving.app import create_app
 from recops.serving.process import ServerProcess
-from recops.serving.settings import ServerSettings
 from tests.serving.conftest import START
 
 from .conftest import MODEL, add_version, judge
@@ -121,47 +120,48 @@ def test_every_worker_follows_the_alias_with_no_failed_request(
     )
 
 
-def _serving(client: TestClient) -> str:
-    reply = client.post("/v1/recommend", json=BODY)
-    assert reply.status_code == 200, reply.text
-    version: str = reply.json()["version"]
-    return version
+def _replies(url: str, path: str, n: int = 20) -> list[httpx.Response]:
+    """``n`` requests, each on a new connection: the kernel spreads them over the workers."""
+    out = []
+    for _ in range(n):
+        with httpx.Client(base_url=url, timeout=10.0) as client:
+            if path == "/readyz":
+                out.append(client.get(path))
+            else:
+                out.append(client.post(path, json=BODY))
+    return out
 
 
-def _wait_for(client: TestClient, version: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _serving(client) != version:
-        assert time.monotonic() < deadline, f"still not serving {version} after {timeout_s} s"
-        time.sleep(0.05)
-
-
-def test_an_unset_alias_keeps_the_policy_and_a_broken_version_is_never_served(
+def test_every_worker_waits_for_an_unset_alias_then_serves_it(
     registry: Registry, tmp_path: Path, trained_artifact: Path, second_artifact: Path
 ) -> None:
     repository = tmp_path / "models"
-    for folder, artifact, digest in (
-        ("1", trained_artifact, "aa11"), ("2", second_artifact, "bb22"),
-        ("3", trained_artifact, "cc33"),
-    ):  # fmt: skip
-        judge(registry, add_version(registry, repository, artifact, folder, digest), True)
-    (repository / MODEL / "3" / "weights.safetensors").write_bytes(b"not weights")
-    settings = ServerSettings(
-        model_repository=repository,
-        event_log_path=tmp_path / "events.sqlite3",
-        replay=True,
-        version_policy="pinned",
-        pinned_version="1",
-        follow_alias="champion",
-        registry_uri=registry.tracking_uri,
-        follow_interval_s=0.1,
+    judge(registry, add_version(registry, repository, trained_artifact, "1", "aa11"), True)
+    judge(registry, add_version(registry, repository, second_artifact, "2", "bb22"), True)
+    process = ServerProcess(
+        repository,
+        tmp_path / "events.sqlite3",
+        ("--workers", "2"),
+        {"RECOPS_FOLLOW_ALIAS": "champion", "RECOPS_REGISTRY_URI": registry.tracking_uri},
     )
-    with TestClient(create_app(settings)) as client:
-        assert _serving(client) == "1"  # no champion yet: the policy's version
-        registry.promote(MODEL, "2", reason="better")
-        _wait_for(client, "2")
-        registry.promote(MODEL, "3", reason="looked fine")  # its weights are broken on disk
-        time.sleep(0.5)
-        assert _serving(client) == "2"
-        registry.rollback(MODEL, reason="3 does not load")
-        registry.promote(MODEL, "1", reason="back to the first")
-        _wait_for(client, "1")
+    with process.start(120.0, wait_for="/healthz"):
+        deadline = time.monotonic() + 60.0
+        # Both workers up: each publishes its metrics (a gauge per worker).
+        while not all(f'worker="{i}"' in httpx.get(f"{process.url}/metrics").text for i in "01"):
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.2)
+        unset = f"alias 'champion' of model '{MODEL}' is not set in the registry"
+        for reply in _replies(process.url, "/readyz") + _replies(process.url, "/v1/recommend"):
+            assert reply.status_code == 503 and unset in reply.json()["detail"], reply.text
+        assert all("Retry-After" in r.headers for r in _replies(process.url, "/v1/recommend"))
+        moved = time.monotonic()
+        registry.promote(MODEL, "1", reason="the first champion")  # not the latest (2)
+        while True:
+            replies = _replies(process.url, "/v1/recommend")
+            assert {r.status_code for r in replies} <= {200, 503}, [r.text for r in replies]
+            if all(r.status_code == 200 and r.json()["version"] == "1" for r in replies):
+                break
+            assert time.monotonic() - moved < FOLLOW_LIMIT_S, "not every worker serves 1"
+            time.sleep(0.2)
+        assert all(r.status_code == 200 for r in _replies(process.url, "/readyz"))
+    print(f"\nalias set → every worker serving it: {time.monotonic() - moved:.2f} s")

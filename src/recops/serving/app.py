@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -47,22 +46,16 @@ from recops.serving.metrics import ServerMetrics, counter, gauge
 from recops.serving.model_api import ModelLoader
 from recops.serving.prefetch import prefetch_forever
 from recops.serving.registry_follower import follow_alias
-from recops.serving.repository import (
-    ModelLoadError,
-    ModelManager,
-    ModelNotFoundError,
-    ModelRepository,
-)
+from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.routes import install_routes
 from recops.serving.routing import install_openapi
 from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
+from recops.serving.startup import serve_at_start
 from recops.serving.state import UserStateStore
 from recops.serving.state_label import StateLabel
 from recops.serving.workers import Heartbeat, WorkerGroup
-
-log = logging.getLogger("recops.serving")
 
 #: Environment variable through which ``recops serve`` hands its settings to workers.
 SETTINGS_ENV = "RECOPS_SERVER_SETTINGS"
@@ -119,7 +112,7 @@ def create_app(
             # operations of this run before it says it is ready.
             await apply_pending(ctx, ctx.group)
             tasks.append(asyncio.create_task(sync_forever(ctx, ctx.group)))
-        tasks.extend(await follow_alias(ctx))
+        tasks.extend(follow_alias(ctx))
         if heartbeat is not None:
             heartbeat.set_phase("ready")
         try:
@@ -216,17 +209,7 @@ async def _start(
         group,
         items=items,
     )
-    try:
-        bundle = await run_in_threadpool(
-            manager.apply_policy,
-            settings.model_name,
-            settings.version_policy,
-            settings.pinned_version,
-        )
-        metrics.set_serving(bundle.name, bundle.version)
-    except (ModelNotFoundError, ModelLoadError, ValueError) as exc:
-        # Start anyway: /readyz says why, and the admin API can load a version.
-        log.error("no model served at start-up: %s", exc)
+    ctx.alias = await serve_at_start(ctx)
     # After the load: the replay keeps only the events on items the model knows.
     await run_in_threadpool(follower.warm, settings.warm_start_events)
     # What start-up made (imports, the model, the index) lives as long as the process:

@@ -7,7 +7,7 @@ stores it on ``app.state``; handlers reach it with :func:`context`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -25,6 +25,9 @@ from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
 from recops.serving.workers import WorkerGroup
+
+if TYPE_CHECKING:
+    from recops.serving.registry_follower import AliasFollower
 
 
 @dataclass
@@ -45,6 +48,8 @@ class ServerContext:
     group: WorkerGroup | None = None
     last_error: str | None = None
     items: ItemUpdates | None = None
+    #: The registry alias follower, when the server follows one (``follow_alias``).
+    alias: AliasFollower | None = None
 
     def serving_label(self) -> str | None:
         bundle = self.manager.serving

@@ -1,12 +1,16 @@
 """Exceptions of the serving code mapped to HTTP answers, each with its reason.
 
 Every 422 has the shape FastAPI gives a validation error (``detail``: a list naming
-each offending field); the other errors say why in a ``detail`` string.
+each offending field); the other errors say why in a ``detail`` string. A request
+that comes before a model is served gets 503 with ``Retry-After``: the follow
+interval of a server waiting for its registry alias (its next look), else
+:data:`NOT_READY_RETRY_S`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +32,8 @@ log = logging.getLogger("recops.serving")
 #: nginx's code for a request the client abandoned: never sent (nobody listens), but
 #: it labels the request's metrics as a client error.
 CLIENT_CLOSED_REQUEST = 499
+#: ``Retry-After`` (seconds) of a request refused because no model is served yet.
+NOT_READY_RETRY_S = 5
 
 
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -38,6 +44,14 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]
         return JSONResponse(content, status_code=status)
 
     return handle
+
+
+async def _not_ready(request: Request, exc: Exception) -> Response:
+    settings = request.app.state.settings
+    retry = NOT_READY_RETRY_S
+    if settings.follow_alias is not None:
+        retry = max(1, math.ceil(settings.follow_interval_s))
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(retry)})
 
 
 async def _invalid_name(request: Request, exc: Exception) -> Response:
@@ -58,11 +72,11 @@ async def _client_disconnected(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """404 for unknown ids, 503 before a model is served, 409 for a failed load, 499 for a
-    client that disconnected mid-body."""
+    """404 for unknown ids, 503 (with ``Retry-After``) before a model is served, 409 for
+    a failed load, 499 for a client that disconnected mid-body."""
     app.add_exception_handler(NotFoundError, _handler(404))
     app.add_exception_handler(ModelNotFoundError, _handler(404))
-    app.add_exception_handler(NotReadyError, _handler(503))
+    app.add_exception_handler(NotReadyError, _not_ready)
     app.add_exception_handler(ModelLoadError, _handler(409))
     app.add_exception_handler(InvalidNameError, _invalid_name)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)

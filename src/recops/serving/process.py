@@ -92,8 +92,9 @@ class ServerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout_s: float = 120.0) -> Self:
-        """Start the child and wait until ``/readyz`` answers 200."""
+    def start(self, ready_timeout_s: float = 120.0, wait_for: str = "/readyz") -> Self:
+        """Start the child and wait until ``wait_for`` answers 200 (``/healthz``: up,
+        ready or not, e.g. a server waiting for its registry alias)."""
         with open(self.log_path, "wb") as log:
             # A session of its own: kill() takes the workers of --workers N with it.
             self.process = subprocess.Popen(
@@ -112,14 +113,14 @@ class ServerProcess:
                     f"recops serve exited with {self.process.returncode}:\n{output[-4000:]}"
                 )
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1.0) as reply:
+                with urllib.request.urlopen(f"{self.url}{wait_for}", timeout=1.0) as reply:
                     if reply.status == 200:
                         return self
             except (urllib.error.URLError, OSError):
                 pass  # not listening (or not ready) yet
             time.sleep(0.2)
         self.stop()
-        raise TimeoutError(f"recops serve not ready after {ready_timeout_s} s")
+        raise TimeoutError(f"recops serve: no 200 from {wait_for} after {ready_timeout_s} s")
 
     def _pin(self) -> None:
         os.sched_setaffinity(0, self.cpus or set())

@@ -12,10 +12,28 @@ versions. The alias decides what is served: a version switched by hand is
 switched back at the next look. A version that fails to load is tried again only
 after :data:`RETRY_S` (or when the alias moves); the old one keeps serving.
 
-At start-up each worker looks once before it serves (at most
-:data:`START_TIMEOUT_S`), so a server never starts on the version policy's
-choice while the alias names another. An unset alias, an unreachable registry or
-a failed switch are logged once each, and the server keeps what it serves.
+**Only a version the alias named is served.** A following server does not apply
+its version policy: at start-up each worker looks once before it serves (at most
+:data:`START_TIMEOUT_S`) and serves what the alias names. Until the alias has named
+a version that this server could load (it is unset: no champion promoted yet; the
+registry cannot be reached; its version does not load), nothing is served:
+``/readyz`` answers 503 with the reason (``alias 'champion' of model 'news' is not
+set in the registry; ...``), so a load balancer keeps traffic away, and the
+recommendation routes answer 503 with the same reason and ``Retry-After`` (the
+follow interval), through the path of a server with no model loaded
+(:attr:`~recops.serving.repository.ModelManager.unserved`); ``/healthz`` stays 200.
+The first look that finds the alias set switches every worker to its version (a
+worker that serves nothing counts as one to switch), and the server turns ready.
+An admin switch is obeyed meanwhile (an operator's explicit, audited choice) until
+the alias names a version.
+
+**Once the alias's version is served**, a later problem (the alias deleted, the
+registry unreachable, a new version that fails to load) keeps the version followed
+last serving. Each problem is logged once, until another one or a success replaces
+it. The gauge ``recops_alias_followed`` (on the worker that follows) is 1 while the
+server serves what the alias named at the last look, 0 otherwise; its labels name
+the alias, the model, and the registry and repository versions the alias resolved
+to last (empty before it ever resolved).
 """
 
 from __future__ import annotations
@@ -23,10 +41,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from recops.serving.context import ServerContext
 from recops.serving.coordination import switch_everywhere
@@ -50,8 +71,9 @@ class AliasFollower:
 
     Parameters
     ----------
-    registry:
-        The MLflow registry.
+    registry_uri:
+        The MLflow registry (``None``: ``$MLFLOW_TRACKING_URI``, else the embedded
+        store); opened at the first look that can (it may be down at start-up).
     alias:
         The alias followed (``champion``).
     repository:
@@ -61,16 +83,32 @@ class AliasFollower:
     """
 
     def __init__(
-        self, registry: Registry, alias: str, repository: str | Path, configured_name: str | None
+        self,
+        registry_uri: str | None,
+        alias: str,
+        repository: str | Path,
+        configured_name: str | None,
     ) -> None:
-        self.registry = registry
+        self.registry_uri = registry_uri
         self.alias = alias
         self.repository = repository
         self.configured_name = configured_name
+        #: The model followed, once known.
+        self.name: str | None = configured_name
         #: (registry version, repository version) of the last lookup.
         self.seen: tuple[str, str] | None = None
+        self._registry: Registry | None = None
         self._failed: dict[str, float] = {}
-        self._last_problem: str | None = None
+        self._last_problem: str | None = "no look at the registry yet"
+
+    @property
+    def registry(self) -> Registry:
+        """The MLflow registry (opened on first use)."""
+        if self._registry is None:
+            from recops.registry import Registry
+
+            self._registry = Registry(self.registry_uri)
+        return self._registry
 
     def model_name(self, serving: str | None) -> str:
         """The setting, else the served model, else the repository's or registry's only one."""
@@ -86,12 +124,14 @@ class AliasFollower:
                 f"{len(names)} models ({', '.join(names) or 'none'}) to follow alias "
                 f"{self.alias!r} of: set model_name"
             )
+        self.name = names[0]
         return names[0]
 
     def target(self, name: str) -> str | None:
         """The repository version the alias points at (materialised), None when unset."""
         from recops.registry.materialise import materialise_version
 
+        self.name = name
         found = self.registry.alias(name, self.alias)
         if found is None:
             self.problem(f"alias {self.alias!r} of model {name!r} is not set in the registry")
@@ -119,13 +159,41 @@ class AliasFollower:
             log.error("following alias %r: %s", self.alias, message)
         self._last_problem = message
 
+    def failure(self, detail: str) -> str:
+        """What went wrong in a look, naming the alias (and the model, once known)."""
+        of = "" if self.name is None else f" of model {self.name!r}"
+        return f"alias {self.alias!r}{of}: {detail}"
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the server serves what the alias named at the last look."""
+        return self.seen is not None and self._last_problem is None
+
+    def unserved(self) -> str:
+        """Why a server that serves nothing serves nothing (``/readyz``, the 503s)."""
+        problem = self._last_problem or f"alias {self.alias!r} names no version yet"
+        return f"{problem}; nothing is served until alias {self.alias!r} names a version"
+
+    def metrics(self) -> Iterator[Metric]:
+        """``recops_alias_followed`` (for :meth:`~recops.serving.metrics.ServerMetrics.watch`)."""
+        family = GaugeMetricFamily(
+            "recops_alias_followed",
+            "1 while the server serves the version its registry alias named at the last "
+            "look, 0 while not (unset, unreadable, or its version did not load: the log "
+            "says why, and /readyz while nothing is served); the labels name the version "
+            "it resolved to last.",
+            labels=["alias", "model", "registry_version", "version"],
+        )
+        registry_version, version = self.seen or ("", "")
+        labels = [self.alias, self.name or "", registry_version, version]
+        family.add_metric(labels, 1.0 if self.resolved else 0.0)
+        yield family
+
 
 def _others_differ(ctx: ServerContext, label: str) -> bool:
-    """Whether a live worker says it serves something else (e.g. its start-up look failed)."""
+    """Whether a live worker serves something else, or nothing (its start-up look failed)."""
     group = ctx.group
-    return group is not None and any(
-        w.serving is not None and w.serving != label for w in group.workers()
-    )
+    return group is not None and any(w.serving != label for w in group.workers())
 
 
 async def follow_once(ctx: ServerContext, follower: AliasFollower, everywhere: bool = True) -> None:
@@ -168,33 +236,51 @@ async def follow_once(ctx: ServerContext, follower: AliasFollower, everywhere: b
     )
 
 
+async def look(
+    ctx: ServerContext,
+    follower: AliasFollower,
+    everywhere: bool = True,
+    timeout_s: float | None = None,
+) -> None:
+    """:func:`follow_once`, never raising; a server that serves nothing then says why."""
+    try:
+        await asyncio.wait_for(follow_once(ctx, follower, everywhere), timeout_s)
+    except Exception as exc:  # keep following: the registry may be back next time
+        detail = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TimeoutError) and not str(exc):  # wait_for's own
+            detail = f"no answer from the registry within {timeout_s} s"
+        follower.problem(follower.failure(detail))
+    ctx.manager.unserved = follower.unserved()
+
+
 async def _follow_forever(ctx: ServerContext, follower: AliasFollower, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        try:
-            await follow_once(ctx, follower)
-        except Exception as exc:  # keep following: the registry may be back next time
-            follower.problem(f"{type(exc).__name__}: {exc}")
+        await look(ctx, follower)
 
 
-async def follow_alias(ctx: ServerContext) -> list[asyncio.Task[None]]:
-    """Look once now, then keep following (worker 0 only); the tasks to cancel at shutdown."""
+async def start_following(ctx: ServerContext) -> AliasFollower:
+    """The follower of ``follow_alias``, after the start-up look of this worker."""
     settings = ctx.settings
-    if settings.follow_alias is None:
-        return []
-    from recops.registry import Registry
-
-    registry = await run_in_threadpool(Registry, settings.registry_uri)
+    assert settings.follow_alias is not None
     follower = AliasFollower(
-        registry, settings.follow_alias, settings.model_repository, settings.model_name
+        settings.registry_uri, settings.follow_alias, settings.model_repository, settings.model_name
     )
-    leader = settings.worker_index in (None, 0)
-    try:
-        # At start-up every worker switches itself (the others start at the same time,
-        # so a two-phase switch would wait for them); the leader's loop does the rest.
-        await asyncio.wait_for(follow_once(ctx, follower, everywhere=False), START_TIMEOUT_S)
-    except Exception as exc:
-        follower.problem(f"at start-up: {type(exc).__name__}: {exc}")
-    if not leader:
+    if _leads(ctx):
+        ctx.metrics.watch(follower.metrics)
+    # At start-up every worker switches itself (the others start at the same time,
+    # so a two-phase switch would wait for them); the leader's loop does the rest.
+    await look(ctx, follower, everywhere=False, timeout_s=START_TIMEOUT_S)
+    return follower
+
+
+def follow_alias(ctx: ServerContext) -> list[asyncio.Task[None]]:
+    """Keep following (worker 0 only); the tasks to cancel at shutdown."""
+    if ctx.alias is None or not _leads(ctx):
         return []
-    return [asyncio.create_task(_follow_forever(ctx, follower, settings.follow_interval_s))]
+    every = ctx.settings.follow_interval_s
+    return [asyncio.create_task(_follow_forever(ctx, ctx.alias, every))]
+
+
+def _leads(ctx: ServerContext) -> bool:
+    return ctx.settings.worker_index in (None, 0)

@@ -54,7 +54,11 @@ class InvalidNameError(ValueError):
 
 
 class NotReadyError(RuntimeError):
-    """No model is being served yet."""
+    """No model is being served yet (503 with ``Retry-After``: see :mod:`recops.serving.errors`)."""
+
+
+#: Why nothing is served, until something else says why (:attr:`ModelManager.unserved`).
+NOTHING_LOADED = "no model is loaded yet"
 
 
 def check_name(kind: str, value: str) -> str:
@@ -521,6 +525,10 @@ class ModelManager:
     prepare:
         Applied to each version as it loads, before it is kept (the server's: the
         new items of its catalog file, see :mod:`recops.serving.items`).
+    unserved:
+        Why nothing is served, while nothing is: what ``/readyz`` and the 503 of every
+        request say (the alias follower says which alias names no version yet, see
+        :mod:`recops.serving.registry_follower`).
     """
 
     def __init__(
@@ -551,6 +559,7 @@ class ModelManager:
         # server flip together (see recops.serving.coordination).
         self._scheduled: tuple[float, LoadedModel] | None = None
         self.prepare: Callable[[LoadedModel], LoadedModel] | None = None
+        self.unserved = NOTHING_LOADED
 
     def _due(self) -> LoadedModel | None:
         scheduled = self._scheduled
@@ -568,7 +577,7 @@ class ModelManager:
         """The serving bundle; NotReadyError when none is loaded."""
         bundle = self._due()
         if bundle is None:
-            raise NotReadyError("no model is loaded yet")
+            raise NotReadyError(self.unserved)
         return bundle
 
     def switch_at(self, name: str, version: str, at: float) -> LoadedModel:
@@ -591,8 +600,12 @@ class ModelManager:
         """A loaded version's own string for ``item_id`` (the served one first), or None.
 
         The online state keeps only items some loaded version knows, under this
-        string, which every user holding the item shares.
+        string, which every user holding the item shares. Before any version is
+        loaded (a server waiting for its alias, say) every item is kept as it is,
+        so the first version to load finds the users' recent histories.
         """
+        if not self._loaded:
+            return item_id
         serving = self._serving
         bundles = self._loaded.values() if serving is None else (serving, *self._loaded.values())
         for bundle in bundles:

@@ -227,15 +227,19 @@ class ServerSettings(BaseModel):
         metrics.
     follow_alias:
         Serve the version this MLflow registry alias points at (``champion``), and
-        switch (every worker, atomically) within ``follow_interval_s`` of a move;
-        the version policy then only chooses what loads before the first look (see
+        switch (every worker, atomically) within ``follow_interval_s`` of a move.
+        The version policy is then not applied: until the alias names a version
+        (unset, the registry unreachable at start-up), nothing is served and
+        ``/readyz`` and the recommendation routes answer 503 with the reason; once
+        one is served, a later problem keeps it (see
         :mod:`recops.serving.registry_follower`).
     registry_uri:
         The MLflow registry of ``follow_alias``; default ``$MLFLOW_TRACKING_URI``,
         else the embedded SQLite store under ``$RECOPS_HOME`` (see
         :mod:`recops.registry.settings`).
     follow_interval_s:
-        How often the server asks the registry where the alias points.
+        How often the server asks the registry where the alias points (also the
+        ``Retry-After`` of a request refused before the alias names a version).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

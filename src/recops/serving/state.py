@@ -8,7 +8,8 @@ every request, so a click changes the very next recommendation without retrainin
 (:func:`user_bytes`: the user id, the per-user maps and one entry per item). And
 only items a loaded model knows take space (``known_item``): an event on an item no
 model has cannot change a recommendation, so it stays in the event log only, and
-the item id kept is the model's own string, shared by every user who has it.
+the item id kept is the model's own string, shared by every user who has it. (Before
+any model is loaded, every item is kept, for the first one to load.)
 
 **Who loses what when a bound is reached.** The least recently active user (the one
 whose last positive event is the oldest) is evicted first, entirely; a user

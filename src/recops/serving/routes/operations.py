@@ -23,9 +23,10 @@ async def readyz(request: Request) -> Response:
     if request.app.state.draining:
         detail = "shutting down: draining the open connections"
         return json_response(Status(status="not ready", detail=detail), 503)
-    bundle = context(request).manager.serving
-    if bundle is None:
-        return json_response(Status(status="not ready", detail="no model is loaded yet"), 503)
+    manager = context(request).manager
+    bundle = manager.serving
+    if bundle is None:  # none loaded, or the followed alias names none yet: `unserved` says
+        return json_response(Status(status="not ready", detail=manager.unserved), 503)
     problem = await request.app.state.event_log_probe.problem()
     if problem is not None:
         detail = f"the event log cannot take writes: {problem}"
@@ -58,8 +59,9 @@ def install(app: FastAPI) -> None:
         responses={
             503: {
                 "model": Status,
-                "description": "No model loaded yet, the event log cannot take writes, or "
-                "the server is shutting down (`detail` says which).",
+                "description": "No model loaded yet (or the followed registry alias names "
+                "none yet), the event log cannot take writes, or the server is shutting "
+                "down (`detail` says which).",
             }
         },
     )

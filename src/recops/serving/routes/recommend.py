@@ -33,7 +33,10 @@ from recops.serving.slates import ServedSlate
 
 _MISSING: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown item or category (the reply names it)."},
-    503: {"description": "No model is served yet."},
+    503: {
+        "description": "No model is served yet (none loaded, or the followed registry alias "
+        "names none yet; `detail` says which): retry after `Retry-After` seconds."
+    },
 }
 _TAGS = ["recommendations"]
 
