@@ -75,7 +75,7 @@ def test_added_items_are_searched_similar_and_filtered_as_the_grown_model_ranks(
     )
     assert rows.tolist() == [60, 61, 62]
     ranked = {
-        "/v1/search": grown.search(["tech launch today"], 63, now=NOW, prior_weight=0.0),
+        "/v1/search": grown.search(["tech launch today"], 63, now=NOW),
         "/v1/similar": grown.similar(["fresh-tech"], 63, now=NOW, prior_weight=0.0),
     }
     bodies = {
@@ -89,6 +89,8 @@ def test_added_items_are_searched_similar_and_filtered_as_the_grown_model_ranks(
         assert served["items"] == expected[0][0][known].tolist()
         np.testing.assert_allclose(served["scores"], expected[1][0][known], rtol=1e-4, atol=1e-5)
         assert "embargoed" not in served["items"], "not served before its publish time"
+    launch = _post(client, "/v1/search", {"query": "LAUNCH", "k": 3, "now": NOW})
+    assert launch["items"][0] == "fresh-tech", "the title of an added item is searchable"
     later = _post(client, "/v1/search", {"query": "politics vote", "k": 63, "now": NOW + 7200})
     assert "embargoed" in later["items"]
     tech = _post(client, "/v1/category", {"category": "tech", "k": 63, "now": NOW})

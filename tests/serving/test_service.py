@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recops.models.two_tower import TwoTower
 from recops.serving.repository import LoadedModel, ModelManager, ModelRepository
-from recops.serving.schemas import RecommendRequest
+from recops.serving.schemas import RecommendRequest, SearchRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
+from tests.models.two_tower.conftest import in_mode
 from tests.serving.conftest import START, make_repository
 
 
@@ -62,3 +64,52 @@ def test_recommend_is_prepare_encode_rank(bundles: list[LoadedModel]) -> None:
 def test_rerank_candidates_must_be_a_positive_int(value: object) -> None:
     with pytest.raises(ValueError, match="`rerank_candidates` must be a positive int"):
         RecommendService(UserStateStore(), rerank_candidates=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "tower", "lexical"])
+def test_search_serves_what_the_model_ranks(
+    bundles: list[LoadedModel], trained_artifact: Path, mode: str
+) -> None:
+    """``/v1/search``'s pipeline returns ``TwoTower.search``'s items and scores."""
+    stages: list[str] = []
+    service = RecommendService(UserStateStore(), observer=lambda s, _: stages.append(s))
+    model = in_mode(TwoTower.load(trained_artifact), mode)
+    served_model = bundles[0].model
+    assert isinstance(served_model, TwoTower) and served_model.config.search_mode == "hybrid"
+    served_model.config = model.config
+    # Items i30.. are published later; not on a publish second (known_at counts an item
+    # from the second after, the server's release filter from that second on).
+    now = START + 3600 * 5 - 300
+    for query in ("tech story", "sports number 7", "7 42 59", "no word matches"):
+        for k in (3, 10, 60):
+            served = service.search(SearchRequest(query=query, k=k, now=now), bundles[0])
+            ids, scores = model.search([query], k, now=now)
+            found = np.isfinite(scores[0])
+            assert served.items == ids[0][found].tolist(), (query, k)
+            # The tower's scores are the index's float32 inner products.
+            np.testing.assert_allclose(served.scores, scores[0][found], rtol=1e-5, atol=1e-5)
+    assert "i42" not in served.items, "not published at now"
+    assert {"filter", "ann", "lexical"} <= set(stages)
+
+
+def test_search_filters_apply_to_the_lexical_half_too(
+    bundles: list[LoadedModel], trained_artifact: Path
+) -> None:
+    service = RecommendService(UserStateStore())
+    model = TwoTower.load(trained_artifact)
+    query, dropped = "sports story number 3", model.item_index["i4"]
+    request = SearchRequest(
+        query=query, k=8, now=START + 3600 * 48, categories=["tech"], exclude_items=["i4"]
+    )
+    served = service.search(request, bundles[0])
+    assert served.items and all(int(i[1:]) % 3 == 1 for i in served.items), "tech only"
+    assert "i4" not in served.items
+    # In process: the tower's ranking of the eligible items, fused with the titles.
+    tech = np.array([int(i[1:]) % 3 == 1 for i in model.item_ids_])
+    sims = model.score_scale * (model.item_vectors() @ model.encode_texts([query])[0])
+    order = [r for r in np.argsort(-sims, kind="stable") if tech[r] and r != dropped]
+    expected, scores = model.fuse_search(
+        query, np.array(order), sims[order], 8, eligible=tech, exclude=np.array([dropped])
+    )
+    assert served.items == model.item_ids_[expected].tolist()
+    np.testing.assert_allclose(served.scores, scores, rtol=1e-6)

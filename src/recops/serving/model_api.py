@@ -23,6 +23,12 @@ class ServableModel(Protocol):
     The user→item score is ``score_scale * (user_vec @ item_vec) + item_prior(now)``;
     item→item, text→item and category→item scores are
     ``score_scale * (query_vec @ item_vec)``.
+
+    Optionally, a model ranks text queries itself (the TwoTower: BM25 over its titles
+    fused with the query tower): with ``search_depth(k)`` (how many of the tower's best
+    eligible items it needs) and ``fuse_search(text, tower_rows, tower_scores, k, *,
+    eligible, exclude)`` (rows and scores, best first), ``/v1/search`` is answered by
+    ``fuse_search`` over the index's top ``search_depth(k)``; without, by the index.
     """
 
     item_ids_: np.ndarray

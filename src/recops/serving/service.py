@@ -235,12 +235,37 @@ class RecommendService:
         return self.reply(bundle, ranked, "similar")
 
     def search(self, request: SearchRequest, bundle: LoadedModel) -> Recommendations:
-        """Items matching a free-text query."""
+        """Items matching a free-text query, as the model's own ``search`` ranks them.
+
+        A model that ranks queries itself (``fuse_search``, see
+        :class:`~recops.serving.model_api.ServableModel`; the TwoTower: hybrid BM25 +
+        tower by default) gets the index's best eligible items and ranks them with
+        its titles (stage ``lexical``); other models are ranked by the index alone.
+        No item prior is added, as in ``TwoTower.search``.
+        """
         vector = self._encode_timed(bundle.model.encode_texts, [request.query])
         excluded = self._excluded(bundle, request, None)
         now = self.clock(request.now)
-        ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
-        return self.reply(bundle, ranked, "search")
+        fuse = getattr(bundle.model, "fuse_search", None)
+        depth_of = getattr(bundle.model, "search_depth", None)
+        if fuse is None or depth_of is None:
+            ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+            return self.reply(bundle, ranked, "search")
+        eligible, excluded = self._filter(bundle, request, now, excluded)
+        depth = int(depth_of(request.k))
+        rows, scores = self._rank(bundle, vector, depth, now, eligible, excluded, use_prior=False)
+        start = time.perf_counter()
+        drop = np.fromiter(sorted(excluded), dtype=np.int64, count=len(excluded))
+        fused_rows, fused_scores = fuse(
+            request.query,
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(scores, dtype=np.float64),
+            request.k,
+            eligible=eligible,
+            exclude=drop,
+        )
+        self.observe("lexical", time.perf_counter() - start)
+        return self.reply(bundle, (fused_rows.tolist(), fused_scores.tolist()), "search")
 
     def category(self, request: CategoryRequest, bundle: LoadedModel) -> Recommendations:
         """Items of a category, ranked by the category tower."""
@@ -288,8 +313,20 @@ class RecommendService:
         restrict: np.ndarray | None = None,
         n: int = 0,
     ) -> tuple[list[int], list[float]]:
-        start = time.perf_counter()
+        eligible, excluded = self._filter(bundle, request, now, excluded, restrict)
         n = max(n, request.k)
+        return self._rank(bundle, vector, n, now, eligible, excluded, use_prior=use_prior)
+
+    def _filter(
+        self,
+        bundle: LoadedModel,
+        request: Filters,
+        now: int,
+        excluded: set[int],
+        restrict: np.ndarray | None = None,
+    ) -> tuple[np.ndarray | None, set[int]]:
+        """Stage ``filter``: the eligible mask (``None``: all) and the excluded rows."""
+        start = time.perf_counter()
         # An age window is [now - max_age, now]: an item published after `now` (a
         # replay of the past, or an embargo) is not fresh, it is not out yet.
         window = (None, None) if request.max_age_s is None else (now - request.max_age_s, now)
@@ -302,7 +339,20 @@ class RecommendService:
         # Items not out yet at `now` (an embargoed article, a replay's future) never are.
         eligible, excluded = bundle.releases.restrict(now, eligible, excluded)
         self.observe("filter", time.perf_counter() - start)
+        return eligible, excluded
 
+    def _rank(
+        self,
+        bundle: LoadedModel,
+        vector: np.ndarray,
+        n: int,
+        now: int,
+        eligible: np.ndarray | None,
+        excluded: set[int],
+        *,
+        use_prior: bool,
+    ) -> tuple[list[int], list[float]]:
+        """Stages ``ann`` and ``rerank``: the ``n`` best eligible rows and their scores."""
         start = time.perf_counter()
         fetch = max(n, self.rerank_candidates)
         index = bundle.index

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from recops.models.two_tower import TwoTower
+from recops.models.two_tower.config import TwoTowerConfig
 
 T0 = 1_600_000_000
 HOUR = 3600
@@ -69,3 +72,10 @@ def fitted(clusters) -> TwoTower:
     torch.set_num_threads(1)
     interactions, items = clusters
     return TwoTower(**SMALL).fit(interactions, items)
+
+
+def in_mode(model: TwoTower, search_mode: str) -> TwoTower:
+    """A shallow copy of the fitted ``model`` that searches in ``search_mode``."""
+    other = copy.copy(model)
+    other.config = TwoTowerConfig(**{**model.config.model_dump(), "search_mode": search_mode})
+    return other

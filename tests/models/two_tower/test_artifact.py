@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
 from recops.models.two_tower.artifact import ArtifactError
-from tests.models.two_tower.conftest import T0
+from tests.models.two_tower.conftest import T0, in_mode
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +115,67 @@ def test_not_a_model_directory(tmp_path: Path) -> None:
     assert issubclass(ArtifactError, ValueError)
 
 
+def _edit_vocab(path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """Change ``vocab.json`` in place and record its new sha256, as a writer would."""
+    vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+    edit(vocab)
+    (path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    config = json.loads((path / "config.json").read_text())
+    config["sha256"]["vocab.json"] = hashlib.sha256((path / "vocab.json").read_bytes()).hexdigest()
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
 def test_a_model_with_another_tokenizer_is_refused(saved: Path, tmp_path: Path) -> None:
-    old = _copy(saved, tmp_path / "old-tokenizer")
-    vocab = json.loads((old / "vocab.json").read_text(encoding="utf-8"))
-    vocab["text"]["tokenizer"] = "lowercase [0-9a-z]+ words"  # before issue 11
-    (old / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    config = json.loads((old / "config.json").read_text())
-    config["sha256"]["vocab.json"] = hashlib.sha256((old / "vocab.json").read_bytes()).hexdigest()
-    (old / "config.json").write_text(json.dumps(config))
+    def older(vocab: dict[str, Any]) -> None:
+        vocab["text"]["tokenizer"] = "lowercase [0-9a-z]+ words"  # before issue 11
+
+    old = _edit_vocab(_copy(saved, tmp_path / "old-tokenizer"), older)
     with pytest.raises(ArtifactError, match="retrain the model"):
         TwoTower.load(old)
+
+
+def test_search_round_trips_with_the_titles_of_added_items(
+    fitted: TwoTower, tmp_path: Path
+) -> None:
+    grown, _ = fitted.with_items(
+        pd.DataFrame({"item_id": ["odd"], "title": ["Zürich zyzzyva"], "categories": [["CatB"]]})
+    )
+    loaded = TwoTower.load(grown.save(tmp_path / "grown"))
+    assert loaded.titles_.tolist() == grown.titles_.tolist()
+    assert loaded.config.search_mode == "hybrid"
+    for query in (["zyzzyva"], ["ZURICH", "alpha beach"], ["nothing at all"]):
+        ids, scores = loaded.search(query, k=6, now=T0 + 3600)
+        ref_ids, ref_scores = grown.search(query, k=6, now=T0 + 3600)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
+    assert loaded.search(["zyzzyva"], k=1)[0][0, 0] == "odd"
+
+
+def test_a_model_saved_without_titles_loads_and_searches_by_its_tower(
+    saved: Path, tmp_path: Path, fitted: TwoTower
+) -> None:
+    """An artifact written before titles were kept (the key is new, the format is not)."""
+
+    def without_titles(vocab: dict[str, Any]) -> None:
+        del vocab["titles"]
+
+    old = TwoTower.load(_edit_vocab(_copy(saved, tmp_path / "no-titles"), without_titles))
+    assert set(old.titles_.tolist()) == {""}
+    hybrid, _ = old.search(["alpha sunny"], k=8)
+    tower, _ = in_mode(fitted, "tower").search(["alpha sunny"], k=8)
+    np.testing.assert_array_equal(hybrid, tower)
+    with_titles, _ = fitted.search(["alpha sunny"], k=8)
+    assert with_titles.tolist() != tower.tolist(), "premise: the titles change the ranking"
+
+
+def test_titles_that_do_not_fit_the_items_are_refused(saved: Path, tmp_path: Path) -> None:
+    def short(vocab: dict[str, Any]) -> None:
+        vocab["titles"] = vocab["titles"][:-1]
+
+    bad = _edit_vocab(_copy(saved, tmp_path / "short-titles"), short)
+    with pytest.raises(ArtifactError, match=r"vocab\.json: expected 22 titles"):
+        TwoTower.load(bad)
 
 
 def test_saved_files_are_readable_by_other_users(tmp_path) -> None:

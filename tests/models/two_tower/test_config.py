@@ -21,6 +21,8 @@ from recops.models.two_tower import TwoTower, TwoTowerConfig
         ({"task_weights": {"user": 1.0, "query": -1.0}}, "must be >= 0"),
         ({"task_weights": {"user": 0.0}}, "user task"),
         ({"dimension": 8}, "dimension"),
+        ({"search_mode": "bm25"}, "search_mode"),
+        ({"search_mode": None}, "search_mode"),
     ],
 )
 def test_invalid_parameters_are_refused_by_name(params: dict, expected: str) -> None:
@@ -39,3 +41,11 @@ def test_defaults_and_derived_values() -> None:
     assert config.task_weights == {"user": 2.0, "query": 0.0, "category": 0.0, "similar": 0.0}
     assert TwoTower(dim=8).get_params()["dim"] == 8
     assert list(TwoTowerConfig(prior_windows=[7, 3, 3]).prior_windows) == [3, 7]
+
+
+def test_search_mode_is_hybrid_unless_chosen() -> None:
+    assert TwoTowerConfig().search_mode == "hybrid"
+    for mode in ("hybrid", "tower", "lexical"):
+        assert TwoTower(search_mode=mode).get_params()["search_mode"] == mode
+    with pytest.raises(ValidationError, match="'hybrid', 'tower' or 'lexical'"):
+        TwoTowerConfig(search_mode="Hybrid")

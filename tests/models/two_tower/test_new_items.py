@@ -11,7 +11,7 @@ import torch
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
-from tests.models.two_tower.conftest import HOUR, T0
+from tests.models.two_tower.conftest import HOUR, T0, in_mode
 
 
 def _fresh() -> pd.DataFrame:
@@ -70,8 +70,10 @@ def test_add_items_embeds_new_items_from_content(fitted: TwoTower) -> None:
     a_rows = [grown.item_index[f"a{i}"] for i in range(10)]
     b_rows = [grown.item_index[f"b{i}"] for i in range(10)]
     assert (vectors[a_rows] @ vectors[n]).mean() > (vectors[b_rows] @ vectors[n]).mean()
-    ids, _ = grown.search(["alpha sunny beach today"], k=12)
+    ids, _ = in_mode(grown, "tower").search(["alpha sunny beach today"], k=12)
     assert "a_fresh" in ids[0] and all(i.startswith("a") for i in ids[0])
+    ids, _ = grown.search(["alpha sunny beach today"], k=12)
+    assert ids[0, 0] == "a_fresh", "hybrid search: its own title, word for word"
     ids, _ = grown.similar(["b_fresh"], k=5)
     assert sum(i.startswith("b") for i in ids[0]) >= 4
     # The time prior knows its publish time: never published before now → not yet seen.
@@ -126,11 +128,15 @@ def test_similar_search_and_category_honour_now(fitted: TwoTower) -> None:
     published = T0 + 500 * HOUR
     before, after = published - HOUR, published + 2 * HOUR
     assert not grown.known_at(before)[rows].any() and grown.known_at(after)[rows].all()
-    for task, request in (
-        (grown.search, ["alpha sunny beach today"]),
-        (grown.similar, ["a1"]),
-        (grown.by_category, ["CatA"]),
-    ):
+    search = grown.search(["alpha sunny beach today"], k=12, now=before)[0]
+    assert "a_fresh" not in search[0]
+    timeless_search = grown.search(["alpha sunny beach today"], k=24)
+    late_search = grown.search(["alpha sunny beach today"], k=24, now=after)
+    # Search adds no prior (as /v1/search): now only removes what does not exist yet.
+    assert "a_fresh" in timeless_search[0][0]
+    assert late_search[0].tolist() == timeless_search[0].tolist()
+    np.testing.assert_array_equal(late_search[1], timeless_search[1])
+    for task, request in ((grown.similar, ["a1"]), (grown.by_category, ["CatA"])):
         early, _ = task(request, k=12, now=before)
         assert "a_fresh" not in early[0], task.__name__
         timeless, timeless_scores = task(request, k=24)

@@ -5,7 +5,9 @@ Layout (format version 2)::
     config.json              format, version, model config, training summary,
                              sizes, and the sha256 of every other file
     vocab.json               item ids, categories, user ids, text hashing params,
-                             time-bucket params of the prior
+                             time-bucket params of the prior, and the item titles
+                             (the lexical search index is rebuilt from them; an
+                             artifact saved without them searches by its tower)
     weights.safetensors      the network's parameters
     item_vectors.safetensors ``item_vectors`` (n_items, dim), unit rows
     catalog.safetensors      item content as indices (categories, tokens, publish time)
@@ -34,8 +36,9 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file as load_torch
 from safetensors.torch import save_file as save_torch
 
+from recops.models.text.tokenize import TOKENIZER
 from recops.models.two_tower.config import TwoTowerConfig
-from recops.models.two_tower.features import TOKENIZER, CatalogFeatures
+from recops.models.two_tower.features import CatalogFeatures
 from recops.models.two_tower.training import TrainingSummary
 
 if TYPE_CHECKING:
@@ -80,6 +83,7 @@ def save_artifact(model: TwoTower, path: Path) -> Path:
             "hash": "crc32 % buckets + 1",
             "buckets": model.config.text_buckets,
         },
+        "titles": [str(t) for t in model.titles_],
     }
     (path / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     state = {k: v.detach().contiguous() for k, v in model.net_.state_dict().items()}
@@ -211,6 +215,16 @@ def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
         f"titles were tokenized as {tokenizer!r}, this recops reads them as {TOKENIZER!r}: "
         "retrain the model (its search and content vectors would not match)",
     )
+    titles = vocab.get("titles")
+    if titles is not None:
+        _expect(
+            isinstance(titles, list)
+            and len(titles) == len(item_ids)
+            and all(isinstance(t, str) for t in titles),
+            path / VOCAB,
+            f"expected {len(item_ids)} titles (strings), one per item",
+        )
+        titles = np.array(titles, dtype=object)
     vectors = _read_tensors(path / ITEM_VECTORS).get("item_vectors")
     if vectors is None or vectors.shape != (len(item_ids), cfg.dim):
         raise ArtifactError(
@@ -265,6 +279,7 @@ def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
             events,
             summary,
             vectors,
+            titles,
         )
     except (RuntimeError, KeyError) as exc:  # load_state_dict: missing keys or shapes
         raise ArtifactError(f"{path / WEIGHTS}: does not match the config ({exc})") from exc

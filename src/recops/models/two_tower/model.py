@@ -15,6 +15,8 @@ import torch
 from recops.data.schema import CATEGORIES, ITEM_ID, PUBLISH_TIME, TIMESTAMP, TITLE, USER_ID
 from recops.data.validation import check_unix_seconds
 from recops.models.base import Queries, Recommender, top_k, validate_k
+from recops.models.text.bm25 import BM25Index
+from recops.models.text.fusion import reciprocal_rank_fusion
 from recops.models.two_tower.config import TwoTowerConfig
 from recops.models.two_tower.features import (
     CatalogFeatures,
@@ -39,6 +41,9 @@ from recops.models.two_tower.training import (
 )
 
 SECONDS_PER_HOUR = 3600.0
+#: Depth of each ranking that hybrid search fuses (the tower's and the lexical one):
+#: an item below it in both gets nothing from either.
+SEARCH_CANDIDATES = 200
 
 
 @dataclass(frozen=True)
@@ -56,13 +61,17 @@ class Events:
 
 @dataclass(frozen=True)
 class Prepared:
-    """What :meth:`TwoTower.prepare` builds: the training data and its vocabularies."""
+    """What :meth:`TwoTower.prepare` builds: the training data, its vocabularies, the titles.
+
+    ``titles`` holds one title per item of ``item_ids`` (``""`` when it has none).
+    """
 
     data: TrainingData
     item_ids: np.ndarray
     categories: list[str]
     user_ids: np.ndarray
     events: Events
+    titles: np.ndarray
 
 
 def _check_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
@@ -157,8 +166,9 @@ class TwoTower(Recommender):
     Notes
     -----
     A user→item score is ``score_scale * user_vec @ item_vec + item_prior(now)``;
-    item→item, query→item and category→item scores are ``score_scale *
-    query_vec @ item_vec``.
+    item→item and category→item scores are ``score_scale * query_vec @ item_vec``.
+    Query→item (:meth:`search`) fuses that score's ranking with BM25 over the titles
+    by default (``search_mode``).
     """
 
     def __init__(
@@ -209,6 +219,7 @@ class TwoTower(Recommender):
             prepared.events,
             summary,
         )
+        self._set_titles(prepared.titles)
         return self
 
     def prepare(
@@ -249,7 +260,8 @@ class TwoTower(Recommender):
             n_categories=len(categories),
             item_weights=self._exposure_weights(impressions, lookup),
         )
-        return Prepared(data, item_ids, categories, user_ids, events)
+        item_titles = np.array([titles.get(i, "") for i in item_ids], dtype=object)
+        return Prepared(data, item_ids, categories, user_ids, events, item_titles)
 
     def _exposure_weights(
         self, impressions: pd.DataFrame | None, lookup: dict[str, int]
@@ -348,6 +360,17 @@ class TwoTower(Recommender):
             }
         )
 
+    def _set_titles(self, titles: np.ndarray | None) -> None:
+        """Keep the titles (``""`` when none) and build the lexical index over them.
+
+        ``None`` (a model saved before titles were stored): every title is empty, so
+        nothing matches lexically and search ranks by the tower alone.
+        """
+        if titles is None:
+            titles = np.full(len(self.item_ids_), "", dtype=object)
+        self.titles_ = np.asarray(titles, dtype=object)
+        self._lexical = BM25Index.build(self.titles_.tolist())
+
     # ------------------------------------------------------------ new items
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Make catalog items recommendable without retraining; the rows they got.
@@ -356,8 +379,9 @@ class TwoTower(Recommender):
         model and title words; ``publish_time`` feeds the time prior's age and
         "not yet published" features) with the trained towers: its item vector, the
         vector the user tower reads when the item is in a history (so clicks on it
-        count at once), and its item→item seed vector. Ids the model already knows
-        are left as they are (a catalog file may list them again).
+        count at once), and its item→item seed vector. Its title joins the lexical
+        index of :meth:`search`. Ids the model already knows are left as they are (a
+        catalog file may list them again).
 
         The model is changed by rebinding its arrays, never by writing into them, so
         a shallow copy taken before (:meth:`with_items`) keeps serving unchanged.
@@ -400,6 +424,9 @@ class TwoTower(Recommender):
                 torch.from_numpy(added.tokens),
             ).numpy()
         history = history_table(self.net_, added.categories, added.tokens, first=first + 1)
+        new_titles = np.array([titles.get(i, "") for i in new_ids], dtype=object)
+        self.titles_ = np.concatenate([self.titles_, new_titles])
+        self._lexical = self._lexical.extended(new_titles.tolist())
         self.item_ids_ = np.concatenate([self.item_ids_, new_ids])
         new_rows = dict(zip(new_ids.tolist(), rows.tolist(), strict=True))
         self.item_index = {**self.item_index, **new_rows}
@@ -632,10 +659,99 @@ class TwoTower(Recommender):
         k: int = 10,
         *,
         now: int | None = None,
-        prior_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items for each free-text query (``now`` as in :meth:`similar`)."""
-        return self._top(self.encode_texts(texts), k, None, now, prior_weight)
+        """Top-``k`` items for each free-text query, ranked as ``search_mode`` says.
+
+        ``"hybrid"`` (default): BM25 over the titles and the query tower's ranking,
+        each :data:`SEARCH_CANDIDATES` deep (or ``k``), fused by reciprocal rank
+        (:meth:`fuse_search`); items without a word of the query still rank by the
+        tower. ``"tower"``: scaled cosine of the query vector; ``"lexical"``: BM25
+        alone (only items sharing a word with the query).
+
+        With ``now``, items that do not exist yet at ``now`` (:meth:`known_at`) are
+        left out. No item prior is added: search ranks by what the query says, not
+        by what is popular, the same as the server's ``/v1/search``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Item ids and scores, ``(len(texts), min(k, n_items))``; places without
+            an item (fewer eligible or matching items) hold ``None`` and ``-inf``.
+        """
+        k = validate_k(k)
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not a single string")
+        eligible = None
+        if now is not None:
+            check_unix_seconds(np.array([now]), "`now`")
+            eligible = self.known_at(now)
+        depth = self.search_depth(k)
+        width = min(k, len(self.item_ids_))
+        ids = np.full((len(texts), width), None, dtype=object)
+        scores = np.full((len(texts), width), -np.inf)
+        if self.config.search_mode == "lexical":
+            tower_rows = np.zeros((len(texts), 0), dtype=np.int64)
+            tower_scores = np.zeros((len(texts), 0))
+        else:
+            tower = self.score_scale * (self.encode_texts(texts) @ self._item_vectors.T)
+            if eligible is not None:
+                tower[:, ~eligible] = -np.inf
+            tower_rows, tower_scores = top_k(tower, depth)
+        for i, text in enumerate(texts):
+            found = np.isfinite(tower_scores[i])
+            rows, best = self.fuse_search(
+                text, tower_rows[i][found], tower_scores[i][found], k, eligible=eligible
+            )
+            ids[i, : len(rows)] = self.item_ids_[rows]
+            scores[i, : len(rows)] = best
+        return ids, scores
+
+    def search_depth(self, k: int) -> int:
+        """How many of the tower's best items :meth:`fuse_search` needs for top-``k``."""
+        return max(SEARCH_CANDIDATES, k)
+
+    def fuse_search(
+        self,
+        text: str,
+        tower_rows: np.ndarray,
+        tower_scores: np.ndarray,
+        k: int,
+        *,
+        eligible: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top-``k`` rows of one query from the tower's ranking and the titles.
+
+        The one ranking of search, shared by :meth:`search` and the server (which
+        takes the tower's ranking from its index).
+
+        Parameters
+        ----------
+        text:
+            The query.
+        tower_rows, tower_scores:
+            The query tower's best rows among the eligible ones, best first, and
+            their scores, :meth:`search_depth` deep (fewer when fewer are eligible).
+        k:
+            Rows wanted.
+        eligible, exclude:
+            The items allowed (a boolean mask over ``item_ids_``) and rows never
+            returned, as applied to ``tower_rows``: the lexical ranking obeys them.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Rows and scores, best first: RRF scores ``Σ 1 / (60 + rank)`` in
+            ``"hybrid"`` mode, the tower's in ``"tower"``, BM25 in ``"lexical"``.
+        """
+        mode = self.config.search_mode
+        if mode == "tower":
+            return tower_rows[:k], tower_scores[:k]
+        depth = self.search_depth(k)
+        lexical, bm25 = self._lexical.top(text, depth, eligible=eligible, exclude=exclude)
+        if mode == "lexical":
+            return lexical[:k], bm25[:k]
+        return reciprocal_rank_fusion([lexical, tower_rows[:depth]], k)
 
     def by_category(
         self,
@@ -672,11 +788,14 @@ class TwoTower(Recommender):
         events: Events,
         summary: TrainingSummary,
         item_vectors: np.ndarray,
+        titles: np.ndarray | None = None,
     ) -> None:
         """Rebuild the fitted state from artifact parts (used by ``load``).
 
         The network's id tables have one row per item known at training (the
-        ``has_id`` buffer's length); items added later are content-only.
+        ``has_id`` buffer's length); items added later are content-only. The
+        lexical index is rebuilt from ``titles`` (``None``: an artifact saved before
+        titles were kept, which searches by its tower alone).
         """
         if "has_id" not in state:
             raise KeyError("the weights lack the has_id buffer")
@@ -691,3 +810,4 @@ class TwoTower(Recommender):
         net = build_network(data_sizes, self.config)
         net.load_state_dict(state, strict=True)
         self._set_state(net, item_ids, categories, user_ids, catalog, events, summary, item_vectors)
+        self._set_titles(titles)
