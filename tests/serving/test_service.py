@@ -66,7 +66,7 @@ def test_rerank_candidates_must_be_a_positive_int(value: object) -> None:
         RecommendService(UserStateStore(), rerank_candidates=value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mode", ["hybrid", "tower", "lexical"])
+@pytest.mark.parametrize("mode", ["lexical_first", "hybrid", "tower", "lexical"])
 def test_search_serves_what_the_model_ranks(
     bundles: list[LoadedModel], trained_artifact: Path, mode: str
 ) -> None:
@@ -75,7 +75,7 @@ def test_search_serves_what_the_model_ranks(
     service = RecommendService(UserStateStore(), observer=lambda s, _: stages.append(s))
     model = in_mode(TwoTower.load(trained_artifact), mode)
     served_model = bundles[0].model
-    assert isinstance(served_model, TwoTower) and served_model.config.search_mode == "hybrid"
+    assert isinstance(served_model, TwoTower) and served_model.config.search_mode == "lexical_first"
     served_model.config = model.config
     # Items i30.. are published later; not on a publish second (known_at counts an item
     # from the second after, the server's release filter from that second on).

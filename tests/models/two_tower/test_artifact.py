@@ -143,7 +143,7 @@ def test_search_round_trips_with_the_titles_of_added_items(
     )
     loaded = TwoTower.load(grown.save(tmp_path / "grown"))
     assert loaded.titles_.tolist() == grown.titles_.tolist()
-    assert loaded.config.search_mode == "hybrid"
+    assert loaded.config.search_mode == "lexical_first"
     for query in (["zyzzyva"], ["ZURICH", "alpha beach"], ["nothing at all"]):
         ids, scores = loaded.search(query, k=6, now=T0 + 3600)
         ref_ids, ref_scores = grown.search(query, k=6, now=T0 + 3600)

@@ -43,9 +43,9 @@ def test_defaults_and_derived_values() -> None:
     assert list(TwoTowerConfig(prior_windows=[7, 3, 3]).prior_windows) == [3, 7]
 
 
-def test_search_mode_is_hybrid_unless_chosen() -> None:
-    assert TwoTowerConfig().search_mode == "hybrid"
-    for mode in ("hybrid", "tower", "lexical"):
+def test_search_mode_is_lexical_first_unless_chosen() -> None:
+    assert TwoTowerConfig().search_mode == "lexical_first"
+    for mode in ("lexical_first", "hybrid", "tower", "lexical"):
         assert TwoTower(search_mode=mode).get_params()["search_mode"] == mode
-    with pytest.raises(ValidationError, match="'hybrid', 'tower' or 'lexical'"):
+    with pytest.raises(ValidationError, match="'lexical_first', 'hybrid', 'tower' or 'lexical'"):
         TwoTowerConfig(search_mode="Hybrid")

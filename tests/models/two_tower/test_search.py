@@ -1,4 +1,4 @@
-"""Hybrid search: BM25 over the titles fused with the query tower by reciprocal rank."""
+"""Search: BM25 over the titles first or fused with the query tower by reciprocal rank."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def grown(fitted: TwoTower) -> TwoTower:
 def test_a_lexical_match_is_found_when_the_tower_alone_misses_it(grown: TwoTower) -> None:
     tower, _ = in_mode(grown, "tower").search(["zyzzyva"], k=5)
     assert "b_odd" not in tower[0], "premise: the tower does not know the word"
-    ids, scores = grown.search(["zyzzyva"], k=5)
+    ids, scores = in_mode(grown, "hybrid").search(["zyzzyva"], k=5)
     assert ids[0, 0] == "b_odd"
     # The others have no word of the query: they keep the tower's order.
     assert ids[0, 1:].tolist() == tower[0, :4].tolist()
@@ -44,10 +44,26 @@ def test_hybrid_is_the_rank_fusion_of_the_lexical_and_tower_rankings(grown: TwoT
     tower_rows = [grown.item_index[i] for i in tower_ids[0]]
     lexical, _ = BM25Index.build(grown.titles_.tolist()).top(query, SEARCH_CANDIDATES)
     rows, fused = reciprocal_rank_fusion([lexical, np.array(tower_rows)], k=8)
-    ids, scores = grown.search([query], k=8)
+    ids, scores = in_mode(grown, "hybrid").search([query], k=8)
     assert ids[0].tolist() == grown.item_ids_[rows].tolist()
     np.testing.assert_allclose(scores[0], fused)
     assert len(tower_ids[0]) == len(grown.item_ids_), "every item is a tower candidate"
+
+
+def test_lexical_first_ranks_every_word_match_before_the_tower_fill(grown: TwoTower) -> None:
+    query = "alpha sunny beach zyzzyva"
+    lexical, bm25 = in_mode(grown, "lexical").search([query], k=len(grown.item_ids_))
+    matches = [i for i in lexical[0] if i is not None]
+    assert 1 < len(matches) < len(grown.item_ids_) - 5, "premise: some titles match"
+    tower, _ = in_mode(grown, "tower").search([query], k=len(grown.item_ids_))
+    k = len(matches) + 5
+    ids, scores = grown.search([query], k=k)
+    assert ids[0, : len(matches)].tolist() == matches
+    np.testing.assert_allclose(scores[0, : len(matches)], bm25[0, : len(matches)])
+    assert ids[0, len(matches) :].tolist() == [i for i in tower[0] if i not in matches][:5]
+    assert (scores[0, len(matches) :] == 0).all()
+    few, _ = grown.search([query], k=2)
+    assert few[0].tolist() == matches[:2]
 
 
 def test_non_ascii_queries_find_their_title(grown: TwoTower) -> None:
@@ -70,7 +86,7 @@ def test_added_items_are_searchable_and_the_original_is_unchanged(
 def test_now_leaves_out_items_not_published_yet(fitted: TwoTower) -> None:
     late = ODD.assign(publish_time=pd.array([T0 + 1000 * 3600, None], dtype="Int64"))
     model = fitted.with_items(late)[0]
-    for mode in ("hybrid", "tower", "lexical"):
+    for mode in ("lexical_first", "hybrid", "tower", "lexical"):
         searcher = in_mode(model, mode)
         before, _ = searcher.search(["zyzzyva"], k=30, now=T0 + 999 * 3600)
         after, _ = searcher.search(["zyzzyva"], k=30, now=T0 + 1001 * 3600)

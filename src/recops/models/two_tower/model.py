@@ -167,8 +167,8 @@ class TwoTower(Recommender):
     -----
     A user→item score is ``score_scale * user_vec @ item_vec + item_prior(now)``;
     item→item and category→item scores are ``score_scale * query_vec @ item_vec``.
-    Query→item (:meth:`search`) fuses that score's ranking with BM25 over the titles
-    by default (``search_mode``).
+    Query→item (:meth:`search`) ranks BM25 matches over the titles first and fills
+    up with that score's ranking by default (``search_mode``).
     """
 
     def __init__(
@@ -662,8 +662,10 @@ class TwoTower(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for each free-text query, ranked as ``search_mode`` says.
 
-        ``"hybrid"`` (default): BM25 over the titles and the query tower's ranking,
-        each :data:`SEARCH_CANDIDATES` deep (or ``k``), fused by reciprocal rank
+        ``"lexical_first"`` (default): items sharing a word with the query by BM25
+        over the titles, then the query tower's best others (score 0) up to ``k``.
+        ``"hybrid"``: BM25 and the query tower's ranking, each
+        :data:`SEARCH_CANDIDATES` deep (or ``k``), fused by reciprocal rank
         (:meth:`fuse_search`); items without a word of the query still rank by the
         tower. ``"tower"``: scaled cosine of the query vector; ``"lexical"``: BM25
         alone (only items sharing a word with the query).
@@ -741,8 +743,9 @@ class TwoTower(Recommender):
         Returns
         -------
         tuple of numpy.ndarray
-            Rows and scores, best first: RRF scores ``Σ 1 / (60 + rank)`` in
-            ``"hybrid"`` mode, the tower's in ``"tower"``, BM25 in ``"lexical"``.
+            Rows and scores, best first: BM25 then 0 for the tower's fill in
+            ``"lexical_first"``, RRF scores ``Σ 1 / (60 + rank)`` in ``"hybrid"``,
+            the tower's in ``"tower"``, BM25 in ``"lexical"``.
         """
         mode = self.config.search_mode
         if mode == "tower":
@@ -751,6 +754,10 @@ class TwoTower(Recommender):
         lexical, bm25 = self._lexical.top(text, depth, eligible=eligible, exclude=exclude)
         if mode == "lexical":
             return lexical[:k], bm25[:k]
+        if mode == "lexical_first":
+            rows, scores = lexical[:k], bm25[:k]
+            fill = tower_rows[~np.isin(tower_rows, rows)][: k - len(rows)]
+            return np.concatenate([rows, fill]), np.concatenate([scores, np.zeros(len(fill))])
         return reciprocal_rank_fusion([lexical, tower_rows[:depth]], k)
 
     def by_category(
