@@ -31,6 +31,7 @@ from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
+from recops.serving import rerank
 from recops.serving.releases import Releases
 from recops.serving.storage import ModelStorage
 
@@ -309,6 +310,7 @@ def build_loaded_model(
     # compilation of the tower kernel, lazily built tables).
     empty = np.array([], dtype=np.int64)
     model.encode_history(empty, empty, 0, None)
+    rerank.warm_up()
     catalog_file = path / CATALOG_FILE
     item_ids = [str(i) for i in model.item_ids_]
     if catalog_file.is_file():

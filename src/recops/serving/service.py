@@ -24,6 +24,7 @@ import numpy as np
 from recops.models.base import Queries
 from recops.serving.clock import RequestClock
 from recops.serving.repository import LoadedModel
+from recops.serving.rerank import ALL_ELIGIBLE, best_rows
 from recops.serving.schemas import (
     CategoryRequest,
     Filters,
@@ -359,29 +360,36 @@ class RecommendService:
         if eligible is None:
             # Without a mask the exclusions (seen items: tens) are dropped in the
             # re-rank below: fetching that many more is cheaper than filtering here.
+            # The index's inner products are exact (flat vectors): no need to gather
+            # the candidates' rows from the item matrix again.
             rows, sims = index.nearest(vector, fetch + len(excluded))
             self.observe("ann", time.perf_counter() - start)
             start = time.perf_counter()
-            # The index's inner products are exact (flat vectors): no need to gather
-            # the candidates' rows from the item matrix again.
-            scores = sims * bundle.model.score_scale
         else:
             drop = np.fromiter(sorted(excluded), dtype=np.int64, count=len(excluded))
             rows = index.candidates(vector, fetch, eligible=eligible, exclude=drop)
             self.observe("ann", time.perf_counter() - start)
             start = time.perf_counter()
-            scores = index.vectors[rows] @ vector
-            scores *= bundle.model.score_scale
+            sims = index.vectors[rows] @ vector
+        skip = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
+        allowed = ALL_ELIGIBLE if eligible is None else eligible
+        scale = bundle.model.score_scale
         if use_prior:
             snapshot = bundle.prior_at(now)
-            scores += snapshot.prior[rows]
-            if len(snapshot.top):
-                top_scores = snapshot.top_vectors @ vector
-                top_scores *= bundle.model.score_scale
-                top_scores += snapshot.top_prior
-                rows = np.concatenate([rows, snapshot.top])
-                scores = np.concatenate([scores, top_scores])
-        picked = _best(rows, scores, n, excluded, eligible)
+            picked = best_rows(
+                rows,
+                sims,
+                scale,
+                n,
+                prior=snapshot.prior,
+                top=snapshot.top,
+                top_sims=snapshot.top_vectors @ vector,
+                top_prior=snapshot.top_prior,
+                excluded=skip,
+                eligible=allowed,
+            )
+        else:
+            picked = best_rows(rows, sims, scale, n, excluded=skip, eligible=allowed)
         self.observe("rerank", time.perf_counter() - start)
         return picked
 
@@ -399,31 +407,3 @@ class RecommendService:
             version=bundle.version,
             strategy=strategy,
         )
-
-
-def _best(
-    rows: np.ndarray,
-    scores: np.ndarray,
-    k: int,
-    excluded: set[int],
-    eligible: np.ndarray | None,
-) -> tuple[list[int], list[float]]:
-    """The ``k`` best distinct rows by score, skipping excluded and ineligible ones.
-
-    ``rows`` may repeat (an item both the index and the prior proposed) and may
-    hold excluded rows; ties go to the lower row. The walk stops after ``k``
-    picks, so it visits a few more than ``k`` candidates, not all of them.
-    """
-    order = np.lexsort((rows, -scores))
-    picked: list[int] = []
-    picked_scores: list[float] = []
-    skip = set(excluded)
-    for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True):
-        if row in skip or (eligible is not None and not eligible[row]):
-            continue
-        skip.add(row)
-        picked.append(row)
-        picked_scores.append(score)
-        if len(picked) == k:
-            break
-    return picked, picked_scores

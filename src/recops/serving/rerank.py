@@ -1,0 +1,166 @@
+"""The re-rank of one request in one compiled call: score, merge, filter, pick the best.
+
+The index proposes rows by inner product; the prior's best items join them; every
+candidate gets the full score ``score_scale * sim + prior[row]``; excluded,
+ineligible and repeated rows are skipped; the ``k`` best remain, ties to the lower
+row. In NumPy that is about a dozen calls and a Python walk (about 17 µs per request
+in process on the 100k benchmark catalog, 25 µs inside the loaded server); compiled,
+one call. ``tests/serving/test_rerank.py`` checks it against a plain-Python
+reference on random cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: ``k`` up to which the best rows are picked by repeated selection (k passes over
+#: a hundred-odd candidates) rather than by sorting them all.
+_SELECT_UP_TO = 32
+
+NO_PRIOR = np.empty(0, dtype=np.float32)
+NO_ROWS = np.empty(0, dtype=np.int64)
+ALL_ELIGIBLE = np.empty(0, dtype=np.bool_)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel now, not in the first request."""
+    best_rows(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32), 1.0, 1)
+
+
+def best_rows(
+    rows: np.ndarray,
+    sims: np.ndarray,
+    scale: float,
+    k: int,
+    *,
+    prior: np.ndarray = NO_PRIOR,
+    top: np.ndarray = NO_ROWS,
+    top_sims: np.ndarray = NO_PRIOR,
+    top_prior: np.ndarray = NO_PRIOR,
+    excluded: np.ndarray = NO_ROWS,
+    eligible: np.ndarray = ALL_ELIGIBLE,
+) -> tuple[list[int], list[float]]:
+    """The ``k`` best distinct rows by full score, best first, and their scores.
+
+    Parameters
+    ----------
+    rows, sims:
+        The index's candidates (int64) and their inner products with the query
+        (float32); rows may include excluded ones.
+    scale:
+        The model's ``score_scale``.
+    k:
+        Rows wanted (fewer come back only when fewer candidates remain).
+    prior:
+        ``(n_items,)`` float32 item prior added to each candidate's score; empty:
+        no prior.
+    top, top_sims, top_prior:
+        More candidates (the prior's best items), their inner products and their
+        prior; a row may also be among ``rows``.
+    excluded:
+        Rows never returned (int64, any order).
+    eligible:
+        ``(n_items,)`` bool mask of the rows allowed; empty: every row.
+
+    Returns
+    -------
+    (rows, scores):
+        Python lists, as the reply takes them; scores are float32 values.
+    """
+    picked, scores = _best_rows(
+        np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(sims, dtype=np.float32),
+        np.float32(scale),
+        int(k),
+        prior,
+        np.ascontiguousarray(top, dtype=np.int64),
+        np.ascontiguousarray(top_sims, dtype=np.float32),
+        np.ascontiguousarray(top_prior, dtype=np.float32),
+        np.ascontiguousarray(excluded, dtype=np.int64),
+        eligible,
+    )
+    return picked.tolist(), scores.tolist()
+
+
+@njit(cache=True, nogil=True)
+def _best_rows(
+    rows: np.ndarray,
+    sims: np.ndarray,
+    scale: np.float32,
+    k: int,
+    prior: np.ndarray,
+    top: np.ndarray,
+    top_sims: np.ndarray,
+    top_prior: np.ndarray,
+    excluded: np.ndarray,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
+    n, m = rows.shape[0], top.shape[0]
+    skip = np.sort(excluded)
+    cand_rows = np.empty(n + m, dtype=np.int64)
+    cand_scores = np.empty(n + m, dtype=np.float32)
+    size = 0
+    for source in range(2):
+        count = n if source == 0 else m
+        for i in range(count):
+            row = rows[i] if source == 0 else top[i]
+            if row < 0:
+                continue  # an index's padding
+            if eligible.shape[0] > 0 and not eligible[row]:
+                continue
+            at = np.searchsorted(skip, row)
+            if at < skip.shape[0] and skip[at] == row:
+                continue
+            if source == 0:
+                score = sims[i] * scale
+                if prior.shape[0] > 0:
+                    score += prior[row]
+            else:
+                score = top_sims[i] * scale + top_prior[i]
+            cand_rows[size] = row
+            cand_scores[size] = score
+            size += 1
+    want = min(k, size)
+    out_rows = np.empty(want, dtype=np.int64)
+    out_scores = np.empty(want, dtype=np.float32)
+    taken = np.zeros(size, dtype=np.bool_)
+    got = 0
+    if k <= _SELECT_UP_TO:
+        while got < want:
+            best = -1
+            for i in range(size):
+                if taken[i]:
+                    continue
+                if (
+                    best < 0
+                    or cand_scores[i] > cand_scores[best]
+                    or (cand_scores[i] == cand_scores[best] and cand_rows[i] < cand_rows[best])
+                ):
+                    best = i
+            if best < 0:
+                break
+            row = cand_rows[best]
+            for i in range(size):  # the same row proposed twice: keep its best score
+                if cand_rows[i] == row:
+                    taken[i] = True
+            out_rows[got] = row
+            out_scores[got] = cand_scores[best]
+            got += 1
+    else:
+        by_row = np.argsort(cand_rows[:size], kind="mergesort")
+        order = by_row[np.argsort(-cand_scores[:size][by_row], kind="mergesort")]
+        # A row proposed twice is taken once, at its first (best) place in the order.
+        seen = np.sort(cand_rows[:size])
+        used = np.zeros(size, dtype=np.bool_)
+        for i in order:
+            if got == want:
+                break
+            first = np.searchsorted(seen, cand_rows[i])
+            if used[first]:
+                continue
+            used[first] = True
+            out_rows[got] = cand_rows[i]
+            out_scores[got] = cand_scores[i]
+            got += 1
+    return out_rows[:got], out_scores[:got]
