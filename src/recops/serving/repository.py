@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
+from recops.serving import rerank
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.index import IndexParams, VectorIndex
 from recops.serving.model_api import ModelLoader, ServableModel, load_two_tower
-from recops.serving import rerank
 from recops.serving.releases import Releases
 from recops.serving.storage import ModelStorage
 

@@ -187,3 +187,25 @@ def test_fits_without_validation_when_the_window_would_be_empty() -> None:
     model = TwoTower(**{**SMALL, "epochs": 1}).fit(same_time, items)
     assert model.summary_.validation_start is None
     assert model.summary_.epochs_run == 1
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 10, 25])
+def test_the_one_user_serving_path_equals_the_batch_path(fitted: TwoTower, length: int) -> None:
+    """``encode_history`` (compiled, one user) and ``encode_users`` (batched) agree."""
+    rng = np.random.default_rng(length)
+    ids = rng.choice(fitted.item_ids_, size=length).tolist()
+    now = T0 + 500 * 3600
+    times = np.sort(now - rng.integers(0, 300 * 3600, size=length)).astype(np.int64)
+    if length:
+        times[-1] = now + 60  # an event stamped after `now` counts as age 0
+    rows = np.array([fitted.item_index[i] for i in ids], dtype=np.int64)
+    queries = Queries(user_ids=["x"], histories=[ids], history_times=[times], now=[now])
+    np.testing.assert_allclose(
+        fitted.encode_history(rows, times, now), fitted.encode_users(queries)[0], atol=1e-5
+    )
+    # Plain int32 rows (a caller's own arrays) take the same path.
+    np.testing.assert_allclose(
+        fitted.encode_history(rows.astype(np.int32), times, now),
+        fitted.encode_history(rows, times, now),
+        atol=1e-6,
+    )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from recops.models.two_tower.features import TimeCounts
+from recops.models.two_tower.kernels import user_vector
 from recops.models.two_tower.network import PriorNet, TwoTowerNet, UserTower
 
 
@@ -149,30 +150,31 @@ class UserEncoder:
             parts.append(self.users[users])
         return _normalize(self.mlp(np.concatenate(parts, axis=1).astype(np.float32)))
 
-    def one(self, history: np.ndarray, age_hours: np.ndarray, user: int) -> np.ndarray:
-        """The same function for one query, without padding: ``(dim,)``.
+    def one(
+        self, rows: np.ndarray, times: np.ndarray, now: int, user: int, weight: float
+    ) -> np.ndarray:
+        """The same function for one query of item ``rows`` (0-based), times in seconds.
 
-        The real-time path, compiled into one call
+        ``(dim,)``, of norm ``weight``. The real-time path, compiled into one call
         (:func:`recops.models.two_tower.kernels.user_vector`): each NumPy call costs
         about a microsecond whatever its size, and this path has only a few
         thousand multiply-adds to do.
         """
-        from recops.models.two_tower.kernels import user_vector
-
-        users = self.users if self.users is not None else _NO_USERS
         mlp = self.mlp
         return user_vector(
             self.history,
             self.rank_bias,
             self.age_slope,
-            users,
-            int(user),
-            np.ascontiguousarray(history, dtype=np.int64),
-            np.ascontiguousarray(age_hours, dtype=np.float64),
+            self.users if self.users is not None else _NO_USERS,
+            user,
+            rows,
+            times,
+            now,
             mlp.w1,
             mlp.b1,
             mlp.w2,
             mlp.b2,
+            weight,
         )
 
 

@@ -21,17 +21,22 @@ def user_vector(
     users: np.ndarray,
     user: int,
     rows: np.ndarray,
-    age_hours: np.ndarray,
+    times: np.ndarray,
+    now: int,
     w1: np.ndarray,
     b1: np.ndarray,
     w2: np.ndarray,
     b2: np.ndarray,
+    weight: float,
 ) -> np.ndarray:  # pragma: no cover - compiled; the Python body is not what runs
-    """Unit user vector from ``rows`` (history indices, most recent last).
+    """User vector of norm ``weight`` from item ``rows`` (0-based, most recent last).
 
     Same function as ``UserEncoder.one``: recency-weighted and plain means of the
-    history embeddings, ``log1p(count)``, the user embedding (``users`` has zero
-    rows when the model has none), then the two-layer MLP and L2 normalisation.
+    history embeddings (table row ``rows[i] + 1``: row 0 is padding; the age of an
+    event is ``max(now - times[i], 0)`` in hours), ``log1p(count)``, the user
+    embedding (``users`` has zero rows when the model has none), then the two-layer
+    MLP, L2 normalisation and the history-length weight. The conversions live here
+    too: each NumPy call around the kernel cost about a microsecond.
     """
     k = rows.shape[0]
     d = history.shape[1]
@@ -40,7 +45,8 @@ def user_vector(
         logw = np.empty(k, dtype=np.float32)
         top = -np.inf
         for i in range(k):
-            logw[i] = rank_bias[rank_bias.shape[0] - k + i] + age_slope * np.log1p(age_hours[i])
+            hours = max((now - times[i]) / 3600.0, 0.0)
+            logw[i] = rank_bias[rank_bias.shape[0] - k + i] + age_slope * np.log1p(hours)
             top = max(top, logw[i])
         total = 0.0
         for i in range(k):
@@ -49,7 +55,7 @@ def user_vector(
         for i in range(k):
             recent, mean = logw[i] / total, 1.0 / k
             for j in range(d):
-                value = history[rows[i], j]
+                value = history[rows[i] + 1, j]
                 x[j] += recent * value
                 x[d + j] += mean * value
     x[2 * d] = np.log1p(k)
@@ -69,7 +75,7 @@ def user_vector(
     norm = 0.0
     for j in range(out.shape[0]):
         norm += out[j] * out[j]
-    norm = max(np.sqrt(norm), 1e-12)
+    norm = weight / max(np.sqrt(norm), 1e-12)
     for j in range(out.shape[0]):
-        out[j] /= norm
+        out[j] *= norm
     return out

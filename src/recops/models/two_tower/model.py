@@ -536,11 +536,11 @@ class TwoTower(Recommender):
         """
         width = self.config.max_history
         rows, times = rows[-width:], times[-width:]
-        hours = np.maximum((now - times) * (1.0 / SECONDS_PER_HOUR), 0.0)
+        if rows.dtype != np.int64 or times.dtype != np.int64:
+            rows, times = rows.astype(np.int64), times.astype(np.int64)
         user = self._user_lookup.get(user_id, 0) if user_id is not None else 0
-        vector = self._user_encoder.one(rows + 1, hours, user)
-        vector *= self._weights_by_length[len(rows)]
-        return vector
+        weight = float(self._weights_by_length[len(rows)])
+        return self._user_encoder.one(rows, times, int(now), user, weight)
 
     def _history_weight(self, n_items: np.ndarray | int) -> np.ndarray:
         return history_weight(n_items, self.summary_.tower_weights, self.config.max_history)
