@@ -23,6 +23,7 @@ from recops.models.two_tower import TwoTower, TwoTowerConfig
         ({"dimension": 8}, "dimension"),
         ({"search_mode": "bm25"}, "search_mode"),
         ({"search_mode": None}, "search_mode"),
+        ({"validation_metric": "recall@20"}, "validation_metric"),
     ],
 )
 def test_invalid_parameters_are_refused_by_name(params: dict, expected: str) -> None:

@@ -33,7 +33,7 @@ import contextlib
 import copy
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -429,9 +429,30 @@ def _ndcg_at(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _recall_at(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
+    """Per-user Recall@k of ranked lists ``top`` (users without targets skipped)."""
+    return np.asarray(
+        [np.isin(row, t).sum() / len(t) for row, t in zip(top, targets, strict=True) if len(t)],
+        dtype=np.float64,
+    )
+
+
+#: Per-user validation scores of each ``TwoTowerConfig.validation_metric``.
+VALIDATION_METRICS: dict[
+    str, tuple[Callable[[np.ndarray, list[np.ndarray], int], np.ndarray], ...]
+] = {
+    "ndcg@20": (_ndcg_at,),
+    "ndcg@20+recall@20": (_ndcg_at, _recall_at),
+}
+
+
 @dataclass(frozen=True)
 class Blend:
-    """One candidate of :func:`validation_blend`: mean NDCG, its standard error, coverage."""
+    """One candidate of :func:`validation_blend`: mean score, its standard error, coverage.
+
+    ``ndcg`` is the mean per-user validation score of ``validation_metric``
+    (NDCG@20 by default; the name is kept by the stored training summaries).
+    """
 
     ndcg: float
     stderr: float
@@ -447,15 +468,16 @@ class Blend:
         k: int,
         pair: tuple[float, float],
         warm: np.ndarray | None = None,
+        metric: str = "ndcg@20",
     ) -> Blend:
         """Score the blended ``scores`` of the weight pair ``pair``.
 
         ``warm`` marks the rows of users with history before the window; their
-        lists' coverage is counted apart.
+        lists' coverage is counted apart. ``metric``: a key of :data:`VALIDATION_METRICS`.
         """
-        # One top-k serves both NDCG and coverage: it is the blend search's main cost.
+        # One top-k serves both the score and coverage: it is the blend search's main cost.
         top = _top_k(scores, k)
-        per_user = _ndcg_at(top, targets, k)
+        per_user = np.sum([f(top, targets, k) for f in VALIDATION_METRICS[metric]], axis=0)
         mean = float(per_user.mean()) if len(per_user) else 0.0
         stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
         warm_cov = len(np.unique(top[warm])) if warm is not None else 0
@@ -521,7 +543,7 @@ def validation_blend(
     net.train()
     targets = [t - 1 for t in window.targets]
     if prior_net is None:
-        return Blend.of(tower + prior, targets, k, (1.0, 1.0))
+        return Blend.of(tower + prior, targets, k, (1.0, 1.0), metric=cfg.validation_metric)
     n_hist = (window.history > 0).sum(axis=1)
     floor = cfg.min_coverage_ratio * _coverage(prior, k)
     warm_floor = cfg.min_coverage_ratio * _coverage(prior[window.warm], k)
@@ -532,7 +554,7 @@ def validation_blend(
     results = []
     for pair in pairs[rank::world]:
         scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
-        results.append(Blend.of(scores, targets, k, pair, window.warm))
+        results.append(Blend.of(scores, targets, k, pair, window.warm, cfg.validation_metric))
     if world > 1:
         results = _gather_blends(results, len(pairs), world)
     eligible = [
@@ -728,7 +750,9 @@ def _run_epochs(
             ndcg = agreed(blend.ndcg, world)
             summary.validation_ndcg.append(ndcg)
             progress.update(
-                task, info=f"{info} val ndcg@20 {ndcg:.4f} (tower weights {blend.tower_weights})"
+                task,
+                info=f"{info} val {cfg.validation_metric} {ndcg:.4f} "
+                f"(tower weights {blend.tower_weights})",
             )
             if ndcg > best:
                 best, best_state, stale = ndcg, copy.deepcopy(net.state_dict()), 0
