@@ -239,8 +239,8 @@ class RecommendService:
         """Items matching a free-text query, as the model's own ``search`` ranks them.
 
         A model that ranks queries itself (``fuse_search``, see
-        :class:`~recops.serving.model_api.ServableModel`; the TwoTower: hybrid BM25 +
-        tower by default) gets the index's best eligible items and ranks them with
+        :class:`~recops.serving.model_api.ServableModel`; the TwoTower: BM25 matches
+        over the titles first, then the tower, by default) gets the index's best eligible items and ranks them with
         its titles (stage ``lexical``); other models are ranked by the index alone.
         No item prior is added, as in ``TwoTower.search``.
         """

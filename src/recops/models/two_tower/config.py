@@ -141,8 +141,9 @@ class TwoTowerConfig(BaseModel):
         held-out search (``run_search_holdout`` of benchmarks/offline_quality.py: a
         clicked test item's abstract, or its title, as the query; 277 / 285
         queries), NDCG@10 / Recall@10 with abstracts: tower 0.142 / 0.202, hybrid
-        0.356 / 0.502, lexical 0.654 / 0.726 (``BM25Search`` 0.653 / 0.726); with
-        titles: tower 0.789 / 0.853, hybrid 0.938 / 0.989, lexical 1.000 / 1.000.
+        0.356 / 0.502, lexical 0.654 / 0.726, lexical_first 0.654 / 0.726
+        (``BM25Search`` 0.653 / 0.726); with titles: tower 0.789 / 0.853, hybrid
+        0.938 / 0.989, lexical and lexical_first 1.000 / 1.000.
         Hybrid is 2.5x the tower on new wording but below BM25 alone there: the
         fusion gives the tower's ranking equal say, and on abstracts it is weak;
         hence the default (equal to lexical wherever ``k`` titles match; chosen
