@@ -240,8 +240,9 @@ class RecommendService:
 
         A model that ranks queries itself (``fuse_search``, see
         :class:`~recops.serving.model_api.ServableModel`; the TwoTower: BM25 matches
-        over the titles first, then the tower, by default) gets the index's best eligible items and ranks them with
-        its titles (stage ``lexical``); other models are ranked by the index alone.
+        over the titles first, then the tower, by default) gets the index's best
+        eligible items and ranks them with its titles (stage ``lexical``); other
+        models are ranked by the index alone.
         No item prior is added, as in ``TwoTower.search``.
         """
         vector = self._encode_timed(bundle.model.encode_texts, [request.query])
