@@ -358,6 +358,7 @@ class RecommendService:
         start = time.perf_counter()
         fetch = max(n, self.rerank_candidates)
         index = bundle.index
+        skip = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
         if eligible is None:
             # Without a mask the exclusions (seen items: tens) are dropped in the
             # re-rank below: fetching that many more is cheaper than filtering here.
@@ -367,12 +368,10 @@ class RecommendService:
             self.observe("ann", time.perf_counter() - start)
             start = time.perf_counter()
         else:
-            drop = np.fromiter(sorted(excluded), dtype=np.int64, count=len(excluded))
-            rows = index.candidates(vector, fetch, eligible=eligible, exclude=drop)
+            rows = index.candidates(vector, fetch, eligible=eligible, exclude=np.sort(skip))
             self.observe("ann", time.perf_counter() - start)
             start = time.perf_counter()
             sims = index.vectors[rows] @ vector
-        skip = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
         allowed = ALL_ELIGIBLE if eligible is None else eligible
         scale = bundle.model.score_scale
         if use_prior:
