@@ -11,6 +11,7 @@ import pytest
 
 from recops.pipelines import ArtifactRef, LocalExecutor, PipelineError, component, pipeline
 from recops.pipelines.execution import StepTimeout
+from recops.pipelines.runstore import RunNotFoundError
 from tests.pipelines import components as toy
 
 
@@ -73,9 +74,15 @@ def test_resume_runs_the_failed_step_and_after_only(
         "after": "skipped",
     }
     with pytest.raises(ValueError, match="nothing to resume"):
-        executor.resume(executor.run(toy.toy, n=2, log_dir=str(tmp_path / "other")).run_id)
+        other = executor.run(toy.toy, n=2, log_dir=str(tmp_path / "other")).run_id
+        executor.resume(other)
     (tmp_path / "fixed").write_text("yes")
-    resumed = executor.resume(run_id[:17])  # a unique prefix is enough
+    # A unique prefix is enough: one character past what the two ids share (both runs may
+    # have started in the same second, so a fixed length could be ambiguous).
+    shared = next(i for i, (a, b) in enumerate(zip(run_id, other, strict=True)) if a != b)
+    with pytest.raises(RunNotFoundError, match="2 runs"):
+        executor.resume(run_id[:shared])
+    resumed = executor.resume(run_id[: shared + 1])
     assert resumed.run_id == run_id and resumed.record.attempts == 2
     assert statuses(resumed.record) == {
         "make": "succeeded",
