@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from recops.experiments import assignment
 from recops.experiments.assignment import (
     BUCKETS,
     Assigner,
@@ -139,6 +140,19 @@ def test_assigner_follows_the_three_hashes():
         else:
             variant = "control" if bucket("ranker-v2", unit) < points[0] else "pl"
             assert one == Assignment("ranking", "ranker-v2", variant, (variant,))
+
+
+def test_remembered_assignments_equal_hashed_ones_and_stay_bounded(monkeypatch):
+    monkeypatch.setattr(assignment, "REMEMBERED_UNITS", 50)
+    placed = _frozen_experiment()
+    assigner, fresh = Assigner([placed], now=0), Assigner([placed], now=0)
+    units = _units(120)
+    first = [assigner.assign(user_id=u) for u in units]
+    # Asked again (remembered, or hashed again once forgotten): the same answers, which
+    # are those of an assigner that never saw the units.
+    assert [assigner.assign(user_id=u) for u in reversed(units)] == first[::-1]
+    assert first == [fresh._assign(u, None) for u in units]
+    assert len(assigner._seen) <= 50
 
 
 @settings(max_examples=200, deadline=None)

@@ -6,6 +6,7 @@ The contract every backend keeps is tested in ``test_eventlog_contract.py``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,26 @@ def test_wal_mode_and_reopen(tmp_path: Path) -> None:
     assert reopened.count() == 10
     reopened.close()
     assert reopened.submit(_events(1)).exception() is not None
+
+
+def test_unwaited_exposure_commits_skip_the_fsync_and_waited_ones_do_not(tmp_path: Path) -> None:
+    from tests.serving.test_eventlog_contract import _exposure
+
+    log = SQLiteEventLog(tmp_path / "events.sqlite3", exposure_delay_s=0.0, exposure_flush_s=60)
+
+    def synchronous() -> int:
+        return int(log._conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    log.queue_exposures([_exposure("q1")])
+    deadline = time.monotonic() + 5
+    while log.exposure_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert synchronous() == 1  # NORMAL: survives the process, flushed by the next write
+    log.append(_events(1))
+    assert synchronous() == 2  # FULL again for an acknowledged write
+    log.close()
+    reopened = SQLiteEventLog(tmp_path / "events.sqlite3")
+    assert reopened.exposure_count() == 1 and reopened.count() == 1
 
 
 def test_parameters_are_validated(tmp_path: Path) -> None:

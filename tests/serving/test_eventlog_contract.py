@@ -134,6 +134,7 @@ def test_parameters_are_validated(backend: LogBackend) -> None:
         ({"max_batch_rows": 0}, "max_batch_rows"),
         ({"idempotency_window_s": 0.0}, "idempotency_window_s"),
         ({"exposure_delay_s": 11.0}, "exposure_delay_s"),
+        ({"exposure_flush_s": -1.0}, "exposure_flush_s"),
     ):
         with pytest.raises(ValueError, match=match):
             backend.open(**bad)
@@ -191,6 +192,40 @@ def test_queued_exposures_wait_for_company_but_never_for_events(backend: LogBack
     assert log.dropped_exposures == 0
     log.queue_exposures([_exposure("late")])  # after close: counted, not raised
     assert log.dropped_exposures == 1
+
+
+def test_many_queued_exposures_keep_their_order_across_statements(backend: LogBackend) -> None:
+    log = backend.open(exposure_delay_s=5.0)
+    names = [f"q{n}" for n in range(203)]  # 3 x 64 + 8 + 2 + 1 rows: every statement size
+    for name in names:
+        log.queue_exposures([_exposure(name)])
+    log.append(_events(1))  # commits them with it
+    rows = log.read_exposures()
+    assert [x.request_id for _, x in rows] == names
+    assert [row_id for row_id, _ in rows] == list(range(1, 204))
+    assert rows[100][1] == _exposure("q100")
+
+
+def test_only_commits_someone_waits_for_or_due_are_flushed(backend: LogBackend) -> None:
+    log = backend.open(exposure_delay_s=0.0, exposure_flush_s=60.0)
+    flushed: list[bool] = []
+    write = log._write
+
+    def spy(batch, now, cutoff, durable):  # type: ignore[no-untyped-def]
+        flushed.append(durable)
+        return write(batch, now, cutoff, durable)
+
+    log._write = spy  # type: ignore[method-assign]
+    log.queue_exposures([_exposure("q1")])
+    assert _eventually(lambda: log.exposure_count() == 1)
+    log.append(_events(1))
+    log.submit_exposures([_exposure("s1")]).result()
+    assert flushed == [False, True, True]
+    # With no acknowledged write for `exposure_flush_s`, queued exposures are flushed.
+    log.exposure_flush_s = 0.0
+    log.queue_exposures([_exposure("q2")])
+    assert _eventually(lambda: log.exposure_count() == 3)
+    assert flushed == [False, True, True, True]
 
 
 def test_queued_exposures_are_committed_within_the_delay(backend: LogBackend) -> None:

@@ -1,4 +1,4 @@
-"""The request-path histogram against prometheus_client's own on the same data."""
+"""The request-path histogram and counter against prometheus_client's own on the same data."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from recops.serving.metrics import HotHistogram
+from recops.serving.metrics import HotCounter, HotHistogram
 
 BUCKETS = (0.001, 0.01, 0.1)
 
@@ -48,6 +48,21 @@ def test_hot_histogram_refuses_bad_buckets_and_labels() -> None:
     hot = HotHistogram("y", "doc", ["a", "b"], BUCKETS, CollectorRegistry())
     with pytest.raises(ValueError, match=r"takes labels \('a', 'b'\)"):
         hot.observe(0.5, "only-one")
+
+
+def test_hot_counter_renders_what_prometheus_client_would() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    hot = HotCounter("t_exposures", "doc", ["experiment", "variant"], ours)
+    reference = Counter("t_exposures", "doc", ["experiment", "variant"], registry=theirs)
+    child = hot.child("exp", "a")
+    for _ in range(7):
+        child[0] += 1
+        reference.labels("exp", "a").inc()
+    hot.child("none", "none")[0] += 2
+    reference.labels("none", "none").inc(2)
+    assert _without_created(generate_latest(ours)) == _without_created(generate_latest(theirs))
+    with pytest.raises(ValueError, match=r"takes labels \('experiment', 'variant'\)"):
+        hot.child("only-one")
 
 
 def _without_created(text: bytes) -> list[str]:

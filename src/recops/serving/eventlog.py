@@ -15,7 +15,9 @@ connection and does *group commit*: whatever arrived while the previous transact
 was being written goes into the next one, so concurrent small requests share one
 fsync instead of paying one each. That writer is :class:`GroupCommitLog`, which the
 PostgreSQL log (:mod:`recops.serving.eventlog_postgres`) shares: a backend supplies
-one transaction's SQL, the key checks' statements and the reads.
+one transaction's SQL, the key checks' statements and the reads. Batches of queued
+exposures alone are committed without an fsync of their own (``exposure_flush_s``):
+the next acknowledged write flushes them with it, since the log is sequential.
 
 Retries are stored once (:meth:`EventLog.submit_once`): a write may carry a client's
 idempotency key (:class:`WriteKey`), and events may carry a client ``event_id`` in their
@@ -315,7 +317,15 @@ _SELECT = (
 _EXPOSURE_COLUMNS = (
     "request_id, timestamp, unit, experiment, variant, model, version, policy, slate"
 )
-_INSERT_EXPOSURE = f"INSERT INTO exposures ({_EXPOSURE_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+_INSERT_EXPOSURES = f"INSERT INTO exposures ({_EXPOSURE_COLUMNS}) VALUES "
+#: Rows per multi-row INSERT of exposures: the statements for 64, 32, ..., 1 rows are
+#: prepared once (the connection's statement cache) and a batch needs at most seven
+#: steps plus one per 64 rows. Each step releases the GIL, and a step per row made the
+#: writer and the event loop trade the GIL hundreds of times per batch.
+_EXPOSURE_CHUNKS = tuple(
+    (size, _INSERT_EXPOSURES + ", ".join(["(" + ", ".join("?" * 9) + ")"] * size))
+    for size in (64, 32, 16, 8, 4, 2, 1)
+)
 #: The per-position lists and the context of an exposure, stored as one JSON object
 #: (``slate``): one encoding and one column instead of seven cost a third of the CPU.
 _SLATE_KEYS = ("items", "propensities", "scores", "sources", "candidates", "candidate_scores")
@@ -447,6 +457,15 @@ def _exposure(row: tuple[Any, ...]) -> tuple[int, Exposure]:
     )
 
 
+def _insert_exposures(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert exposure rows in submission order, by multi-row statements."""
+    start = 0
+    for size, statement in _EXPOSURE_CHUNKS:
+        while len(rows) - start >= size:
+            conn.execute(statement, [v for row in rows[start : start + size] for v in row])
+            start += size
+
+
 class GroupCommitLog(EventLog):
     """The writing half of an event log: one writer thread, group commit, the futures.
 
@@ -460,7 +479,7 @@ class GroupCommitLog(EventLog):
     ----------
     where:
         Names the log in messages (a file, or a database without its password).
-    max_batch_rows, exposure_delay_s, idempotency_window_s, clock:
+    max_batch_rows, exposure_delay_s, exposure_flush_s, idempotency_window_s, clock:
         As in :class:`SQLiteEventLog`.
     """
 
@@ -472,6 +491,7 @@ class GroupCommitLog(EventLog):
         exposure_delay_s: float,
         idempotency_window_s: float,
         clock: Callable[[], float],
+        exposure_flush_s: float = 1.0,
     ) -> None:
         if not 0.0 < idempotency_window_s <= 366 * 86_400.0:
             raise ValueError(
@@ -486,6 +506,12 @@ class GroupCommitLog(EventLog):
                 f"`exposure_delay_s` must be in [0, 10] seconds (got {exposure_delay_s!r})"
             )
         self.exposure_delay_s = exposure_delay_s
+        if not 0.0 <= exposure_flush_s <= 60.0:
+            raise ValueError(
+                f"`exposure_flush_s` must be in [0, 60] seconds (got {exposure_flush_s!r})"
+            )
+        self.exposure_flush_s = exposure_flush_s
+        self._flushed_at = time.monotonic()
         if isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int):
             raise ValueError(f"`max_batch_rows` must be a positive int (got {max_batch_rows!r})")
         if max_batch_rows < 1:
@@ -495,6 +521,12 @@ class GroupCommitLog(EventLog):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         # Set by urgent submissions (and close) to end the writer's exposure wait.
         self._wake = threading.Event()
+        # The queued job that queued exposures join until the writer takes it: one
+        # job per batch of exposures instead of one per served slate (each job's
+        # objects lived ~50 ms and made the garbage collector's young generation
+        # fill and be traversed on the request path).
+        self._pending: _Job | None = None
+        self._pending_lock = threading.Lock()
         self._dropped = 0
         self._closed = threading.Event()
         self._writer: threading.Thread | None = None
@@ -508,9 +540,14 @@ class GroupCommitLog(EventLog):
 
     @abstractmethod
     def _write(
-        self, batch: list[_Job], now: float, cutoff: float
+        self, batch: list[_Job], now: float, cutoff: float, durable: bool
     ) -> list[Receipt | KeyReuseError | None]:
         """Store ``batch`` in one transaction; what to answer each job (None: a count).
+
+        ``durable``: the commit must reach the disk before it returns (a caller
+        waits, or queued exposures have waited ``exposure_flush_s``); otherwise the
+        backend may leave it in the operating system's care (it survives the
+        process, not a power loss) until a later durable commit flushes it.
 
         Called by the writer thread only. On an error the transaction is rolled back
         and the error raised: every job of the batch fails with it.
@@ -630,8 +667,19 @@ class GroupCommitLog(EventLog):
             self._dropped += len(exposures)
             log.error("event log %s is closed: %d exposures dropped", self._where, len(exposures))
             return
-        assigned = [(a.experiment, a.unit, a.variant, int(a.timestamp)) for a in assignments]
-        self._queue.put(_Job([], [_exposure_row(x) for x in exposures], assigned, None, []))
+        # Encoded here: encoding them in the writer, 50 ms later, cost more (their
+        # objects had left the cache, and kept alive they made more work for the
+        # garbage collector).
+        rows = [_exposure_row(x) for x in exposures]
+        with self._pending_lock:
+            job = self._pending
+            if job is None:
+                # Queued now, so it is ahead of any click on the exposures it takes.
+                job = self._pending = _Job([], [], [], None, [])
+                self._queue.put(job)
+            job.exposures += rows
+            for a in assignments:
+                job.assignments.append((a.experiment, a.unit, a.variant, int(a.timestamp)))
 
     @property
     def dropped_exposures(self) -> int:
@@ -669,15 +717,34 @@ class GroupCommitLog(EventLog):
             except queue.Empty:
                 break
             if more is None:
+                self._close_pending(batch)
                 return batch, True
             batch.append(more)
             rows += more.size()
+        self._close_pending(batch)
         return batch, False
+
+    def _close_pending(self, batch: list[_Job]) -> None:
+        """Exposures queued from now on go to a new job: the pending one is in ``batch``."""
+        with self._pending_lock:
+            if self._pending is not None and any(job is self._pending for job in batch):
+                self._pending = None
 
     def _commit(self, batch: list[_Job]) -> None:
         now = self._clock()
+        # Queued exposures alone need no flush of their own: the next acknowledged
+        # write flushes them with it (the log is sequential), and without one they
+        # are flushed within `exposure_flush_s`. An fsync per 50 ms batch was half the
+        # writer's CPU time on a loaded server.
+        moment = time.monotonic()
+        durable = (
+            any(job.future is not None for job in batch)
+            or moment - self._flushed_at >= self.exposure_flush_s
+        )
         try:
-            outcomes = self._write(batch, now, now - self.idempotency_window_s)
+            outcomes = self._write(batch, now, now - self.idempotency_window_s, durable)
+            if durable:
+                self._flushed_at = moment
         except Exception as exc:  # the storage error goes to every waiting caller
             for job in batch:
                 if job.future is None:
@@ -729,8 +796,13 @@ class SQLiteEventLog(GroupCommitLog):
     exposure_delay_s:
         Longest time a non-urgent exposure waits for others to share its commit.
         One commit per served slate cost about 300 µs of CPU (the fsync above all)
-        against about 20 µs per row in a batch; 50 ms bounds what a crash can lose
-        and what the bandits' learning lags by.
+        against about 20 µs per row in a batch; 50 ms bounds what a killed process
+        can lose and what the bandits' learning lags by.
+    exposure_flush_s:
+        Longest time committed queued exposures may stay unflushed. Their commits
+        use ``synchronous=NORMAL`` (no fsync: they survive a killed process, not a
+        power loss) until an acknowledged write, which fsyncs the WAL and with it
+        everything committed before, or this bound; ``0`` fsyncs every commit.
     idempotency_window_s:
         How long write keys and event ids are remembered (see the module docstring);
         at most a year.
@@ -745,6 +817,7 @@ class SQLiteEventLog(GroupCommitLog):
         max_batch_rows: int = 50_000,
         synchronous: str = "FULL",
         exposure_delay_s: float = 0.05,
+        exposure_flush_s: float = 1.0,
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -752,6 +825,7 @@ class SQLiteEventLog(GroupCommitLog):
             str(path),
             max_batch_rows=max_batch_rows,
             exposure_delay_s=exposure_delay_s,
+            exposure_flush_s=exposure_flush_s,
             idempotency_window_s=idempotency_window_s,
             clock=clock,
         )
@@ -760,6 +834,9 @@ class SQLiteEventLog(GroupCommitLog):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous.upper()
+        # The writer's current setting: `_write` lowers it to NORMAL for commits
+        # nobody waits for, and restores it for the others.
+        self._writing_sync = self._synchronous
         # Created here (not in the thread) so that a bad path fails in the caller.
         self._conn = self._connect()
         self._create_tables(self._conn)
@@ -794,25 +871,27 @@ class SQLiteEventLog(GroupCommitLog):
         self._conn.close()
 
     def _write(
-        self, batch: list[_Job], now: float, cutoff: float
+        self, batch: list[_Job], now: float, cutoff: float, durable: bool
     ) -> list[Receipt | KeyReuseError | None]:
         conn = self._conn
+        wanted = self._synchronous if durable else "NORMAL"
+        if wanted != self._writing_sync:
+            conn.execute(f"PRAGMA synchronous={wanted}")
+            self._writing_sync = wanted
         try:
             # IMMEDIATE: the key checks read before writing, and another process
             # committing in between would otherwise fail the upgrade to a write lock.
             conn.execute("BEGIN IMMEDIATE")
             self._purge(conn, now, cutoff)
             events, outcomes = self._claim_all(conn, batch, now, cutoff)
-            # One statement per table (a statement per job cost more than its rows);
-            # each table keeps submission order, and the tables commit together.
-            tables = (
-                (_INSERT, events),
-                (_INSERT_EXPOSURE, [row for job in batch for row in job.exposures]),
-                (_INSERT_ASSIGNMENT, [row for job in batch for row in job.assignments]),
-            )
-            for statement, rows in tables:
-                if rows:
-                    conn.executemany(statement, rows)
+            # Statements per table, not per job (a statement per job cost more than its
+            # rows); each table keeps submission order, and the tables commit together.
+            if events:
+                conn.executemany(_INSERT, events)
+            _insert_exposures(conn, [row for job in batch for row in job.exposures])
+            assignments = [row for job in batch for row in job.assignments]
+            if assignments:
+                conn.executemany(_INSERT_ASSIGNMENT, assignments)
             conn.execute("COMMIT")
         except Exception:
             if conn.in_transaction:

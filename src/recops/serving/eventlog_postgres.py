@@ -9,7 +9,8 @@ SQLite file stays the default. What holds, as for SQLite:
 * **Group commit.** One writer thread per process (:class:`GroupCommitLog`) takes
   whatever waits and writes it in one transaction: one ``INSERT ... SELECT FROM
   unnest(...)`` per table, whatever the number of rows; queued exposures wait up
-  to ``exposure_delay_s`` for company; events never wait.
+  to ``exposure_delay_s`` for company, and their commits (when nothing else is in
+  the batch) do not wait for the WAL flush; events never wait.
 * **Assignments once** per ``(experiment, unit)`` (``ON CONFLICT DO NOTHING``),
   idempotency keys and client event ids in the same database, checked and claimed
   inside the write transaction, one window of them kept.
@@ -31,8 +32,9 @@ wait for each other.
 **Followers learn of new events by LISTEN/NOTIFY.** A transaction that writes
 events notifies a channel of the schema; :meth:`PostgresEventLog.changed` reads what
 arrived on its own connection without a round trip (a non-blocking read of the
-socket), and knows its own process's commits at once. Another process's commit
-arrives as a notification a fraction of a millisecond later, so a recommendation
+socket), and knows its own process's commits at once (its own notices, signed with
+the log's random signature, are skipped: they would say it twice). Another process's
+commit arrives as a notification a fraction of a millisecond later, so a recommendation
 served by another worker in that instant may not see it yet (SQLite's
 ``data_version`` has no such lag); a server whose online state is in Redis
 (:mod:`recops.serving.state_redis`) reads each user's history from there and does
@@ -46,6 +48,7 @@ round trip with 2 s timeouts, that the database answers and takes the log's writ
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -319,8 +322,11 @@ class PostgresEventLog(GroupCommitLog):
         ``postgresql://user:password@host:port/dbname`` (libpq's URL; ``?options=
         -csearch_path%3Dname`` puts the tables in another schema). The tables are
         created if missing.
-    max_batch_rows, exposure_delay_s, idempotency_window_s, clock:
-        As in :class:`~recops.serving.eventlog.SQLiteEventLog`.
+    max_batch_rows, exposure_delay_s, exposure_flush_s, idempotency_window_s, clock:
+        As in :class:`~recops.serving.eventlog.SQLiteEventLog`. Commits of queued
+        exposures alone are asynchronous (``synchronous_commit = off``): the
+        database flushes them within ``3 × wal_writer_delay`` (600 ms by default),
+        and at least every ``exposure_flush_s`` a commit waits for its flush.
     connect_timeout_s:
         How long opening a connection may take; a connection that broke (a server
         restart) is opened again at its next use, and the writes of the batch that
@@ -333,6 +339,7 @@ class PostgresEventLog(GroupCommitLog):
         *,
         max_batch_rows: int = 50_000,
         exposure_delay_s: float = 0.05,
+        exposure_flush_s: float = 1.0,
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
         clock: Callable[[], float] = time.time,
         connect_timeout_s: float = 5.0,
@@ -341,6 +348,7 @@ class PostgresEventLog(GroupCommitLog):
             redact(url),
             max_batch_rows=max_batch_rows,
             exposure_delay_s=exposure_delay_s,
+            exposure_flush_s=exposure_flush_s,
             idempotency_window_s=idempotency_window_s,
             clock=clock,
         )
@@ -356,6 +364,8 @@ class PostgresEventLog(GroupCommitLog):
         schema = conn.execute("SELECT current_schema()").fetchone()
         self.schema = str(schema[0]) if schema else "public"
         self._channel = f"recops_events_{self.schema}"[:63]
+        self._signature = secrets.token_hex(8)
+        self._signature_bytes = self._signature.encode()
         self._notified = True
         # Commits of events by this log's writer (its thread alone counts them), and
         # how many changed() had seen.
@@ -384,10 +394,15 @@ class PostgresEventLog(GroupCommitLog):
         self._writer_conn.discard()
 
     def _write(
-        self, batch: list[_Job], now: float, cutoff: float
+        self, batch: list[_Job], now: float, cutoff: float, durable: bool
     ) -> list[Receipt | KeyReuseError | None]:
         conn = self._writer_conn.get()
         with self._transaction(conn):
+            if not durable:
+                # Asynchronous commit for exposures nobody waits for: the server
+                # flushes its WAL within 3 × wal_writer_delay; a crash of the server
+                # may lose them, never corrupt anything, and never an acknowledged event.
+                conn.execute("SET LOCAL synchronous_commit TO OFF")
             conn.execute(_LOCK)
             self._purge(conn, now, cutoff)
             events, outcomes = self._claim_all(conn, batch, now, cutoff)
@@ -395,7 +410,9 @@ class PostgresEventLog(GroupCommitLog):
             assignments = [row for job in batch for row in job.assignments]
             if events:
                 conn.execute(_INSERT_EVENTS, _columns(events, len(_EVENT_TYPES)))
-                conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                # Signed, so that this log's watcher skips its own notices: it
+                # counts its own commits already (below), when they happen.
+                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._signature))
             if exposures:
                 conn.execute(_INSERT_EXPOSURES, _columns(exposures, len(_EXPOSURE_TYPES)))
             if assignments:
@@ -517,8 +534,9 @@ class PostgresEventLog(GroupCommitLog):
                 pgconn = self._watch.get().pgconn
                 # Reads what the socket holds, without waiting or a round trip.
                 pgconn.consume_input()
-                while pgconn.notifies() is not None:
-                    self._notified = True
+                while (notice := pgconn.notifies()) is not None:
+                    if notice.extra != self._signature_bytes:
+                        self._notified = True
                 if pgconn.status != ConnStatus.OK:  # the server closed it
                     raise psycopg.OperationalError("the connection was closed by the server")
             except psycopg.Error as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -71,9 +72,9 @@ class Arm:
     policy: ServingPolicy | None
     fallback: str | None = None
 
-    @property
+    @functools.cached_property
     def spec(self) -> dict[str, Any]:
-        """The policy as logged."""
+        """The policy as logged (its configuration: computed once, logged per request)."""
         return GREEDY if self.policy is None else self.policy.spec()
 
     @property

@@ -59,7 +59,36 @@ _LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 
 GAUGES_LIVE_S = 5.0
 
 
-class HotHistogram(Collector):
+class _HotFamily(Collector):
+    """Labelled series kept as plain lists of numbers: what the hot collectors share."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        registry: CollectorRegistry,
+        width: int,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = tuple(labels)
+        self._width = width
+        self._children: dict[tuple[str, ...], list[float]] = {}
+        registry.register(self)
+
+    def child(self, *values: str) -> list[float]:
+        """The numbers of one label set (created at zero)."""
+        key = tuple(values)
+        numbers = self._children.get(key)
+        if numbers is None:
+            if len(key) != len(self.labels):
+                raise ValueError(f"{self.name} takes labels {self.labels} (got {key})")
+            numbers = self._children[key] = [0.0] * self._width
+        return numbers
+
+
+class HotHistogram(_HotFamily):
     """A labelled Prometheus histogram for the request path, cheap to observe.
 
     Observed from the event loop's thread only (the handlers and middleware run
@@ -92,23 +121,10 @@ class HotHistogram(Collector):
     ) -> None:
         if list(buckets) != sorted(buckets) or not buckets:
             raise ValueError(f"buckets must be non-empty and increasing (got {buckets!r})")
-        self.name = name
-        self.documentation = documentation
-        self.labels = tuple(labels)
         self.bounds = tuple(float(b) for b in buckets)
         self.counter = counter
-        self._children: dict[tuple[str, ...], list[float]] = {}
-        registry.register(self)
-
-    def child(self, *values: str) -> list[float]:
-        """The counts of one label set: ``[bucket counts..., +Inf count, sum]``."""
-        key = tuple(values)
-        counts = self._children.get(key)
-        if counts is None:
-            if len(key) != len(self.labels):
-                raise ValueError(f"{self.name} takes labels {self.labels} (got {key})")
-            counts = self._children[key] = [0.0] * (len(self.bounds) + 2)
-        return counts
+        # A child is [bucket counts..., +Inf count, sum].
+        super().__init__(name, documentation, labels, registry, len(self.bounds) + 2)
 
     def observe_into(self, counts: list[float], value: float) -> None:
         """Add one observation to a :meth:`child`."""
@@ -140,6 +156,38 @@ class HotHistogram(Collector):
         yield HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
         if self.counter is not None:
             yield CounterMetricFamily(*self.counter, labels=self.labels)
+
+
+class HotCounter(_HotFamily):
+    """A labelled Prometheus counter for the request path: a list item to add to.
+
+    As :class:`HotHistogram`: incremented from the event loop's thread only, so no
+    lock (``prometheus_client``'s counter takes one per increment).
+
+    Parameters
+    ----------
+    name, documentation:
+        Metric name (without ``_total``) and help text.
+    labels:
+        Label names; :meth:`child` takes their values in this order.
+    registry:
+        Where to register.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        # A child is [count]: ``child(...)[0] += n`` counts.
+        super().__init__(name, documentation, labels, registry, 1)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, count in list(self._children.items()):
+            family.add_metric(list(key), count[0])
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labels)
 
 
 def _bound_text(bound: float) -> str:
@@ -200,11 +248,11 @@ class ServerMetrics:
             ["event"],
             registry=self.registry,
         )
-        self.exposures = Counter(
+        self.exposures = HotCounter(
             "recops_exposures",
             "Served slates logged as exposures, by experiment and variant (`none` outside one).",
             ["experiment", "variant"],
-            registry=self.registry,
+            self.registry,
         )
         self.exposure_errors = Counter(
             "recops_exposure_errors",
