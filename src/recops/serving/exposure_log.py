@@ -2,11 +2,14 @@
 
 The request path builds the record (a few microseconds) and hands it to the event
 log's writer thread, which commits it within ``exposure_delay_s`` (50 ms), many
-exposures per commit. By default the reply does not wait for that commit: an exposure is
-evidence of what was shown, not data the client handed over, and waiting for an
-fsync per recommendation would cost a large share of the route's throughput. With
-``ServerSettings.exposure_sync`` the reply waits, so that no answered slate can be
-missing from the log even after a power loss. Either way the writer keeps
+exposures per commit, and flushes it to disk with the next acknowledged write or
+within ``exposure_flush_s`` (a second): a killed process loses at most the last 50 ms,
+a power loss at most the last second. By default the reply does not wait for that
+commit: an exposure is evidence of what was shown, not data the client handed over,
+and waiting for an fsync per recommendation would cost a large share of the route's
+throughput. With ``ServerSettings.exposure_sync`` the reply waits, so that no
+answered slate can be missing from the log even after a power loss. Either way the
+writer keeps
 submission order, so an exposure is committed before any click that answers it
 (the client only learns the ``request_id`` from the reply).
 
