@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 #: Buckets of every hash: the resolution of traffic, weights and holdout (0.01%).
 BUCKETS = 10_000
-#: Units whose assignment an :class:`Assigner` remembers (about 200 bytes each); when
-#: full it forgets them all and hashes again.
+#: Units whose assignment an :class:`Assigner` remembers (about 200 bytes each, some
+#: 13 MB when full); when full it forgets them all and hashes again.
 REMEMBERED_UNITS = 65_536
 LAYER_PREFIX = "layer:"
 

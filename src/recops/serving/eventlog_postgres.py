@@ -399,8 +399,8 @@ class PostgresEventLog(GroupCommitLog):
         conn = self._writer_conn.get()
         with self._transaction(conn):
             if not durable:
-                # Asynchronous commit for exposures nobody waits for: the server
-                # flushes its WAL within 3 × wal_writer_delay; a crash of the server
+                # Asynchronous commit for exposures nobody waits for: the database
+                # flushes its WAL within 3 × wal_writer_delay; a crash of the database
                 # may lose them, never corrupt anything, and never an acknowledged event.
                 conn.execute("SET LOCAL synchronous_commit TO OFF")
             conn.execute(_LOCK)
