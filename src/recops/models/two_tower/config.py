@@ -98,11 +98,6 @@ class TwoTowerConfig(BaseModel):
         popularity is also a prior candidate on the validation window, so the
         model's prior is never worse there than the ``RecentPopular`` baseline.
         ``None`` (default): the prior windows of 30 days or less; empty: none.
-    prior_count_windows:
-        Windows (seconds, each one of ``prior_windows``) whose plain recent
-        popularity is also a prior candidate on the validation window, so the
-        model's prior is never worse there than the ``RecentPopular`` baseline.
-        ``None`` (default): the prior windows of 30 days or less; empty: none.
     validation_metric:
         What the validation window maximises when it picks the epoch, the prior and
         the tower/prior blend: ``"ndcg@20"``, or ``"ndcg@20+recall@20"`` (the sum of
