@@ -17,7 +17,10 @@ Reports (rich tables, and ``benchmarks/results/serving.json``):
   batched), freshness (an acknowledged click to a recommendation that reflects it),
   the served recall against the exact full score, and the ANN stage alone at 100k and
   1M items;
-* the cost of exposure logging and of experiments (``--sections experiments``).
+* the cost of exposure logging and of experiments (``--sections experiments``): each
+  configuration served by wrk as above, and beside it the same apps called in process
+  (``recops.sim.asgi_cost``: no sockets, alternated rounds, the minimum and median CPU
+  per request), which the machine's run-to-run drift disturbs far less.
 
 Without wrk (or on one core) the per-core section is skipped, saying so.
 
@@ -53,6 +56,7 @@ from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.schemas import RecommendRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
+from recops.sim.asgi_cost import measure_cpu
 from recops.sim.loadtest import (
     HttpConnection,
     LoadTestConfig,
@@ -74,6 +78,13 @@ EXPERIMENT_MODES: dict[str, tuple[dict[str, str], tuple[dict[str, Any], ...] | N
     "exposures": ({}, None),
     "experiment_aa": ({}, ({"kind": "greedy"}, {"kind": "greedy"})),
     "experiment_pl": ({}, ({"kind": "greedy"}, {"kind": "plackett_luce", "temperature": 0.5})),
+}
+#: The same configurations as settings, for the in-process measurement.
+IN_PROCESS_SETTINGS: dict[str, dict[str, Any]] = {
+    "no_log": {"log_exposures": False, "experiments": False},
+    "exposures": {},
+    "experiment_aa": {},
+    "experiment_pl": {},
 }
 EXPERIMENT_LABELS = {
     "no_log": "no exposure log, no experiment",
@@ -498,6 +509,69 @@ def experiment_cost(
     return out
 
 
+def in_process_cost(
+    repo: Path, clicks: pd.DataFrame, workdir: Path, rounds: int = 30
+) -> dict[str, Any]:
+    """The experiment-cost configurations' apps called in process, pinned to CPU 0."""
+    from recops.serving.app import create_app
+    from recops.serving.settings import ServerSettings
+
+    users = clicks["user_id"].astype(str).unique()[:1000]
+    targets = [("/v1/recommend", f"user_id={u}&k={K}".encode()) for u in users]
+
+    async def measure() -> dict[str, Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            apps = {}
+            for label, fields in IN_PROCESS_SETTINGS.items():
+                log = workdir / f"events-in-process-{label}.sqlite3"
+                policies = EXPERIMENT_MODES[label][1]
+                if policies is not None:
+                    _start_experiment(log, policies)
+                settings = ServerSettings(
+                    model_repository=repo, event_log_path=log, replay=True, **fields
+                )
+                app = create_app(settings)
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                apps[label] = app
+            return {
+                label: vars(cost)
+                for label, cost in (await measure_cpu(apps, targets, rounds=rounds)).items()
+            }
+
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        out = asyncio.run(measure())
+    finally:
+        os.sched_setaffinity(0, cpus)
+    for label, r in out.items():
+        console.print(
+            f"{label:>14} in process: min {r['min_us']:.0f} µs/request, median "
+            f"{r['median_us']:.0f} (calling thread's min {r['main_thread_min_us']:.0f})"
+        )
+    return out
+
+
+def in_process_table(cost: dict[str, Any]) -> Table:
+    """The in-process view of the experiment cost: CPU per request, and added to no log."""
+    out = Table(
+        title="the same configurations in process (the app called directly on CPU 0, "
+        f"{next(iter(cost.values()))['rounds']} rounds in rotation)"
+    )
+    for column in ("server", "min µs/req", "vs no log", "median µs/req", "vs no log "):
+        out.add_column(column, justify="left" if column == "server" else "right")
+    base = cost["no_log"]
+    for label, r in cost.items():
+        out.add_row(
+            EXPERIMENT_LABELS[label],
+            f"{r['min_us']:.0f}",
+            f"{r['min_us'] - base['min_us']:+.0f} ({base['min_us'] / r['min_us']:.0%})",
+            f"{r['median_us']:.0f}",
+            f"{r['median_us'] - base['median_us']:+.0f} ({base['median_us'] / r['median_us']:.0%})",
+        )
+    return out
+
+
 def experiment_table(cost: dict[str, Any]) -> Table:
     """The experiment-cost section: each server against the one without log or experiment."""
     out = Table(title="cost of exposure logging and experiments (1 worker on CPU 0, wrk on CPU 1)")
@@ -534,6 +608,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["experiment_cost"] = experiment_cost(
                 repo, clicks, workdir, 2 * args.duration, 3 * args.rounds
             )
+            results["experiment_cost_in_process"] = in_process_cost(repo, clicks, workdir)
         if "main" not in args.sections:
             return results
         results["pinned"] = pinned_runs(repo, clicks, workdir, args.duration, args.rounds)
@@ -669,6 +744,8 @@ def main() -> None:
         console.print(table(results))
     if results.get("experiment_cost"):
         console.print(experiment_table(results["experiment_cost"]))
+    if results.get("experiment_cost_in_process"):
+        console.print(in_process_table(results["experiment_cost_in_process"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     console.print(f"results written to {args.out} ({results['seconds']:.0f} s)")
