@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recops.data.world import WorldConfig, generate_world
+from recops.serving.app import create_app
 from recops.serving.context import configure_threads
 from recops.serving.eventlog import Event, SQLiteEventLog
 from recops.serving.index import IndexParams, VectorIndex
@@ -55,6 +56,7 @@ from recops.serving.process import ServerProcess
 from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.schemas import RecommendRequest
 from recops.serving.service import RecommendService
+from recops.serving.settings import ServerSettings
 from recops.serving.state import UserStateStore
 from recops.sim.asgi_cost import measure_cpu
 from recops.sim.loadtest import (
@@ -78,13 +80,6 @@ EXPERIMENT_MODES: dict[str, tuple[dict[str, str], tuple[dict[str, Any], ...] | N
     "exposures": ({}, None),
     "experiment_aa": ({}, ({"kind": "greedy"}, {"kind": "greedy"})),
     "experiment_pl": ({}, ({"kind": "greedy"}, {"kind": "plackett_luce", "temperature": 0.5})),
-}
-#: The same configurations as settings, for the in-process measurement.
-IN_PROCESS_SETTINGS: dict[str, dict[str, Any]] = {
-    "no_log": {"log_exposures": False, "experiments": False},
-    "exposures": {},
-    "experiment_aa": {},
-    "experiment_pl": {},
 }
 EXPERIMENT_LABELS = {
     "no_log": "no exposure log, no experiment",
@@ -513,20 +508,18 @@ def in_process_cost(
     repo: Path, clicks: pd.DataFrame, workdir: Path, rounds: int = 30
 ) -> dict[str, Any]:
     """The experiment-cost configurations' apps called in process, pinned to CPU 0."""
-    from recops.serving.app import create_app
-    from recops.serving.settings import ServerSettings
-
     users = clicks["user_id"].astype(str).unique()[:1000]
     targets = [("/v1/recommend", f"user_id={u}&k={K}".encode()) for u in users]
 
     async def measure() -> dict[str, Any]:
         async with contextlib.AsyncExitStack() as stack:
             apps = {}
-            for label, fields in IN_PROCESS_SETTINGS.items():
+            for label, (env, policies) in EXPERIMENT_MODES.items():
                 log = workdir / f"events-in-process-{label}.sqlite3"
-                policies = EXPERIMENT_MODES[label][1]
                 if policies is not None:
                     _start_experiment(log, policies)
+                # The servers' environment as settings: RECOPS_<FIELD> names a field.
+                fields = {key.removeprefix("RECOPS_").lower(): v for key, v in env.items()}
                 settings = ServerSettings(
                     model_repository=repo, event_log_path=log, replay=True, **fields
                 )

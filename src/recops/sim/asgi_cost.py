@@ -110,7 +110,7 @@ async def measure_cpu(
         raise ValueError(f"`rounds` and `requests` must be positive (got {rounds}, {requests})")
     labels = list(apps)
     for label in labels:  # warm-up: imports, caches, first-time assignments
-        for path, query in targets[: min(len(targets), requests)]:
+        for path, query in targets[:requests]:
             await _checked(apps[label], label, path, query)
     total: dict[str, list[float]] = {label: [] for label in labels}
     main: dict[str, list[float]] = {label: [] for label in labels}
