@@ -166,6 +166,19 @@ def test_leave_last_n_out_keeps_later_events_of_other_users() -> None:
     assert [list(t) for t in split.targets] == [["b"], ["a"]]
     # The documented leak: u2's event at t=30 is in training although u1's query is at t=20.
     assert sorted(split.train["timestamp"]) == [10, 30]
+    # So b, first trained on after u1's now, is no new-item target: every model knows it.
+    assert [f.tolist() for f in split.is_new_target] == [[False], [False]]
+
+
+def test_leave_last_n_out_new_items_are_those_without_training_events() -> None:
+    events = _frame(
+        [("u1", "a", 5, 10), ("u2", "a", 5, 15), ("u1", "z", 5, 20), ("u2", "b", 5, 30)]
+    )
+    split = leave_last_n_out(events, n=1)
+    # z's only event is held out: nothing in training teaches it; b is u2's target too.
+    assert [list(t) for t in split.targets] == [["z"], ["b"]]
+    assert [f.tolist() for f in split.is_new_target] == [[True], [True]]
+    assert split.describe()["new_item_targets"] == 2
 
 
 def test_leave_last_n_out_skips_short_users() -> None:
