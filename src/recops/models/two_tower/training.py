@@ -33,7 +33,7 @@ import contextlib
 import copy
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -417,30 +417,51 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
-def _ndcg_at(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
-    """Per-user NDCG@k of ranked lists ``top`` (users without targets skipped)."""
+@dataclass(frozen=True)
+class ValidationTargets:
+    """Each validation user's target items, looked up for a whole score matrix at once.
+
+    The blend search scores every weight pair of every candidate prior: a Python loop
+    per user and metric made it most of a small model's training time. Targets are
+    kept as sorted keys ``row * n_items + item``, so the hits of a ``users × k`` list
+    of items are one ``searchsorted``.
+    """
+
+    keys: np.ndarray
+    sizes: np.ndarray
+    n_items: int
+
+    @classmethod
+    def of(cls, targets: Sequence[np.ndarray], n_items: int) -> ValidationTargets:
+        """From one array of 0-based item columns per user (empty: no targets)."""
+        sizes = np.asarray([len(t) for t in targets], dtype=np.int64)
+        rows = np.repeat(np.arange(len(targets), dtype=np.int64), sizes)
+        items = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets] or [rows])
+        return cls(np.unique(rows * n_items + items), sizes, n_items)
+
+    def hits(self, top: np.ndarray) -> np.ndarray:
+        """``hits[u, j]``: whether ``top[u, j]`` is one of user ``u``'s targets."""
+        if len(self.keys) == 0:
+            return np.zeros(top.shape, dtype=bool)
+        query = np.arange(len(top), dtype=np.int64)[:, None] * self.n_items + top
+        found = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
+        return np.asarray(self.keys[found] == query)
+
+
+def _ndcg_at(hits: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
+    """Per-user NDCG@k of the hit matrix (rows: users with targets only)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    values = []
-    for row, t in zip(top, targets, strict=True):
-        if len(t) == 0:
-            continue
-        gains = np.isin(row, t) * discounts
-        values.append(gains.sum() / discounts[: min(len(t), k)].sum())
-    return np.asarray(values, dtype=np.float64)
+    ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
+    return np.asarray((hits[:, :k] @ discounts) / ideal, dtype=np.float64)
 
 
-def _recall_at(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
-    """Per-user Recall@k of ranked lists ``top`` (users without targets skipped)."""
-    return np.asarray(
-        [np.isin(row, t).sum() / len(t) for row, t in zip(top, targets, strict=True) if len(t)],
-        dtype=np.float64,
-    )
+def _recall_at(hits: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
+    """Per-user Recall@k of the hit matrix (rows: users with targets only)."""
+    return np.asarray(hits[:, :k].sum(axis=1) / sizes, dtype=np.float64)
 
 
 #: Per-user validation scores of each ``TwoTowerConfig.validation_metric``.
-VALIDATION_METRICS: dict[
-    str, tuple[Callable[[np.ndarray, list[np.ndarray], int], np.ndarray], ...]
-] = {
+VALIDATION_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray, int], np.ndarray], ...]] = {
     "ndcg@20": (_ndcg_at,),
     "ndcg@20+recall@20": (_ndcg_at, _recall_at),
 }
@@ -464,7 +485,7 @@ class Blend:
     def of(
         cls,
         scores: np.ndarray,
-        targets: list[np.ndarray],
+        targets: ValidationTargets,
         k: int,
         pair: tuple[float, float],
         warm: np.ndarray | None = None,
@@ -477,7 +498,9 @@ class Blend:
         """
         # One top-k serves both the score and coverage: it is the blend search's main cost.
         top = _top_k(scores, k)
-        per_user = np.sum([f(top, targets, k) for f in VALIDATION_METRICS[metric]], axis=0)
+        scored = targets.sizes > 0
+        hits, sizes = targets.hits(top)[scored], targets.sizes[scored]
+        per_user = np.sum([f(hits, sizes, k) for f in VALIDATION_METRICS[metric]], axis=0)
         mean = float(per_user.mean()) if len(per_user) else 0.0
         stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
         warm_cov = len(np.unique(top[warm])) if warm is not None else 0
@@ -541,7 +564,7 @@ def validation_blend(
     for row, h in enumerate(window.history):
         prior[row, h[h > 0] - 1] = -np.inf
     net.train()
-    targets = [t - 1 for t in window.targets]
+    targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
     if prior_net is None:
         return Blend.of(tower + prior, targets, k, (1.0, 1.0), metric=cfg.validation_metric)
     n_hist = (window.history > 0).sum(axis=1)
