@@ -169,6 +169,31 @@ def test_units_get_their_variant_and_exposures_carry_exact_propensities(
     }
 
 
+def test_the_exposure_counter_counts_per_experiment_and_variant(
+    client: TestClient, repo_settings: ServerSettings
+) -> None:
+    def counted() -> dict[str, float]:
+        lines = client.get("/metrics").text.splitlines()
+        prefix = "recops_exposures_total{"
+        return {
+            line[len(prefix) : line.index("}")]: float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith(prefix)
+        }
+
+    _recommend(client, user_id="u1")
+    _recommend(client, user_id="u2")
+    assert counted() == {'experiment="none",variant="none"': 2.0}
+    _start(repo_settings, _config())
+    _wait_for_experiments(client, 1)
+    variants = [_recommend(client, user_id=f"u{i}")["variant"] for i in range(20)]
+    after = counted()
+    for variant in ("control", "explore"):
+        key = f'experiment="ranker",variant="{variant}"'
+        assert after.get(key, 0.0) == variants.count(variant)
+    assert after['experiment="none",variant="none"'] == 2.0
+
+
 def test_anonymous_units(client: TestClient, repo_settings: ServerSettings) -> None:
     _start(repo_settings, _config(unit="anonymous_id"))
     _wait_for_experiments(client, 1)

@@ -70,7 +70,6 @@ class ExposureLogger:
         self.remembered_units = remembered_units
         self._make_id = RequestIdMaker()
         self._assigned: set[tuple[str, str]] = set()
-        self._counters: dict[tuple[str | None, str | None], list[float]] = {}
         self._dropped = 0
 
     def request_id(self) -> str:
@@ -95,19 +94,12 @@ class ExposureLogger:
             await asyncio.wrap_future(self.event_log.submit_exposures([exposure], assigned))
         else:
             self.event_log.queue_exposures([exposure], assigned)
-        self._labelled(exposure.experiment, exposure.variant)[0] += 1
+        exposures = self.metrics.exposures
+        exposures.child(exposure.experiment or "none", exposure.variant or "none")[0] += 1
         dropped = self.event_log.dropped_exposures
         if dropped != self._dropped:
             self.metrics.exposure_errors.inc(dropped - self._dropped)
             self._dropped = dropped
-
-    def _labelled(self, experiment: str | None, variant: str | None) -> list[float]:
-        key = (experiment, variant)
-        child = self._counters.get(key)
-        if child is None:
-            child = self.metrics.exposures.child(experiment or "none", variant or "none")
-            self._counters[key] = child
-        return child
 
 
 def request_context(request: RecommendRequest, strategy: str, plan: Plan) -> dict[str, JSONValue]:

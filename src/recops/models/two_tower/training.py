@@ -448,6 +448,9 @@ class ValidationTargets:
         return np.asarray(self.keys[found] == query)
 
 
+# The formulas of recops.evaluation.metrics (ndcg_at_k, recall_at_k), without their
+# argument checks, which the blend search would pay for on every weight pair: the
+# model layer does not import evaluation (evaluation depends on models).
 def _ndcg_at(hits: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
     """Per-user NDCG@k of the hit matrix (rows: users with targets only)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
