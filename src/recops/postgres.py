@@ -1,7 +1,7 @@
 """What every PostgreSQL backend of recops shares: connecting, naming a database safely,
 running an embedded store's SQL, and serialising its writers.
 
-The event log (:mod:`recops.serving.eventlog_postgres`), the experiment store
+The event log (:mod:`recops.serving.eventlog.postgres`), the experiment store
 (:mod:`recops.experiments.store_postgres`) and the controller's state
 (:mod:`recops.ct.state_postgres`) live in one database; they open their connections
 here and name the database in messages by :func:`redact`, which drops the password.

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from recops.cli import app
 from recops.ct.training import count_events, log_position, write_snapshot
-from recops.serving.eventlog_postgres import PostgresEventLog
+from recops.serving.eventlog.postgres import PostgresEventLog
 from recops.serving.records import Assignment, Event, Exposure
 from tests.cli.test_experiment_cli import CONFIG
 from tests.serving.backends import postgres_server, postgres_url  # noqa: F401

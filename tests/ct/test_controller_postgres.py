@@ -23,7 +23,7 @@ from tests.serving.backends import postgres_server, postgres_url  # noqa: F401  
 @pytest.fixture
 def pg_site(site: Site, postgres_url: str) -> Site:  # noqa: F811
     """The tiny world's log written to PostgreSQL instead (the catalog stays a file)."""
-    from recops.serving.eventlog_postgres import PostgresEventLog
+    from recops.serving.eventlog.postgres import PostgresEventLog
 
     world, data = generate_world(WorldConfig(**WORLD))
     log = PostgresEventLog(postgres_url)

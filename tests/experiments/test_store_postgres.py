@@ -120,7 +120,7 @@ def test_the_store_shares_the_database_with_the_event_log(
     postgres_url: str,  # noqa: F811
     repo,  # noqa: F811
 ) -> None:
-    from recops.serving.eventlog_postgres import PostgresEventLog
+    from recops.serving.eventlog.postgres import PostgresEventLog
 
     assert store.logged("exp") == {"exposures": 0, "assignments": 0}  # no log tables yet
     store.create(_config(), repo, now=NOW)

@@ -12,7 +12,7 @@ from recops.data.world import WorldConfig, generate_world
 from recops.pipelines import LocalExecutor
 from recops.pipelines.training import training_pipeline
 from recops.pipelines.training.ingest import source_fingerprint
-from recops.serving.eventlog_postgres import PostgresEventLog
+from recops.serving.eventlog.postgres import PostgresEventLog
 from recops.serving.records import Event
 from tests.pipelines.training_fixtures import WORLD, exploring_log, tiny_config
 from tests.serving.backends import postgres_server, postgres_url  # noqa: F401  (fixtures)

@@ -123,7 +123,7 @@ class LogBackend:
         if self.name == "sqlite":
             log = SQLiteEventLog(self.target, **kwargs)
         else:
-            from recops.serving.eventlog_postgres import PostgresEventLog
+            from recops.serving.eventlog.postgres import PostgresEventLog
 
             log = PostgresEventLog(self.target, **kwargs)
         self.opened.append(log)

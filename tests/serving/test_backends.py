@@ -62,7 +62,7 @@ def test_a_postgresql_url_selects_it_for_the_log_and_the_experiments(
     postgres_url: str,  # noqa: F811
 ) -> None:
     from recops.experiments.store_postgres import PostgresExperimentStore
-    from recops.serving.eventlog_postgres import PostgresEventLog
+    from recops.serving.eventlog.postgres import PostgresEventLog
 
     settings = ServerSettings(event_log_url=postgres_url)
     log = open_event_log(settings)

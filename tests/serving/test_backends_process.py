@@ -20,7 +20,7 @@ redis = pytest.importorskip("redis", reason="the Redis state needs redis-py")
 pytest.importorskip("psycopg", reason="the PostgreSQL log needs psycopg")
 
 
-from recops.serving.eventlog_postgres import PostgresEventLog  # noqa: E402
+from recops.serving.eventlog.postgres import PostgresEventLog  # noqa: E402
 from recops.serving.process import ServerProcess  # noqa: E402
 from tests.serving.backends import (  # noqa: E402, F401  (fixtures)
     postgres_server,

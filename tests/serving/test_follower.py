@@ -1,6 +1,6 @@
 """The online state follows the event log.
 
-Other processes' events, once each, on every backend: ``test_eventlog_contract.py``.
+Other processes' events, once each, on every backend: ``eventlog/test_contract.py``.
 """
 
 from __future__ import annotations

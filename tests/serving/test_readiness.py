@@ -86,7 +86,7 @@ def _closed_port() -> int:
 
 def test_an_unreachable_postgresql_is_a_reason_without_the_password() -> None:
     pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg")
-    from recops.serving.eventlog_postgres import WriteProbe
+    from recops.serving.eventlog.postgres import WriteProbe
 
     probe = WriteProbe(f"postgresql://app:s3cret@127.0.0.1:{_closed_port()}/recops")
     start = time.monotonic()
@@ -98,7 +98,7 @@ def test_an_unreachable_postgresql_is_a_reason_without_the_password() -> None:
 
 def test_a_postgresql_that_accepts_but_never_answers_times_out() -> None:
     pytest.importorskip("psycopg", reason="the PostgreSQL backend needs psycopg")
-    from recops.serving.eventlog_postgres import WriteProbe
+    from recops.serving.eventlog.postgres import WriteProbe
 
     with socket.socket() as silent:  # listens, accepts (the kernel does), says nothing
         silent.bind(("127.0.0.1", 0))
@@ -135,7 +135,7 @@ def test_readiness_follows_a_postgresql_event_log(
 ) -> None:
     import psycopg
 
-    from recops.serving.eventlog_postgres import PostgresEventLog
+    from recops.serving.eventlog.postgres import PostgresEventLog
 
     monkeypatch.setattr(health, "PROBE_S", 0.05)
     write_fake(tmp_path / "models" / "news" / "1", seed=1)

@@ -3,7 +3,7 @@
 ========================  ==========================  ==================================
 what                      embedded (the default)      set ``event_log_url`` / ``state_url``
 ========================  ==========================  ==================================
-event log                 SQLite file                 PostgreSQL (:mod:`.eventlog_postgres`)
+event log                 SQLite file                 PostgreSQL (:mod:`.eventlog.postgres`)
 experiment store          the same SQLite file        the same PostgreSQL database
 online user state         in each process             Redis (:mod:`.state_redis`)
 ========================  ==========================  ==================================
@@ -37,7 +37,7 @@ def event_log_at(target: str | Path) -> EventLog:
     from recops.experiments.store_postgres import is_postgres_url
 
     if is_postgres_url(target):
-        from recops.serving.eventlog_postgres import PostgresEventLog
+        from recops.serving.eventlog.postgres import PostgresEventLog
 
         return PostgresEventLog(str(target))
     if not Path(target).is_file():
@@ -48,7 +48,7 @@ def event_log_at(target: str | Path) -> EventLog:
 def open_event_log(settings: ServerSettings) -> EventLog:
     """The event log of ``event_log_url`` (PostgreSQL), else the SQLite ``event_log_path``."""
     if settings.event_log_url is not None:
-        from recops.serving.eventlog_postgres import PostgresEventLog
+        from recops.serving.eventlog.postgres import PostgresEventLog
 
         return PostgresEventLog(
             settings.event_log_url, idempotency_window_s=settings.idempotency_window_s

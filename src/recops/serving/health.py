@@ -6,7 +6,7 @@ write (:meth:`~recops.serving.eventlog.EventLog.write_problem`): the SQLite log 
 the write lock on a connection of its own (``BEGIN IMMEDIATE``, then ``ROLLBACK``:
 nothing is written) with a one-second timeout, and checks that the disk has room;
 the PostgreSQL log asks its database, on a connection of its own, whether it answers
-and takes writes (:class:`~recops.serving.eventlog_postgres.WriteProbe`).
+and takes writes (:class:`~recops.serving.eventlog.postgres.WriteProbe`).
 
 The probe runs in a thread at most once per :data:`PROBE_S`; ``/readyz`` answers from
 the last result in between, so a balancer's polling costs nothing, and the request

@@ -72,7 +72,7 @@ class ServerSettings(BaseModel):
     event_log_url:
         A PostgreSQL database for the event log and the experiment store instead of
         the SQLite file (``postgresql://user:password@host:5432/db``; see
-        :mod:`recops.serving.eventlog_postgres`). ``None``: ``event_log_path``.
+        :mod:`recops.serving.eventlog.postgres`). ``None``: ``event_log_path``.
     catalog_updates_path:
         A JSON Lines file of new items (``item_id``, optional ``title``,
         ``categories``, ``publish_time``), appended to by ``POST /v1/admin/items``

@@ -60,20 +60,15 @@ from psycopg import sql
 from psycopg.pq import ConnStatus, TransactionStatus
 
 from recops.postgres import connect, redact
-from recops.serving.eventlog import (
+from recops.serving.eventlog._base import (
     DEFAULT_IDEMPOTENCY_WINDOW_S,
-    Activity,
-    Assignment,
-    Event,
-    Exposure,
-    GroupCommitLog,
     KeyReuseError,
     Receipt,
     WriteKey,
-    _event,
-    _exposure,
-    _Job,
 )
+from recops.serving.eventlog._group_commit import GroupCommitLog, Job
+from recops.serving.eventlog._rows import event_from_row, exposure_from_row
+from recops.serving.records import Activity, Assignment, Event, Exposure
 
 log = logging.getLogger("recops.serving")
 
@@ -394,7 +389,7 @@ class PostgresEventLog(GroupCommitLog):
         self._writer_conn.discard()
 
     def _write(
-        self, batch: list[_Job], now: float, cutoff: float, durable: bool
+        self, batch: list[Job], now: float, cutoff: float, durable: bool
     ) -> list[Receipt | KeyReuseError | None]:
         conn = self._writer_conn.get()
         with self._transaction(conn):
@@ -457,14 +452,14 @@ class PostgresEventLog(GroupCommitLog):
         rows = self._reader.query(
             f"{_SELECT} WHERE id > %s ORDER BY id LIMIT %s", (int(after_id), int(limit))
         )
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def read_responses(self, after_id: int = 0, limit: int = 10_000) -> list[tuple[int, Event]]:
         rows = self._reader.query(
             f"{_SELECT} WHERE request_id IS NOT NULL AND id > %s ORDER BY id LIMIT %s",
             (int(after_id), int(limit)),
         )
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def read_exposures(
         self, after_id: int = 0, limit: int = 10_000, experiment: str | None = None
@@ -477,7 +472,7 @@ class PostgresEventLog(GroupCommitLog):
         rows = self._reader.query(
             f"{_SELECT_EXPOSURE} WHERE {where} ORDER BY id LIMIT %s", (*args, int(limit))
         )
-        return [_exposure(r) for r in rows]
+        return [exposure_from_row(r) for r in rows]
 
     def read_assignments(self, experiment: str) -> list[Assignment]:
         rows = self._reader.query(
@@ -500,7 +495,7 @@ class PostgresEventLog(GroupCommitLog):
         if n <= 0:
             return []
         rows = self._reader.query(f"{_SELECT} ORDER BY id DESC LIMIT %s", (int(n),))
-        return [_event(r)[1] for r in reversed(rows)]
+        return [event_from_row(r)[1] for r in reversed(rows)]
 
     def count(self) -> int:
         return int(self._reader.query("SELECT COUNT(*) FROM events")[0][0])

@@ -12,7 +12,7 @@ psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL backend needs ps
 
 from recops.postgres import redact  # noqa: E402
 from recops.serving.eventlog import Event  # noqa: E402
-from recops.serving.eventlog_postgres import PostgresEventLog  # noqa: E402
+from recops.serving.eventlog.postgres import PostgresEventLog  # noqa: E402
 from tests.serving.backends import postgres_server, postgres_url  # noqa: E402, F401  (fixtures)
 
 

@@ -4,7 +4,7 @@ Durable group commits, reads in id order, exposures queued and batched, assignme
 once, idempotency keys and event ids, storage errors that reach the caller, and
 followers in other processes that see every event once. What only one backend has
 (SQLite's WAL mode and migrations, PostgreSQL's commit order under concurrent
-writers) is tested beside it (``test_eventlog.py``, ``test_eventlog_postgres.py``).
+writers) is tested beside it (``test_sqlite.py``, ``test_postgres.py``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def test_wal_mode_and_reopen(tmp_path: Path) -> None:
 
 
 def test_unwaited_exposure_commits_skip_the_fsync_and_waited_ones_do_not(tmp_path: Path) -> None:
-    from tests.serving.test_eventlog_contract import _exposure
+    from tests.serving.eventlog.test_contract import _exposure
 
     log = SQLiteEventLog(tmp_path / "events.sqlite3", exposure_delay_s=0.0, exposure_flush_s=60)
 
