@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from recops.models.two_tower import TwoTower
-from recops.serving.repository import LoadedModel, ModelManager, ModelRepository
+from recops.serving.loaded_model import LoadedModel
+from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.schemas import RecommendRequest, SearchRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore

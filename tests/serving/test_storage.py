@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recops.serving.app import create_app
-from recops.serving.repository import ModelLoadError, ModelManager, ModelRepository
+from recops.serving.loaded_model import ModelLoadError
+from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.settings import ServerSettings
 from recops.serving.storage import COMPLETE_FILE, ModelStorage
 

@@ -18,8 +18,9 @@ from recops.serving.exposure_log import ExposureLogger
 from recops.serving.follower import LogFollower
 from recops.serving.index import IndexParams
 from recops.serving.items import ItemUpdates
+from recops.serving.loaded_model import LoadedModel
 from recops.serving.metrics import ServerMetrics
-from recops.serving.repository import LoadedModel, ModelManager
+from recops.serving.repository import ModelManager
 from recops.serving.service import RecommendService, UserRequest
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser

@@ -17,12 +17,8 @@ import time
 from fastapi.concurrency import run_in_threadpool
 
 from recops.serving.context import ServerContext
-from recops.serving.repository import (
-    InvalidNameError,
-    LoadedModel,
-    ModelLoadError,
-    ModelNotFoundError,
-)
+from recops.serving.loaded_model import LoadedModel, ModelLoadError
+from recops.serving.repository import InvalidNameError, ModelNotFoundError
 from recops.serving.schemas import WorkerInfo, WorkerPhase
 from recops.serving.workers import Heartbeat, Operation, WorkerGroup
 

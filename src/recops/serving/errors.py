@@ -19,12 +19,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from recops.serving.repository import (
-    InvalidNameError,
-    ModelLoadError,
-    ModelNotFoundError,
-    NotReadyError,
-)
+from recops.serving.loaded_model import ModelLoadError
+from recops.serving.repository import InvalidNameError, ModelNotFoundError, NotReadyError
 from recops.serving.service import NotFoundError
 
 log = logging.getLogger("recops.serving")

@@ -42,7 +42,8 @@ from recops.experiments.assignment import Assignment as Assigned
 from recops.experiments.bandit import SoftmaxBandit
 from recops.experiments.serving_policy import ServingPolicy, build_policy
 from recops.experiments.store import ExperimentRecord, ExperimentStore
-from recops.serving.repository import LoadedModel, ModelLoadError, ModelManager, ModelNotFoundError
+from recops.serving.loaded_model import LoadedModel, ModelLoadError
+from recops.serving.repository import ModelManager, ModelNotFoundError
 from recops.serving.schemas import ExperimentStatus, RecommendRequest, VariantStatus
 
 log = logging.getLogger("recops.serving")

@@ -61,8 +61,10 @@ from pydantic import ValidationError
 from recops.data.schema import CATEGORIES, ITEM_ID, PUBLISH_TIME, TITLE
 from recops.serving.catalog import UNKNOWN_TIME, ItemCatalog
 from recops.serving.experiments import ExperimentRuntime
+from recops.serving.loaded_model import LoadedModel
+from recops.serving.prior_cache import PriorCache
 from recops.serving.releases import Releases
-from recops.serving.repository import LoadedModel, ModelManager, NotReadyError, _PriorCache
+from recops.serving.repository import ModelManager, NotReadyError
 from recops.serving.schemas import ItemIn, VersionItems
 from recops.serving.settings import ServerSettings
 
@@ -127,7 +129,7 @@ def grow(bundle: LoadedModel, items: Sequence[ItemIn]) -> tuple[LoadedModel, np.
     names = [str(i) for i in model.item_ids_[n:]]
     # A fresh cache: the cached priors have one entry per old row.
     old = bundle._prior
-    prior = _PriorCache(old.refresh_s, old.top_n, defer=old.defer)
+    prior = PriorCache(old.refresh_s, old.top_n, defer=old.defer)
     if old.defer:  # requests never compute it: the present window is computed here
         prior.compute(model, index.vectors, int(time.time()))
     grown = dataclasses.replace(

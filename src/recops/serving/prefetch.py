@@ -1,7 +1,7 @@
 """Computes the served versions' item priors ahead of time, off the event loop, rate-limited.
 
 The prior is O(n_items) (16-70 ms at 100k items). Requests never compute it: they
-take the cached window nearest to theirs (:class:`recops.serving.repository._PriorCache`).
+take the cached window nearest to theirs (:class:`recops.serving.prior_cache.PriorCache`).
 This background task computes, in a thread:
 
 * for every loaded version, the current window and the one starting :data:`LEAD_S`

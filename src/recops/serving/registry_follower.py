@@ -51,8 +51,9 @@ from prometheus_client.metrics_core import Metric
 
 from recops.serving.context import ServerContext
 from recops.serving.coordination import switch_everywhere
+from recops.serving.loaded_model import ModelLoadError
 from recops.serving.logs import AUDIT
-from recops.serving.repository import ModelLoadError, ModelNotFoundError
+from recops.serving.repository import ModelNotFoundError
 
 if TYPE_CHECKING:
     from recops.registry import Registry

@@ -1,6 +1,6 @@
 """The recommendation pipeline, free of HTTP: state → user tower → ANN → filter → re-rank.
 
-Each request captures one :class:`~recops.serving.repository.LoadedModel` at its
+Each request captures one :class:`~recops.serving.loaded_model.LoadedModel` at its
 start and uses only that bundle, so a model switch in the middle of a request cannot
 mix two versions. Every stage is timed and reported to an observer (the Prometheus
 stage histogram in the server, a plain dict in the benchmark).
@@ -23,7 +23,7 @@ import numpy as np
 
 from recops.models.base import Queries
 from recops.serving.clock import RequestClock
-from recops.serving.repository import LoadedModel
+from recops.serving.loaded_model import LoadedModel
 from recops.serving.rerank import ALL_ELIGIBLE, best_rows
 from recops.serving.schemas import (
     CategoryRequest,

@@ -16,8 +16,9 @@ import logging
 from fastapi.concurrency import run_in_threadpool
 
 from recops.serving.context import ServerContext
+from recops.serving.loaded_model import ModelLoadError
 from recops.serving.registry_follower import AliasFollower, start_following
-from recops.serving.repository import NOTHING_LOADED, ModelLoadError, ModelNotFoundError
+from recops.serving.repository import NOTHING_LOADED, ModelNotFoundError
 
 log = logging.getLogger("recops.serving")
 

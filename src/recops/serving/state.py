@@ -15,7 +15,7 @@ any model is loaded, every item is kept, for the first one to load.)
 whose last positive event is the oldest) is evicted first, entirely; a user
 evicted and active again starts an online history afresh. What is lost is only the
 online part: a user the model was trained on keeps the training history that lives
-in the model (:attr:`recops.serving.repository.LoadedModel.histories`), and every
+in the model (:attr:`recops.serving.loaded_model.LoadedModel.histories`), and every
 event stays in the event log. A flood of events for new users (the write token and
 the per-client quota limit who can send one, see :mod:`recops.serving.event_gate`)
 can therefore evict real users' recent events, never their trained history, and

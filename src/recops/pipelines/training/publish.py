@@ -77,10 +77,18 @@ def _next_version(storage: ModelStorage, name: str) -> int:
     return max(taken, default=0) + 1
 
 
-@component(cache=False, code_deps=("recops.serving.repository", "recops.serving.storage"))
+@component(
+    cache=False,
+    code_deps=(
+        "recops.serving.repository",
+        "recops.serving.loaded_model",
+        "recops.serving.storage",
+    ),
+)
 def publish(model: TwoTower, data: Dataset, repository: str, name: str) -> ModelVersion:
     """Write ``model`` as the next version of ``name`` (see the module docstring)."""
-    from recops.serving.repository import CATALOG_FILE, ModelManager, ModelRepository, check_name
+    from recops.serving.loaded_model import CATALOG_FILE
+    from recops.serving.repository import ModelManager, ModelRepository, check_name
 
     storage = ModelStorage(repository)
     check_name("model name", name)
