@@ -9,8 +9,11 @@ category→item), all scored in one space. The pieces, in the order data flows:
 * ``network``: the towers (torch) and the prior network;
 * ``loss``: sampled softmax over in-batch + uniform candidates with the logQ
   correction and accidental-hit masking;
-* ``training``: the multi-task loop, early stopping on a validation window shaped
-  like the temporal evaluation, and the choice of the blend of towers and prior;
+* ``data``: the indexed training data and the user tower on a batch of histories;
+* ``validation``: the validation window shaped like the temporal evaluation, its
+  metrics and the search for the blend of towers and prior;
+* ``training``: the multi-task loop, early stopping on the validation window, and
+  the choice of the prior and the blend;
 * ``prior``: fitting ``item_prior`` to a consumption horizon;
 * ``inference``: NumPy copies of the user tower and prior for the real-time path;
 * ``model``: the public :class:`TwoTower`; ``artifact``: save / load.

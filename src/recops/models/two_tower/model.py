@@ -18,6 +18,7 @@ from recops.models.base import Queries, Recommender, top_k, validate_k
 from recops.models.text.bm25 import BM25Index
 from recops.models.text.fusion import reciprocal_rank_fusion
 from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.data import TrainingData
 from recops.models.two_tower.features import (
     CatalogFeatures,
     TimeCounts,
@@ -33,12 +34,7 @@ from recops.models.two_tower.inference import (
     history_weight,
 )
 from recops.models.two_tower.network import TwoTowerNet
-from recops.models.two_tower.training import (
-    TrainingData,
-    TrainingSummary,
-    build_network,
-    train_network,
-)
+from recops.models.two_tower.training import TrainingSummary, build_network, train_network
 
 SECONDS_PER_HOUR = 3600.0
 #: Depth of each ranking that hybrid search fuses (the tower's and the lexical one):

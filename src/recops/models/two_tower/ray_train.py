@@ -26,13 +26,9 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.data import TrainingData
 from recops.models.two_tower.network import TwoTowerNet
-from recops.models.two_tower.training import (
-    TrainingData,
-    TrainingSummary,
-    build_network,
-    train_network,
-)
+from recops.models.two_tower.training import TrainingSummary, build_network, train_network
 from recops.optional import import_ray
 
 WEIGHTS = "weights.safetensors"

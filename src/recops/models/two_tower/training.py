@@ -1,4 +1,4 @@
-"""The training loop: multi-task sampled softmax, early stopping on a time window.
+"""The training loop: multi-task sampled softmax, and the model selection on a time window.
 
 Every batch draws ``batch_size`` training events; their items (plus optional
 uniform negatives) form the candidate set shared by all four tasks:
@@ -13,9 +13,12 @@ uniform negatives) form the candidate set shared by all four tasks:
 * **category**: one of the item's categories → the item (candidates sharing the
   category are masked as accidental hits).
 
-After early stopping on the validation window, the window also picks the prior
-(the softmax-trained one, or one fitted to a consumption horizon) and the weights
-of the tower score for short and long histories.
+The validation window (:mod:`~recops.models.two_tower.validation`: the window, its
+metrics and the blend search) scores every epoch; here the loop stops early on it,
+then picks on it the prior (the softmax-trained one, or one fitted to a consumption
+horizon, ``_choose_horizon``) and the weights of the tower score for short and long
+histories, and records these choices in the :class:`TrainingSummary`.
+:class:`~recops.models.two_tower.data.TrainingData` is the input.
 
 Inside a ``torch.distributed`` process group (Ray Train, see ``ray_train``) the
 loop is data-parallel: every worker holds the same network and draws the same
@@ -31,9 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,68 +43,23 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.data import TrainingData, age_hours, user_vectors
 from recops.models.two_tower.distributed import (
     agreed,
     average_gradients,
     broadcast_weights,
     data_parallel,
-    gather_strided,
     mean_over_workers,
 )
-from recops.models.two_tower.features import (
-    CatalogFeatures,
-    Sequences,
-    TimeCounts,
-    build_time_counts,
-)
-from recops.models.two_tower.inference import history_weight
+from recops.models.two_tower.features import TimeCounts
 from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
 from recops.models.two_tower.network import PriorNet, TwoTowerNet, sparse_parameters
 from recops.models.two_tower.prior import fit_horizon_prior, window_prior
-
-SECONDS_PER_HOUR = 3600.0
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """Everything the loop needs, already indexed (see ``features``).
-
-    Parameters
-    ----------
-    sequences:
-        Every training event with the user's history before it.
-    catalog:
-        Content of items ``1..n_items`` (row ``i`` is item ``i + 1``).
-    counts:
-        Causal popularity counts, or ``None`` when the prior is disabled.
-    n_items, n_users, n_categories:
-        Vocabulary sizes.
-    item_weights:
-        ``(n_items + 1,)`` weight of a click on each item in the user task (the
-        exposure correction, see ``TwoTowerConfig.exposure_debias``), or ``None``.
-    """
-
-    sequences: Sequences
-    catalog: CatalogFeatures
-    counts: TimeCounts | None
-    n_items: int
-    n_users: int
-    n_categories: int
-    item_weights: np.ndarray | None = None
-
-    def item_categories(self, items: np.ndarray) -> np.ndarray:
-        """Padded category indices of item indices (item 0 has none)."""
-        return _rows(self.catalog.categories, items)
-
-    def item_tokens(self, items: np.ndarray) -> np.ndarray:
-        """Padded token ids of item indices (item 0 has none)."""
-        return _rows(self.catalog.tokens, items)
-
-
-def _rows(table: np.ndarray, items: np.ndarray) -> np.ndarray:
-    # Row j - 1 holds item j; item 0 (padding) maps to an all-zero row.
-    padded = np.vstack([np.zeros((1, table.shape[1]), dtype=table.dtype), table])
-    return padded[items]
+from recops.models.two_tower.validation import (
+    ValidationWindow,
+    split_validation,
+    validation_blend,
+)
 
 
 @dataclass
@@ -134,41 +91,6 @@ def deterministic_torch(seed: int, num_threads: int) -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(was_deterministic)
-
-
-def age_hours(now: np.ndarray, history: np.ndarray, history_times: np.ndarray) -> np.ndarray:
-    """Hours between each history event and ``now`` (0 on padding), float32."""
-    hours = (now[:, None] - history_times) / SECONDS_PER_HOUR
-    return np.where(history > 0, np.maximum(hours, 0.0), 0.0).astype(np.float32)
-
-
-def user_vectors(
-    net: TwoTowerNet,
-    data: TrainingData,
-    history: np.ndarray,
-    ages: np.ndarray,
-    users: torch.Tensor | None,
-    id_dropout: float = 0.0,
-    rng: np.random.Generator | None = None,
-) -> torch.Tensor:
-    """User vectors of right-aligned ``(n, L)`` item histories (0 = padding).
-
-    Every distinct item of the batch is read once (:meth:`TwoTowerNet.history_vectors`:
-    id row plus content) and gathered into the ``(n, L, dim)`` history. With ``rng``,
-    each distinct item's id part is dropped with probability ``id_dropout``.
-    """
-    unique, inverse = np.unique(history, return_inverse=True)
-    hide = None
-    if rng is not None and id_dropout > 0:
-        hide = torch.from_numpy(rng.random(len(unique)) < id_dropout)
-    rows = net.history_vectors(
-        torch.from_numpy(unique),
-        torch.from_numpy(data.item_categories(unique)),
-        torch.from_numpy(data.item_tokens(unique)),
-        hide,
-    )
-    emb = rows[torch.from_numpy(inverse.reshape(history.shape))]
-    return net.user(emb, torch.from_numpy(history > 0), torch.from_numpy(ages), users)
 
 
 def prior_logits(
@@ -323,275 +245,6 @@ def _category_membership(data: TrainingData) -> torch.Tensor:
     member[rows, data.catalog.categories.ravel()] = True
     member[:, 0] = False
     return torch.from_numpy(member)
-
-
-@dataclass(frozen=True)
-class ValidationWindow:
-    """Users active in the last part of the training period, as the test will see them.
-
-    Mirrors the global temporal split the model is evaluated on: a user with events
-    before ``start`` has those as history and ``now = start``; a user first seen in
-    the window has their first ``COLD_HISTORY`` window events as history and ``now``
-    at the last of them. Targets are the other window items, seen ones excluded.
-    ``counts`` hold only the events before ``start``, as a model trained up to
-    ``start`` would have them.
-    """
-
-    start: int
-    users: np.ndarray
-    now: np.ndarray
-    history: np.ndarray
-    history_times: np.ndarray
-    targets: list[np.ndarray]
-    counts: TimeCounts | None
-    warm: np.ndarray
-
-
-#: Events that form a cold user's history in the validation window (as in the
-#: default global temporal split of ``recops.evaluation``).
-COLD_HISTORY = 3
-
-#: Candidate weights of the tower score relative to the prior (chosen on validation).
-BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
-
-
-def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, ValidationWindow]:
-    """Indices of training events before the window, and the window itself."""
-    seq = data.sequences
-    width = seq.max_history
-    start = int(np.quantile(seq.times, 1.0 - fraction, method="higher"))
-    before = np.flatnonzero(seq.times < start)
-    in_window = np.flatnonzero(seq.times >= start)  # sorted by user, then time
-    users, first = np.unique(seq.users[in_window], return_index=True)
-    bounds = np.r_[first, len(in_window)]
-    now, history, history_times, targets, warm = [], [], [], [], []
-    for k in range(len(users)):
-        rows = in_window[bounds[k] : bounds[k + 1]]
-        first_times = seq.history_times_at(rows[:1])[0]
-        hist = np.where(first_times < start, seq.history_at(rows[:1])[0], 0)
-        times = first_times
-        at = start
-        warm.append(bool(hist.any()))
-        if not hist.any():
-            cold = rows[:COLD_HISTORY]
-            hist = np.zeros(width, dtype=np.int64)
-            times = np.zeros(width, dtype=np.int64)
-            hist[width - len(cold[-width:]) :] = seq.items[cold][-width:]
-            times[width - len(cold[-width:]) :] = seq.times[cold][-width:]
-            at, rows = int(seq.times[cold[-1]]), rows[COLD_HISTORY:]
-        now.append(at)
-        history.append(hist)
-        history_times.append(times)
-        targets.append(np.setdiff1d(seq.items[rows], hist[hist > 0]))
-    window = ValidationWindow(
-        start,
-        users,
-        np.asarray(now, dtype=np.int64),
-        np.asarray(history, dtype=np.int64).reshape(-1, width),
-        np.asarray(history_times, dtype=np.int64).reshape(-1, width),
-        targets,
-        _counts_before(data, before),
-        np.asarray(warm, dtype=bool),
-    )
-    return before, window
-
-
-def _counts_before(data: TrainingData, rows: np.ndarray) -> TimeCounts | None:
-    if data.counts is None:
-        return None
-    seq = data.sequences
-    return build_time_counts(
-        seq.items[rows],
-        seq.times[rows],
-        data.n_items,
-        data.counts.windows,
-        max_cells=data.counts.cum.size,
-        publish_time=data.catalog.publish_time,
-    )
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's ``k`` best scores, best first."""
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
-
-
-@dataclass(frozen=True)
-class ValidationTargets:
-    """Each validation user's target items, looked up for a whole score matrix at once.
-
-    The blend search scores every weight pair of every candidate prior: a Python loop
-    per user and metric made it most of a small model's training time. Targets are
-    kept as sorted keys ``row * n_items + item``, so the hits of a ``users × k`` list
-    of items are one ``searchsorted``.
-    """
-
-    keys: np.ndarray
-    sizes: np.ndarray
-    n_items: int
-
-    @classmethod
-    def of(cls, targets: Sequence[np.ndarray], n_items: int) -> ValidationTargets:
-        """From one array of 0-based item columns per user (empty: no targets)."""
-        sizes = np.asarray([len(t) for t in targets], dtype=np.int64)
-        rows = np.repeat(np.arange(len(targets), dtype=np.int64), sizes)
-        items = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets] or [rows])
-        return cls(np.unique(rows * n_items + items), sizes, n_items)
-
-    def hits(self, top: np.ndarray) -> np.ndarray:
-        """``hits[u, j]``: whether ``top[u, j]`` is one of user ``u``'s targets."""
-        if len(self.keys) == 0:
-            return np.zeros(top.shape, dtype=bool)
-        query = np.arange(len(top), dtype=np.int64)[:, None] * self.n_items + top
-        found = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
-        return np.asarray(self.keys[found] == query)
-
-
-# The formulas of recops.evaluation.metrics (ndcg_at_k, recall_at_k), without their
-# argument checks, which the blend search would pay for on every weight pair: the
-# model layer does not import evaluation (evaluation depends on models).
-def _ndcg_at(hits: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
-    """Per-user NDCG@k of the hit matrix (rows: users with targets only)."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[np.minimum(sizes, k) - 1]
-    return np.asarray((hits[:, :k] @ discounts) / ideal, dtype=np.float64)
-
-
-def _recall_at(hits: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
-    """Per-user Recall@k of the hit matrix (rows: users with targets only)."""
-    return np.asarray(hits[:, :k].sum(axis=1) / sizes, dtype=np.float64)
-
-
-#: Per-user validation scores of each ``TwoTowerConfig.validation_metric``.
-VALIDATION_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray, int], np.ndarray], ...]] = {
-    "ndcg@20": (_ndcg_at,),
-    "ndcg@20+recall@20": (_ndcg_at, _recall_at),
-}
-
-
-@dataclass(frozen=True)
-class Blend:
-    """One candidate of :func:`validation_blend`: mean score, its standard error, coverage.
-
-    ``ndcg`` is the mean per-user validation score of ``validation_metric``
-    (NDCG@20 by default; the name is kept by the stored training summaries).
-    """
-
-    ndcg: float
-    stderr: float
-    tower_weights: tuple[float, float]
-    coverage: int
-    warm_coverage: int = 0
-
-    @classmethod
-    def of(
-        cls,
-        scores: np.ndarray,
-        targets: ValidationTargets,
-        k: int,
-        pair: tuple[float, float],
-        warm: np.ndarray | None = None,
-        metric: str = "ndcg@20",
-    ) -> Blend:
-        """Score the blended ``scores`` of the weight pair ``pair``.
-
-        ``warm`` marks the rows of users with history before the window; their
-        lists' coverage is counted apart. ``metric``: a key of :data:`VALIDATION_METRICS`.
-        """
-        # One top-k serves both the score and coverage: it is the blend search's main cost.
-        top = _top_k(scores, k)
-        scored = targets.sizes > 0
-        hits, sizes = targets.hits(top)[scored], targets.sizes[scored]
-        per_user = np.sum([f(hits, sizes, k) for f in VALIDATION_METRICS[metric]], axis=0)
-        mean = float(per_user.mean()) if len(per_user) else 0.0
-        stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
-        warm_cov = len(np.unique(top[warm])) if warm is not None else 0
-        return cls(mean, stderr, pair, len(np.unique(top)), warm_cov)
-
-
-def _gather_blends(mine: list[Blend], n: int, world: int) -> list[Blend]:
-    """The ``n`` blends of the grid, worker ``r`` having scored those at ``r::world``."""
-    fields = [[b.ndcg, b.stderr, *b.tower_weights, b.coverage, b.warm_coverage] for b in mine]
-    rows = gather_strided(fields, n, 6, world)
-    return [Blend(r[0], r[1], (r[2], r[3]), int(r[4]), int(r[5])) for r in rows]
-
-
-def _coverage(scores: np.ndarray, k: int) -> int:
-    if len(scores) == 0:
-        return 0
-    return len(np.unique(np.argpartition(-scores, k - 1, axis=1)[:, :k]))
-
-
-@torch.no_grad()
-def validation_blend(
-    net: TwoTowerNet,
-    data: TrainingData,
-    cfg: TwoTowerConfig,
-    window: ValidationWindow,
-    k: int = 20,
-    prior_net: PriorNet | None = None,
-) -> Blend:
-    """Best NDCG@k on the validation window over the tower weights of :data:`BLEND_GRID`.
-
-    Scores are ``w(n) * score_scale * user @ item + prior(now)`` with seen items
-    excluded, where ``w(n)`` interpolates between a weight for an empty history
-    and one for a full one (:func:`~recops.models.two_tower.inference.history_weight`).
-    The training loss fits the next event; the evaluation asks for the next weeks
-    items, and a new user's three clicks say less than a regular's fifty: the
-    weights re-balance the personal and the time-aware parts for both. Only
-    weights whose lists cover at least ``cfg.min_coverage_ratio`` times as many
-    items as the prior alone are eligible (when any is); among those within
-    ``cfg.blend_tolerance`` standard errors of the best NDCG, the weights with the
-    widest coverage win.
-    The returned NDCG is the best one (it drives early stopping). ``prior_net``
-    replaces the network's own prior when given.
-    """
-    prior_net = prior_net if prior_net is not None else net.prior
-    net.eval()
-    all_items = np.arange(1, data.n_items + 1)
-    item_vecs = net.encode_items(
-        torch.from_numpy(all_items),
-        torch.from_numpy(data.catalog.categories),
-        torch.from_numpy(data.catalog.tokens),
-    )
-    ages = age_hours(window.now, window.history, window.history_times)
-    users = torch.from_numpy(window.users) if net.user.users is not None else None
-    u = user_vectors(net, data, window.history, ages, users)
-    tower = (cfg.score_scale * u @ item_vecs.T).numpy()
-    prior = np.zeros_like(tower)
-    if window.counts is not None and prior_net is not None:
-        for t in np.unique(window.now):
-            feats = torch.from_numpy(window.counts.features(all_items, t))
-            prior[window.now == t] = prior_net(feats).numpy()
-    for row, h in enumerate(window.history):
-        prior[row, h[h > 0] - 1] = -np.inf
-    net.train()
-    targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
-    if prior_net is None:
-        return Blend.of(tower + prior, targets, k, (1.0, 1.0), metric=cfg.validation_metric)
-    n_hist = (window.history > 0).sum(axis=1)
-    floor = cfg.min_coverage_ratio * _coverage(prior, k)
-    warm_floor = cfg.min_coverage_ratio * _coverage(prior[window.warm], k)
-    # Data-parallel: each worker scores its share of the grid (the search's main
-    # cost) and all of them gather every result, in the grid's order.
-    rank, world = data_parallel()
-    pairs = list(itertools.product(BLEND_GRID, BLEND_GRID))
-    results = []
-    for pair in pairs[rank::world]:
-        scores = history_weight(n_hist, pair, cfg.max_history)[:, None] * tower + prior
-        results.append(Blend.of(scores, targets, k, pair, window.warm, cfg.validation_metric))
-    if world > 1:
-        results = _gather_blends(results, len(pairs), world)
-    eligible = [
-        r for r in results if r.coverage >= floor and r.warm_coverage >= warm_floor
-    ] or results
-    best = max(eligible, key=lambda r: r.ndcg)
-    # Among blends statistically tied with the best (the window is small and its
-    # best is noisy), the most diverse, most personal one.
-    tied = [r for r in eligible if r.ndcg >= best.ndcg - cfg.blend_tolerance * best.stderr]
-    chosen = max(tied, key=lambda r: (r.coverage, r.ndcg))
-    return Blend(best.ndcg, best.stderr, chosen.tower_weights, chosen.coverage)
 
 
 def build_network(data: TrainingData, cfg: TwoTowerConfig) -> TwoTowerNet:
