@@ -17,12 +17,9 @@ made on the window:
   score matrix (:class:`ValidationTargets`), and keeps the most diverse blend among
   those tied with the best.
 
-This module measures; the decisions stay in :mod:`~recops.models.two_tower.training`.
-That includes ``_choose_horizon`` (the prior's choice): it records its choice in the
-run's ``TrainingSummary`` (horizon or window, tower weights, validation score) and
-refits the winning prior on every event, as the early stopping records the best
-epoch, so it is model selection like the stopping and stays beside it (moving it
-would also move ``TrainingSummary``, which the artifact reads from ``training``).
+This module measures; the decisions (the stopping epoch, the prior's choice in
+``_choose_horizon``) are taken in :mod:`~recops.models.two_tower.training`, which
+records them in its ``TrainingSummary``.
 
 Data-parallel (``torch.distributed``), each worker scores its share of the blend
 grid and all of them gather every result, so every worker takes the same decisions.
