@@ -3,6 +3,8 @@
 One network, one artifact, four uses (user→item, item→item, query→item,
 category→item), all scored in one space. The pieces, in the order data flows:
 
+* ``preparation``: data frames checked against the schema → vocabularies and the
+  indexed training data;
 * ``features``: ids → indices (0 = padding/unknown), hashed title tokens, category
   bags, each event's history strictly before it, and the causal cumulative
   popularity counts (O(1) per (item, time)) behind the time-aware prior;

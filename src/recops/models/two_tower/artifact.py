@@ -180,7 +180,7 @@ def _read_tensors(file: Path, numpy: bool = True) -> dict[str, Any]:
 
 def load_artifact(cls: type[TwoTower], path: Path) -> TwoTower:
     """Read and verify a model directory written by :func:`save_artifact`."""
-    from recops.models.two_tower.model import Events
+    from recops.models.two_tower.preparation import Events
 
     config = _verified_config(path)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recops.data.schema import CATEGORIES, ITEM_ID, PUBLISH_TIME, TIMESTAMP, TITLE, USER_ID
+from recops.data.schema import ITEM_ID, TIMESTAMP, USER_ID
 from recops.data.validation import check_unix_seconds
 from recops.models.base import Queries, Recommender, top_k, validate_k
 from recops.models.text.bm25 import BM25Index
@@ -21,10 +20,8 @@ from recops.models.two_tower.config import TwoTowerConfig
 from recops.models.two_tower.data import TrainingData
 from recops.models.two_tower.features import (
     CatalogFeatures,
-    TimeCounts,
     build_catalog_features,
     build_sequences,
-    build_time_counts,
     hash_texts,
 )
 from recops.models.two_tower.inference import (
@@ -34,97 +31,19 @@ from recops.models.two_tower.inference import (
     history_weight,
 )
 from recops.models.two_tower.network import TwoTowerNet
+from recops.models.two_tower.preparation import (
+    Events,
+    Prepared,
+    catalog_columns,
+    prepare,
+    time_counts,
+)
 from recops.models.two_tower.training import TrainingSummary, build_network, train_network
 
 SECONDS_PER_HOUR = 3600.0
 #: Depth of each ranking that hybrid search fuses (the tower's and the lexical one):
 #: an item below it in both gets nothing from either.
 SEARCH_CANDIDATES = 200
-
-
-@dataclass(frozen=True)
-class Events:
-    """The training events as indices, kept with the model.
-
-    They rebuild the causal popularity counts of ``item_prior`` and give every
-    known user's history to batch ``recommend`` (seen-item exclusion included).
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    times: np.ndarray
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """What :meth:`TwoTower.prepare` builds: the training data, its vocabularies, the titles.
-
-    ``titles`` holds one title per item of ``item_ids`` (``""`` when it has none).
-    """
-
-    data: TrainingData
-    item_ids: np.ndarray
-    categories: list[str]
-    user_ids: np.ndarray
-    events: Events
-    titles: np.ndarray
-
-
-def _check_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(interactions, pd.DataFrame):
-        raise TypeError(f"interactions must be a pandas DataFrame (got {type(interactions)!r})")
-    missing = [c for c in (USER_ID, ITEM_ID, TIMESTAMP) if c not in interactions.columns]
-    if missing:
-        raise ValueError(
-            f"interactions must have columns user_id, item_id, timestamp (missing {missing})"
-        )
-    if len(interactions) < 2:
-        raise ValueError(f"interactions must have at least 2 rows (got {len(interactions)})")
-    for col in (USER_ID, ITEM_ID, TIMESTAMP):
-        nulls = int(interactions[col].isna().sum())
-        if nulls:
-            raise ValueError(f"interactions column {col!r} has {nulls} missing values")
-    if not pd.api.types.is_integer_dtype(interactions[TIMESTAMP]):
-        raise ValueError(
-            "interactions column 'timestamp' must hold integer unix seconds "
-            f"(got dtype {interactions[TIMESTAMP].dtype})"
-        )
-    check_unix_seconds(interactions[TIMESTAMP].to_numpy(), "interactions column 'timestamp'")
-    return pd.DataFrame(
-        {
-            USER_ID: interactions[USER_ID].astype(str).to_numpy(dtype=object),
-            ITEM_ID: interactions[ITEM_ID].astype(str).to_numpy(dtype=object),
-            TIMESTAMP: interactions[TIMESTAMP].to_numpy(dtype=np.int64),
-        }
-    )
-
-
-def _catalog_columns(
-    items: pd.DataFrame | None,
-) -> tuple[dict[str, str], dict[str, list[str]], dict[str, int]]:
-    """Titles, category lists and publish times by item id (empty without catalog)."""
-    if items is None or len(items) == 0:
-        return {}, {}, {}
-    if ITEM_ID not in items.columns:
-        raise ValueError(f"items (the catalog) must have an item_id column (got {list(items)})")
-    ids = items[ITEM_ID].astype(str).tolist()
-    titles: dict[str, str] = {}
-    if TITLE in items.columns:
-        titles = {
-            i: t for i, t in zip(ids, items[TITLE].tolist(), strict=True) if isinstance(t, str)
-        }
-    cats: dict[str, list[str]] = {}
-    if CATEGORIES in items.columns:
-        for i, c in zip(ids, items[CATEGORIES].tolist(), strict=True):
-            if c is not None and not isinstance(c, float):
-                cats[i] = [str(x) for x in c]
-    pub: dict[str, int] = {}
-    if PUBLISH_TIME in items.columns:
-        for i, p in zip(ids, items[PUBLISH_TIME].tolist(), strict=True):
-            if p is not None and not pd.isna(p):
-                pub[i] = int(p)
-        check_unix_seconds(np.fromiter(pub.values(), np.int64), "items column 'publish_time'")
-    return titles, cats, pub
 
 
 def _indices(values: Sequence[str], lookup: dict[str, int], kind: str) -> np.ndarray:
@@ -225,90 +144,7 @@ class TwoTower(Recommender):
         impressions: pd.DataFrame | None = None,
     ) -> Prepared:
         """The indexed data ``fit`` trains on (vocabularies, histories, counts)."""
-        frame = _check_interactions(interactions)
-        titles, cats, pub = _catalog_columns(items)
-        item_ids = np.array(sorted(set(frame[ITEM_ID]) | set(titles) | set(cats)), dtype=object)
-        categories = sorted({c for cs in cats.values() for c in cs})
-        user_ids = np.array(sorted(set(frame[USER_ID])), dtype=object)
-        lookup = {item: i + 1 for i, item in enumerate(item_ids)}
-        user_lookup = {u: i + 1 for i, u in enumerate(user_ids)}
-        events = Events(
-            users=frame[USER_ID].map(user_lookup).to_numpy(dtype=np.int64),
-            items=frame[ITEM_ID].map(lookup).to_numpy(dtype=np.int64),
-            times=frame[TIMESTAMP].to_numpy(dtype=np.int64),
-        )
-        catalog = build_catalog_features(
-            item_ids,
-            {c: i + 1 for i, c in enumerate(categories)},
-            titles,
-            cats,
-            pub,
-            self.config.text_buckets,
-        )
-        data = TrainingData(
-            sequences=build_sequences(
-                events.users, events.items, events.times, self.config.max_history
-            ),
-            catalog=catalog,
-            counts=self._time_counts(events, catalog, len(item_ids)),
-            n_items=len(item_ids),
-            n_users=len(user_ids),
-            n_categories=len(categories),
-            item_weights=self._exposure_weights(impressions, lookup),
-        )
-        item_titles = np.array([titles.get(i, "") for i in item_ids], dtype=object)
-        return Prepared(data, item_ids, categories, user_ids, events, item_titles)
-
-    def _exposure_weights(
-        self, impressions: pd.DataFrame | None, lookup: dict[str, int]
-    ) -> np.ndarray | None:
-        """Click weights ``(n_i / median n)^(-η)`` by item (see ``exposure_debias``)."""
-        eta = self.config.exposure_debias
-        if impressions is None or eta == 0 or len(impressions) == 0:
-            return None
-        if not isinstance(impressions, pd.DataFrame) or ITEM_ID not in impressions.columns:
-            raise ValueError(
-                "impressions must be a DataFrame with an item_id column (and optionally "
-                f"count), got {type(impressions).__name__}"
-                + (
-                    f" with columns {list(impressions.columns)}"
-                    if hasattr(impressions, "columns")
-                    else ""
-                )
-            )
-        rows = impressions[ITEM_ID].map(lookup)
-        known = rows.notna().to_numpy()
-        weight = (
-            impressions["count"].to_numpy(dtype=np.float64)
-            if "count" in impressions.columns
-            else np.ones(len(impressions))
-        )
-        if (weight < 0).any():
-            raise ValueError("impressions column 'count' must not be negative")
-        counts = np.zeros(len(lookup) + 1, dtype=np.float64)
-        np.add.at(counts, rows[known].to_numpy(dtype=np.int64), weight[known])
-        seen = counts > 0
-        if not seen.any():
-            return None
-        weights = np.ones_like(counts)
-        # Items never logged as shown (catalog-only, or clicked outside a logged
-        # slate) have no propensity estimate: neutral weight.
-        weights[seen] = np.clip((counts[seen] / np.median(counts[seen])) ** (-eta), 0.1, 10.0)
-        return weights.astype(np.float32)
-
-    def _time_counts(
-        self, events: Events, catalog: CatalogFeatures, n_items: int
-    ) -> TimeCounts | None:
-        if not self.config.time_prior:
-            return None
-        return build_time_counts(
-            events.items,
-            events.times,
-            n_items,
-            self.config.prior_windows,
-            self.config.prior_max_cells,
-            publish_time=catalog.publish_time,
-        )
+        return prepare(self.config, interactions, items, impressions)
 
     def _set_state(
         self,
@@ -334,7 +170,7 @@ class TwoTower(Recommender):
         self.catalog_ = catalog
         self.events_ = events
         self.summary_ = summary
-        self._counts = self._time_counts(events, catalog, len(item_ids))
+        self._counts = time_counts(self.config, events, catalog, len(item_ids))
         self._user_encoder = UserEncoder.from_network(net, catalog.categories, catalog.tokens)
         # The tower weight per history length, looked up instead of computed per request.
         self._weights_by_length = self._history_weight(np.arange(self.config.max_history + 1))
@@ -405,7 +241,7 @@ class TwoTower(Recommender):
         frame = frame[[str(i) not in known for i in frame[ITEM_ID]]]
         if len(frame) == 0:
             return np.array([], dtype=np.int64)
-        titles, cats, pub = _catalog_columns(frame)
+        titles, cats, pub = catalog_columns(frame)
         new_ids = np.array(frame[ITEM_ID].astype(str).tolist(), dtype=object)
         known_cats = {i: [c for c in cs if c in self._category_lookup] for i, cs in cats.items()}
         added = build_catalog_features(
@@ -805,7 +641,7 @@ class TwoTower(Recommender):
         data_sizes = TrainingData(
             sequences=build_sequences(events.users[:0], events.items[:0], events.times[:0], 1),
             catalog=catalog,
-            counts=self._time_counts(events, catalog, len(item_ids)),
+            counts=time_counts(self.config, events, catalog, len(item_ids)),
             n_items=int(state["has_id"].shape[0]) - 1,
             n_users=len(user_ids),
             n_categories=len(categories),
