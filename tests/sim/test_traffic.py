@@ -25,14 +25,8 @@ from recops.experiments.logs import shown_items, unit_table
 from recops.experiments.store import ExperimentStore
 from recops.serving.eventlog import SQLiteEventLog
 from recops.serving.process import ServerProcess
-from recops.sim.traffic import (
-    TrafficConfig,
-    TrafficResult,
-    plan_traffic,
-    run_traffic,
-    run_traffic_async,
-    unit_truth,
-)
+from recops.sim.traffic import TrafficConfig, plan_traffic, run_traffic, run_traffic_async
+from recops.sim.traffic_truth import TrafficResult, unit_truth
 
 EXPERIMENT = "ranker"
 WORLD = WorldConfig(n_users=80, n_items=150, days=3, seed=3, requests_per_user_per_day=4.0)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from recops.data.world import World
     from recops.evaluation.splits import Split
     from recops.ope.report import OPEReport
-    from recops.sim.traffic import TrafficResult
+    from recops.sim.traffic_truth import TrafficResult
 
 EXPERIMENT = "demo-ab"
 MODEL_NAME = "two_tower"

@@ -36,7 +36,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from recops.ct import Controller, Decision
     from recops.data.world import World, WorldConfig
-    from recops.sim.traffic import TrafficResult
+    from recops.sim.traffic_truth import TrafficResult
 
 MODEL = "two_tower"
 DAY = 86_400
