@@ -42,8 +42,8 @@ def test_toml_yaml_and_json_give_the_same_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[model]\nepochs = 0\n", r"field `model.epochs`: Input should be greater"),
-        ("[split]\nquantile = 1.5\n", r"field `split.quantile`.*\(got 1.5\)"),
+        ("[model]\nepochs = 0\n", r"line 2: field `model.epochs`: Input should be greater"),
+        ("[split]\n\nquantile = 1.5\n", r"line 3: field `split.quantile`.*\(got 1.5\)"),
         ('[source]\nkind = "s3"\n', r"field `source`: Input tag 's3'"),
         ("[publish]\nnmae = 'x'\n", r"field `publish.nmae`: Extra inputs are not permitted"),
         ("[model\n", r"not valid TOML"),
@@ -57,6 +57,23 @@ def test_errors_name_the_file_the_field_and_the_problem(
     with pytest.raises(ConfigError, match=message) as err:
         load_config(path)
     assert str(err.value).startswith(str(path))
+
+
+def test_yaml_and_json_configs_point_at_the_problem(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "bad.yaml"
+    yaml_file.write_text("model:\n  dim: 8\n  epochs: 0\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml, line 3: field `model.epochs`"):
+        load_config(yaml_file)
+    yaml_file.write_text("model:\n  epochs: 2\nmodel:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml, line 3: key 'model' appears twice"):
+        load_config(yaml_file)
+    json_file = tmp_path / "bad.json"
+    json_file.write_text('{"model": {"epochs": 0}}')  # JSON keys have no lines: the field
+    with pytest.raises(ConfigError, match=r"bad.json: field `model.epochs`"):
+        load_config(json_file)
+    json_file.write_text('{"model":\n {"epochs": }}')
+    with pytest.raises(ConfigError, match=r"bad.json, line 2: not valid JSON"):
+        load_config(json_file)
 
 
 def test_unknown_suffixes_and_missing_files_are_refused(tmp_path: Path) -> None:

@@ -51,7 +51,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recops.experiments.config import GreedySpec, GuardrailSpec, MetricName, Name, PolicySpec
 from recops.monitoring.config import FeatureRule, MonitorConfig
-from recops.pipelines.training.config import ConfigError, describe_errors, load_config, read_file
+from recops.pipelines.training.config import (
+    ConfigError,
+    describe_errors,
+    load_config,
+    read_file_lines,
+)
 from recops.postgres import is_postgres_url
 from recops.registry.config import GatedTrainingConfig
 
@@ -222,7 +227,7 @@ def load_ct_config(path: str | Path) -> CTConfig:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: no such config file")
-    data = read_file(file)
+    data, lines = read_file_lines(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a table (event_log, pipeline, triggers, ...)")
     pipeline = data.get("pipeline")
@@ -234,4 +239,4 @@ def load_ct_config(path: str | Path) -> CTConfig:
     try:
         return CTConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(describe_errors(err, str(file))) from None
+        raise ConfigError(describe_errors(err, str(file), lines)) from None

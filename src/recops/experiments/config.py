@@ -18,13 +18,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, Self
 
-import yaml
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -37,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from recops.config_files import Lines, parse_config_text, where
 from recops.experiments.assignment import BUCKETS, share_to_buckets, split_points
 from recops.experiments.serving_policy import MAX_HEAD_SUBSETS
 
@@ -402,7 +401,7 @@ def resolve_variants(
             field = "version" if variant.version is not None else "alias"
             loc = ("variants", i, field)
             message = str(exc.args[0]) if exc.args else str(exc)
-            problems.append(_where(source, loc, lines) + f": {message}")
+            problems.append(where(source, loc, lines) + f": {message}")
             continue
         out[variant.name] = ModelRef(str(name), str(version))
     if problems:
@@ -460,38 +459,11 @@ def load_experiment(path: str | Path, resolve: ModelResolver | None = None) -> E
     return parse_experiment(text, fmt, source=str(file), resolve=resolve)
 
 
-# --- parsing, with the line of every key ---------------------------------------------
-
-Lines = dict[tuple[str | int, ...], int]
+# --- parsing, with the line of every key (recops.config_files) -----------------------
 
 
-def _parse(text: str, fmt: str, source: str) -> tuple[dict[str, Any], Lines]:
-    if fmt == "toml":
-        try:
-            values: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            # tomllib puts the position in the message: "... (at line 3, column 1)".
-            raise ExperimentConfigError(f"{source}: not valid TOML: {exc}") from None
-        lines = _toml_lines(text)
-    else:
-        try:
-            loader = yaml.SafeLoader(text)
-            try:
-                node = loader.get_single_node()
-                values = loader.construct_document(node) if node is not None else None
-            finally:
-                loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f", line {mark.line + 1}" if mark is not None else ""
-            raise ExperimentConfigError(
-                f"{source}{where}: not valid YAML: {exc.problem or exc.context}"
-            ) from None
-        except yaml.YAMLError as exc:
-            raise ExperimentConfigError(f"{source}: not valid YAML: {exc}") from None
-        lines = {}
-        if node is not None:
-            _yaml_lines(node, (), lines, source)
+def _parse(text: str, fmt: Literal["toml", "yaml"], source: str) -> tuple[dict[str, Any], Lines]:
+    values, lines = parse_config_text(text, fmt, source, ExperimentConfigError)
     if not isinstance(values, dict):
         raise ExperimentConfigError(
             f"{source}: expected a table of experiment fields (got {type(values).__name__})"
@@ -499,114 +471,7 @@ def _parse(text: str, fmt: str, source: str) -> tuple[dict[str, Any], Lines]:
     return values, lines
 
 
-def _yaml_lines(node: yaml.Node, path: tuple[str | int, ...], out: Lines, source: str) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:  # PyYAML would silently keep the last one
-                raise ExperimentConfigError(
-                    f"{source}, line {key.start_mark.line + 1}: key {name!r} appears twice"
-                )
-            seen.add(name)
-            _yaml_lines(value, (*path, name), out, source)
-            out[(*path, name)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _yaml_lines(item, (*path, i), out, source)
-
-
-_TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
-_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=")
-
-
-def _toml_lines(text: str) -> Lines:
-    """The line of each key of a TOML document, by its path (valid TOML only).
-
-    tomllib gives no positions, so headers (``[a]``, ``[[variants]]``, counted per
-    array) and ``key =`` lines are scanned; keys inside inline tables and multi-line
-    arrays map to the line of their outer key.
-    """
-    out: Lines = {}
-    counts: dict[tuple[str | int, ...], int] = {}
-    table: tuple[str | int, ...] = ()
-    depth = 0  # open brackets of a multi-line value: its lines hold no keys
-    for number, line in enumerate(text.splitlines(), start=1):
-        if depth == 0 and (header := _TOML_HEADER.match(line)):
-            keys = tuple(k.strip().strip('"') for k in header.group(2).split("."))
-            table = _resolve_table(keys, counts, is_array=header.group(1) == "[[")
-            out.setdefault(table, number)
-            continue
-        if depth == 0 and (key := _TOML_KEY.match(line)):
-            path = (*table, *(k.strip() for k in key.group(1).split(".")))
-            out.setdefault(path, number)
-        depth = max(0, depth + _bracket_balance(line))
-    return out
-
-
-def _resolve_table(
-    keys: tuple[str, ...], counts: dict[tuple[str | int, ...], int], *, is_array: bool
-) -> tuple[str | int, ...]:
-    # `[variants.policy]` after the second `[[variants]]` is ("variants", 1, "policy").
-    path: tuple[str | int, ...] = ()
-    for j, key in enumerate(keys):
-        path = (*path, key)
-        last = j == len(keys) - 1
-        if last and is_array:
-            counts[path] = counts.get(path, -1) + 1
-            path = (*path, counts[path])
-        elif path in counts:
-            path = (*path, counts[path])
-    return path
-
-
-def _bracket_balance(line: str) -> int:
-    balance = 0
-    quote = ""
-    for char in line:
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            break
-        elif char in "[{":
-            balance += 1
-        elif char in "]}":
-            balance -= 1
-    return balance
-
-
 # --- messages ------------------------------------------------------------------------
-
-
-def _field_path(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _where(
-    source: str, loc: tuple[str | int, ...], lines: Mapping[tuple[str | int, ...], int] | None
-) -> str:
-    parts = [source]
-    line = _line_of(loc, lines or {})
-    if line is not None:
-        parts.append(f"line {line}")
-    if loc:
-        parts.append(f"field '{_field_path(loc)}'")
-    return ", ".join(parts)
-
-
-def _line_of(loc: tuple[str | int, ...], lines: Mapping[tuple[str | int, ...], int]) -> int | None:
-    # The line of the deepest part of the path the file spells out.
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
 
 
 def _clean_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
@@ -669,5 +534,5 @@ def _explain(exc: ValidationError, source: str, lines: Lines) -> str:
                     err["input"].isoformat() if isinstance(err["input"], datetime) else err["input"]
                 )
                 message += f" (got {shown!r})"
-        out.append(f"  - {_where(source, loc, lines)}: {message}")
+        out.append(f"  - {where(source, loc, lines)}: {message}")
     return "\n".join(out)

@@ -49,14 +49,12 @@ file, the field and what to fix on any error.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from recops.config_files import Format, Lines, line_of, parse_config_text
 from recops.data.world import WorldConfig
 from recops.models.two_tower import TwoTowerConfig
 
@@ -190,32 +188,35 @@ class ConfigError(ValueError):
 
 def read_file(path: Path) -> Any:
     """The table in a TOML, YAML or JSON file; ConfigError naming the file and the problem."""
-    text = path.read_text(encoding="utf-8")
+    return read_file_lines(path)[0]
+
+
+def read_file_lines(path: Path) -> tuple[Any, Lines]:
+    """Like :func:`read_file`, with the line of each key (:mod:`recops.config_files`)."""
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text) or {}
-        if suffix == ".json":
-            return json.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-    raise ConfigError(f"{path}: a pipeline config is .toml, .yaml or .json (got '{path.suffix}')")
+    formats: dict[str, Format] = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+    if suffix not in formats:
+        raise ConfigError(
+            f"{path}: a pipeline config is .toml, .yaml or .json (got '{path.suffix}')"
+        )
+    text = path.read_text(encoding="utf-8")
+    values, lines = parse_config_text(text, formats[suffix], str(path), ConfigError)
+    return ({} if values is None else values), lines
 
 
-def describe_errors(err: ValidationError, source: str) -> str:
-    """One line per problem: ``source: field a.b: message (got value)``."""
-    lines = []
+def describe_errors(err: ValidationError, source: str, lines: Lines | None = None) -> str:
+    """One line per problem: ``source, line N: field `a.b`: message (got value)``.
+
+    The line where ``lines`` (from :func:`read_file_lines`) knows the field.
+    """
+    out = []
     for problem in err.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
         got = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
-        lines.append(f"{source}: field `{where}`: {problem['msg']}{got}")
-    return "\n".join(lines)
+        line = line_of(problem["loc"], lines or {})
+        at = f", line {line}" if line is not None else ""
+        out.append(f"{source}{at}: field `{where}`: {problem['msg']}{got}")
+    return "\n".join(out)
 
 
 def load_config(
@@ -231,10 +232,10 @@ def load_config(
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: no such config file")
-    data = read_file(file)
+    data, lines = read_file_lines(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a table of sections (source, split, model, ...)")
     try:
         return schema.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(describe_errors(err, str(file))) from None
+        raise ConfigError(describe_errors(err, str(file), lines)) from None
