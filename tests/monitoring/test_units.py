@@ -182,6 +182,10 @@ def test_config_errors_name_the_field(tmp_path) -> None:
     bad.write_text('{"alpha": 2}')
     with pytest.raises(MonitorConfigError, match="`alpha`"):
         MonitorConfig.from_file(bad)
+    bad_toml = tmp_path / "c.toml"
+    bad_toml.write_text("bucket_s = 60\n\nalpha = 2\n")
+    with pytest.raises(MonitorConfigError, match=r"line 3, `alpha`"):
+        MonitorConfig.from_file(bad_toml)
     good = tmp_path / "c.toml"
     good.write_text(
         "psi_threshold = 0.2\nbucket_s = 60\n[features.served_score]\nretrain = false\n"

@@ -22,13 +22,12 @@ A config file is TOML or JSON with these fields, e.g.::
 from __future__ import annotations
 
 import difflib
-import json
-import tomllib
 from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recops.config_files import Format, line_of, parse_config_text
 from recops.monitoring.features import FEATURE_NAMES
 
 
@@ -107,28 +106,24 @@ class MonitorConfig(DriftConfig):
 
     @classmethod
     def from_file(cls, path: str | Path) -> MonitorConfig:
-        """Read a TOML (``.toml``) or JSON file; errors name the file and the field."""
+        """Read a TOML (``.toml``) or JSON file; errors name the file, the line and the field."""
         file = Path(path)
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise MonitorConfigError(f"{file}: cannot be read ({exc.strerror})") from None
-        try:
-            values = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise MonitorConfigError(f"{file}: not valid TOML ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise MonitorConfigError(
-                f"{file}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
-            ) from None
+        fmt: Format = "toml" if file.suffix.lower() == ".toml" else "json"
+        values, lines = parse_config_text(text, fmt, str(file), MonitorConfigError)
         if not isinstance(values, dict):
             raise MonitorConfigError(f"{file}: expected an object of monitoring fields")
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            lines = [f"invalid monitoring config in {file}:"]
+            problems = [f"invalid monitoring config in {file}:"]
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "config"
                 message = err["msg"].removeprefix("Value error, ")
-                lines.append(f"  - `{field}`: {message} (got {err.get('input')!r})")
-            raise MonitorConfigError("\n".join(lines)) from None
+                line = line_of(err["loc"], lines)
+                at = f"line {line}, " if line is not None else ""
+                problems.append(f"  - {at}`{field}`: {message} (got {err.get('input')!r})")
+            raise MonitorConfigError("\n".join(problems)) from None

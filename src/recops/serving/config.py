@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
+from recops.config_files import Format, Lines, line_of, parse_config_text
 from recops.serving.settings import ENV_PREFIX, ServerSettings
 
 #: ``RECOPS_*`` variables that are not server settings, and what reads them.
@@ -76,26 +74,18 @@ def _did_you_mean(name: str, known: set[str]) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The settings of a TOML or YAML file, keys checked against the settings' fields."""
+def read_config_file(path: Path) -> tuple[dict[str, Any], Lines]:
+    """The settings of a TOML or YAML file and the line of each, keys checked against the fields."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise SettingsError(f"config file {path}: {exc.strerror or exc}") from None
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            values: object = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            values = yaml.safe_load(text) or {}
-        else:
-            raise SettingsError(f"config file {path}: expected a .toml, .yaml or .yml file")
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = "" if mark is None else f" line {mark.line + 1}, column {mark.column + 1}:"
-        raise SettingsError(f"config file {path}:{where} {exc}") from None
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise SettingsError(f"config file {path}: expected a .toml, .yaml or .yml file")
+    fmt: Format = "toml" if suffix == ".toml" else "yaml"
+    values, lines = parse_config_text(text, fmt, f"config file {path}", SettingsError)
+    values = {} if values is None else values
     if not isinstance(values, dict):
         raise SettingsError(f"config file {path}: expected a mapping of settings at the top level")
     fields = set(ServerSettings.model_fields)
@@ -103,17 +93,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if key not in fields:
             close = difflib.get_close_matches(str(key), sorted(fields), n=2, cutoff=0.6)
             hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise SettingsError(f"{_where(path, text, str(key))}: unknown setting {key!r}{hint}")
-    return values
+            raise SettingsError(f"{_where(path, lines, str(key))}: unknown setting {key!r}{hint}")
+    return values, lines
 
 
-def _where(path: Path, text: str, key: str) -> str:
-    """``file, line N`` of the line that sets ``key`` (or just the file)."""
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=:]")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
-            return f"config file {path}, line {number}"
-    return f"config file {path}"
+def _where(path: Path, lines: Lines, key: str) -> str:
+    """``config file F, line N`` of the line that sets ``key`` (or just the file)."""
+    line = line_of((key,), lines)
+    return f"config file {path}" + ("" if line is None else f", line {line}")
 
 
 class _Environment(EnvSettingsSource):
@@ -167,8 +154,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     check_environment(env)
     path = config_file or (Path(env["RECOPS_CONFIG"]) if env.get("RECOPS_CONFIG") else None)
-    text = path.read_text() if path is not None and path.is_file() else ""
-    file_values = read_config_file(path) if path is not None else {}
+    file_values, lines = read_config_file(path) if path is not None else ({}, {})
     given = {k: v for k, v in overrides.items() if v is not None}
 
     class _Loader(BaseSettings, ServerSettings):
@@ -192,7 +178,7 @@ def load_settings(
     try:
         loaded = _Loader(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, given, env, path, text)) from None
+        raise SettingsError(_explain(exc, given, env, path, lines)) from None
     return ServerSettings.model_validate(loaded.model_dump())
 
 
@@ -201,9 +187,9 @@ def _explain(
     given: dict[str, object],
     env: Mapping[str, str],
     path: Path | None,
-    text: str,
+    lines: Lines,
 ) -> str:
-    lines = []
+    problems = []
     for error in exc.errors(include_url=False, include_input=False):
         field = str(error["loc"][0]) if error["loc"] else ""
         if field in given:
@@ -211,8 +197,8 @@ def _explain(
         elif any(k.upper() == env_name(field) for k in env):
             source = f"environment variable {env_name(field)} (setting {field})"
         elif path is not None and field:
-            source = f"{_where(path, text, field)}: {field}"
+            source = f"{_where(path, lines, field)}: {field}"
         else:
             source = field or "settings"
-        lines.append(f"{source}: {error['msg']}")
-    return "; ".join(lines)
+        problems.append(f"{source}: {error['msg']}")
+    return "; ".join(problems)
