@@ -149,6 +149,12 @@ class TwoTowerConfig(BaseModel):
     validation_fraction:
         The most recent share of the training period (by time) used to pick the
         epoch (early stopping); 0 disables early stopping.
+    validation_protocol, validation_leave_out:
+        How the validation window is cut, to mirror the evaluation the model will
+        face (the epoch, the prior and the tower / prior blend are chosen on it):
+        ``"global_temporal"`` (default) takes the last ``validation_fraction`` of
+        the period by time, ``"leave_last_n_out"`` each user's last
+        ``validation_leave_out`` events (users with more events than that).
     patience:
         Epochs without improvement on the validation window before stopping.
     refit_full:
@@ -215,6 +221,8 @@ class TwoTowerConfig(BaseModel):
     )
     search_mode: Literal["lexical_first", "hybrid", "tower", "lexical"] = "lexical_first"
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    validation_protocol: Literal["global_temporal", "leave_last_n_out"] = "global_temporal"
+    validation_leave_out: int = Field(5, ge=1, le=1000)
     patience: int = Field(2, ge=1, le=100)
     refit_full: bool = False
     finetune_epochs: int = Field(1, ge=0, le=100)

@@ -530,7 +530,9 @@ def train_network(
     with deterministic_torch(cfg.seed, cfg.num_threads):
         window = None
         if cfg.validation_fraction > 0 and len(np.unique(data.sequences.times)) > 1:
-            rows, window = split_validation(data, cfg.validation_fraction)
+            rows, window = split_validation(
+                data, cfg.validation_fraction, cfg.validation_protocol, cfg.validation_leave_out
+            )
             # Too few events before the window, or no target in it: nothing to validate.
             if len(rows) < 2 or not any(len(t) for t in window.targets):
                 window = None

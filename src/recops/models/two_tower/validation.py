@@ -64,6 +64,11 @@ class ValidationWindow:
     warm: np.ndarray
 
 
+#: The validation protocols, named as ``recops.evaluation`` names the splits they
+#: mirror (this package does not import it: the evaluation depends on the models).
+GLOBAL_TEMPORAL = "global_temporal"
+LEAVE_LAST_N_OUT = "leave_last_n_out"
+
 #: Events that form a cold user's history in the validation window (as in the
 #: default global temporal split of ``recops.evaluation``).
 COLD_HISTORY = 3
@@ -72,8 +77,17 @@ COLD_HISTORY = 3
 BLEND_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 
 
-def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, ValidationWindow]:
-    """Indices of training events before the window, and the window itself."""
+def split_validation(
+    data: TrainingData, fraction: float, protocol: str = GLOBAL_TEMPORAL, leave_out: int = 5
+) -> tuple[np.ndarray, ValidationWindow]:
+    """Indices of the events the towers train on, and the validation window.
+
+    ``protocol`` mirrors the evaluation the model will face: the last ``fraction``
+    of the period by time (:data:`GLOBAL_TEMPORAL`), or each user's last
+    ``leave_out`` events (:data:`LEAVE_LAST_N_OUT`, see :func:`_leave_last_n_window`).
+    """
+    if protocol == LEAVE_LAST_N_OUT:
+        return _leave_last_n_window(data, leave_out)
     seq = data.sequences
     width = seq.max_history
     start = int(np.quantile(seq.times, 1.0 - fraction, method="higher"))
@@ -111,6 +125,42 @@ def split_validation(data: TrainingData, fraction: float) -> tuple[np.ndarray, V
         np.asarray(warm, dtype=bool),
     )
     return before, window
+
+
+def _leave_last_n_window(data: TrainingData, n: int) -> tuple[np.ndarray, ValidationWindow]:
+    """Each user's last ``n`` events as targets, as ``leave_last_n_out`` tests.
+
+    Users with at least ``n + 1`` events are validated: history = their events
+    before the held-out ones, ``now`` = the first held-out event's time. The
+    towers train on every other event (other users' later events included, the
+    protocol's own leak); the counts hold those events and are read causally at
+    each ``now``. Every validated user is warm.
+    """
+    seq = data.sequences
+    n_rows = len(seq.items)
+    starts = np.flatnonzero(np.r_[True, seq.users[1:] != seq.users[:-1]])
+    sizes = np.diff(np.r_[starts, n_rows])
+    from_end = np.repeat(starts + sizes, sizes) - np.arange(n_rows) - 1
+    held = (from_end < n) & np.repeat(sizes >= n + 1, sizes)
+    first_held = starts[sizes >= n + 1] + sizes[sizes >= n + 1] - n
+    history = seq.history_at(first_held)
+    history_times = seq.history_times_at(first_held)
+    targets = [
+        np.setdiff1d(seq.items[first : first + n], hist[hist > 0])
+        for first, hist in zip(first_held, history, strict=True)
+    ]
+    train_rows = np.flatnonzero(~held)
+    window = ValidationWindow(
+        int(seq.times[train_rows].max()) + 1 if len(train_rows) else 0,
+        seq.users[first_held],
+        seq.times[first_held].astype(np.int64),
+        history.astype(np.int64),
+        history_times.astype(np.int64),
+        targets,
+        _counts_before(data, train_rows),
+        np.ones(len(first_held), dtype=bool),
+    )
+    return train_rows, window
 
 
 def _counts_before(data: TrainingData, rows: np.ndarray) -> TimeCounts | None:
