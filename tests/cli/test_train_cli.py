@@ -124,6 +124,8 @@ def test_bad_inputs_give_a_message_and_exit_code_2(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "dim" in result.output
+    # The message names the file and the field, what was expected and what came.
+    assert f"{config.name}: field `dim`" in result.output and "(got 0)" in result.output
 
     result = runner.invoke(
         app,

@@ -40,6 +40,11 @@ def user_errors() -> Iterator[None]:
 
 
 def _read_config(path: Path | None, epochs: int | None, seed: int | None) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from recops.models.two_tower.config import TwoTowerConfig
+    from recops.pipelines.training.config import describe_errors
+
     params: dict[str, Any] = {}
     if path is not None:
         try:
@@ -48,6 +53,11 @@ def _read_config(path: Path | None, epochs: int | None, seed: int | None) -> dic
             raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
         if not isinstance(params, dict):
             raise ValueError(f"{path}: expected a JSON object of TwoTower parameters")
+        # Checked before the command-line options join, so an error names the file.
+        try:
+            TwoTowerConfig(**params)
+        except ValidationError as err:
+            raise ValueError(describe_errors(err, str(path))) from None
     if epochs is not None:
         params["epochs"] = epochs
     if seed is not None:
