@@ -140,9 +140,9 @@ def _leave_last_n_window(data: TrainingData, n: int) -> tuple[np.ndarray, Valida
     n_rows = len(seq.items)
     starts = np.flatnonzero(np.r_[True, seq.users[1:] != seq.users[:-1]])
     sizes = np.diff(np.r_[starts, n_rows])
-    from_end = np.repeat(starts + sizes, sizes) - np.arange(n_rows) - 1
-    held = (from_end < n) & np.repeat(sizes >= n + 1, sizes)
-    first_held = starts[sizes >= n + 1] + sizes[sizes >= n + 1] - n
+    first_held = (starts + sizes - n)[sizes >= n + 1]
+    held = np.zeros(n_rows, dtype=bool)
+    held[(first_held[:, None] + np.arange(n)).ravel()] = True
     history = seq.history_at(first_held)
     history_times = seq.history_times_at(first_held)
     targets = [
