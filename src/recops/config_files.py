@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import yaml
+from pydantic import ValidationError
 
 #: The line of each key of a document, by its path.
 Lines = dict[tuple[str | int, ...], int]
@@ -96,6 +97,21 @@ def where(
     if loc:
         parts.append(f"field '{field_path(loc)}'")
     return ", ".join(parts)
+
+
+def describe_errors(err: ValidationError, source: str, lines: Lines | None = None) -> str:
+    """One line per problem: ``source, line N: field `a.b`: message (got value)``.
+
+    The line where ``lines`` (from :func:`parse_config_text`) knows the field.
+    """
+    out = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        got = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
+        line = line_of(problem["loc"], lines or {})
+        at = f", line {line}" if line is not None else ""
+        out.append(f"{source}{at}: field `{where}`: {problem['msg']}{got}")
+    return "\n".join(out)
 
 
 def _yaml_lines(

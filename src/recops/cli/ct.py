@@ -61,8 +61,9 @@ def _user_errors() -> Iterator[None]:
 
     from pydantic import ValidationError
 
+    from recops.config_files import describe_errors
     from recops.ct import ControllerBusyError, StateError
-    from recops.pipelines.training.config import ConfigError, describe_errors
+    from recops.pipelines.training.config import ConfigError
     from recops.registry import RegistryError
 
     console = Console(stderr=True)

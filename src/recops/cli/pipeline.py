@@ -97,10 +97,11 @@ def _user_errors() -> Iterator[None]:
 
     from pydantic import ValidationError
 
+    from recops.config_files import describe_errors
     from recops.pipelines import PipelineError
     from recops.pipelines.runstore import RunNotFoundError
     from recops.pipelines.store import ArtifactNotFoundError
-    from recops.pipelines.training.config import ConfigError, describe_errors
+    from recops.pipelines.training.config import ConfigError
 
     console = Console(stderr=True)
     try:

@@ -42,8 +42,8 @@ def user_errors() -> Iterator[None]:
 def _read_config(path: Path | None, epochs: int | None, seed: int | None) -> dict[str, Any]:
     from pydantic import ValidationError
 
+    from recops.config_files import describe_errors
     from recops.models.two_tower.config import TwoTowerConfig
-    from recops.pipelines.training.config import describe_errors
 
     params: dict[str, Any] = {}
     if path is not None:

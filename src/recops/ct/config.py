@@ -49,14 +49,10 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from recops.config_files import describe_errors
 from recops.experiments.config import GreedySpec, GuardrailSpec, MetricName, Name, PolicySpec
 from recops.monitoring.config import FeatureRule, MonitorConfig
-from recops.pipelines.training.config import (
-    ConfigError,
-    describe_errors,
-    load_config,
-    read_file_lines,
-)
+from recops.pipelines.training.config import ConfigError, load_config, read_file_lines
 from recops.postgres import is_postgres_url
 from recops.registry.config import GatedTrainingConfig
 

@@ -54,7 +54,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recops.config_files import Format, Lines, line_of, parse_config_text
+from recops.config_files import Format, Lines, describe_errors, parse_config_text
 from recops.data.world import WorldConfig
 from recops.models.two_tower import TwoTowerConfig
 
@@ -202,21 +202,6 @@ def read_file_lines(path: Path) -> tuple[Any, Lines]:
     text = path.read_text(encoding="utf-8")
     values, lines = parse_config_text(text, formats[suffix], str(path), ConfigError)
     return ({} if values is None else values), lines
-
-
-def describe_errors(err: ValidationError, source: str, lines: Lines | None = None) -> str:
-    """One line per problem: ``source, line N: field `a.b`: message (got value)``.
-
-    The line where ``lines`` (from :func:`read_file_lines`) knows the field.
-    """
-    out = []
-    for problem in err.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        got = f" (got {problem['input']!r})" if problem["type"] != "missing" else ""
-        line = line_of(problem["loc"], lines or {})
-        at = f", line {line}" if line is not None else ""
-        out.append(f"{source}{at}: field `{where}`: {problem['msg']}{got}")
-    return "\n".join(out)
 
 
 def load_config(
