@@ -8,10 +8,13 @@ import pytest
 from recops.serving.rerank import best_rows
 
 
-def _reference(rows, sims, scale, k, prior, top, top_sims, top_prior, excluded, eligible):
+def _reference(
+    rows, sims, scale, k, prior, top, top_sims, top_prior, excluded, eligible, bonus=None
+):
     """Score every candidate, keep each allowed row's best, sort by (-score, row)."""
     f32 = np.float32
     best: dict[int, np.float32] = {}
+    extra = bonus or {}
     candidates = [
         (r, f32(s) * f32(scale) + (prior[r] if len(prior) else f32(0)))
         for r, s in zip(rows, sims, strict=True)
@@ -19,6 +22,7 @@ def _reference(rows, sims, scale, k, prior, top, top_sims, top_prior, excluded, 
     candidates += [
         (r, f32(s) * f32(scale) + f32(p)) for r, s, p in zip(top, top_sims, top_prior, strict=True)
     ]
+    candidates = [(r, f32(score + extra.get(int(r), f32(0)))) for r, score in candidates]
     for row, score in candidates:
         row = int(row)
         if row < 0 or row in set(excluded.tolist()) or (len(eligible) and not eligible[row]):
@@ -45,6 +49,10 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
     top_prior = (prior[top] if len(prior) else np.zeros(len(top))).astype(np.float32)
     excluded = rng.choice(n_items, 40, replace=False).astype(np.int64)
     eligible = rng.random(n_items) < 0.7 if seed % 2 else np.empty(0, np.bool_)
+    # An item-item term on some rows (sorted), on the index's and the prior's alike.
+    bonus_rows = np.unique(np.concatenate([rows[5:20], top[30:40]]))
+    bonus_rows = bonus_rows[bonus_rows >= 0] if seed >= 3 else np.empty(0, np.int64)
+    bonus = np.round(rng.normal(size=len(bonus_rows)), 1).astype(np.float32)
     got = best_rows(
         rows,
         sims,
@@ -56,8 +64,13 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
         top_prior=top_prior,
         excluded=excluded,
         eligible=eligible,
+        bonus_rows=bonus_rows,
+        bonus=bonus,
     )
-    want = _reference(rows, sims, 20.0, k, prior, top, top_sims, top_prior, excluded, eligible)
+    added = dict(zip(bonus_rows.tolist(), bonus, strict=True))
+    want = _reference(
+        rows, sims, 20.0, k, prior, top, top_sims, top_prior, excluded, eligible, added
+    )
     assert got[0] == want[0]
     np.testing.assert_allclose(got[1], want[1], rtol=0, atol=0)
     assert len(set(got[0])) == len(got[0]) == min(k, len(want[0]))

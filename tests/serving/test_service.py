@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
 from recops.serving.loaded_model import LoadedModel
 from recops.serving.repository import ModelManager, ModelRepository
@@ -14,7 +15,7 @@ from recops.serving.schemas import RecommendRequest, SearchRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
 from tests.models.two_tower.conftest import in_mode
-from tests.serving.conftest import START, make_repository
+from tests.serving.conftest import START, _train, make_repository
 
 
 @pytest.fixture()
@@ -59,6 +60,28 @@ def test_recommend_is_prepare_encode_rank(bundles: list[LoadedModel]) -> None:
         staged = service.rank_user(user, service.encode([user])[0], request)
         assert service.recommend(request, bundles[0]) == staged
         assert not set(staged.items) & set(bundles[0].model.item_ids_[user.rows])
+
+
+def test_the_item_item_term_is_served_as_the_model_scores_it(tmp_path: Path) -> None:
+    """A short history's served top-k and scores are the model's, the term included."""
+    artifact = _train(tmp_path / "model", seed=0, epochs=2, item_knn_weight=8.0)
+    bundle = ModelManager(ModelRepository(make_repository(tmp_path / "repo", artifact))).switch(
+        "news", "1"
+    )
+    model = bundle.model
+    assert isinstance(model, TwoTower) and model.summary_.item_knn_weight == 8.0
+    service = RecommendService(UserStateStore())
+    now = START + 3600 * 48
+    for history in (["i3"], ["i3", "i6"], ["i1", "i4", "i7", "i10"]):
+        served = service.recommend(RecommendRequest(history=history, k=5, now=now), bundle)
+        queries = Queries(
+            [""], [np.array(history, dtype=object)], [np.full(len(history), now)], [now]
+        )
+        ids, scores = model.recommend_queries(queries, k=5)
+        assert served.items == ids[0].tolist()
+        np.testing.assert_allclose(served.scores, scores[0], rtol=1e-4, atol=1e-4)
+        rows, values = model.item_knn_scores(np.array([model.item_index[i] for i in history]))
+        assert len(rows) and values.max() > 0  # the term is there to be served
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True])

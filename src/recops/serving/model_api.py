@@ -20,7 +20,8 @@ from recops.models.base import Queries
 class ServableModel(Protocol):
     """A model whose item vectors are built in batch and whose queries are encoded live.
 
-    The user→item score is ``score_scale * (user_vec @ item_vec) + item_prior(now)``;
+    The user→item score is ``score_scale * (user_vec @ item_vec) + item_prior(now)``
+    (plus the optional term below);
     item→item, text→item and category→item scores are
     ``score_scale * (query_vec @ item_vec)``.
 
@@ -29,6 +30,11 @@ class ServableModel(Protocol):
     eligible items it needs) and ``fuse_search(text, tower_rows, tower_scores, k, *,
     eligible, exclude)`` (rows and scores, best first), ``/v1/search`` is answered by
     ``fuse_search`` over the index's top ``search_depth(k)``; without, by the index.
+
+    Optionally too, a model adds a sparse term to the user→item score of some items
+    (the TwoTower's item-item term for short histories): ``item_knn_scores(rows)``
+    gives, for a user's item rows, sorted item rows and the value added to each;
+    those items join the candidates.
     """
 
     item_ids_: np.ndarray

@@ -79,6 +79,9 @@ class UserRequest:
     now: int
 
 
+_NO_BONUS = np.empty(0, dtype=np.float32)
+
+
 def _no_observer(stage: str, seconds: float) -> None:
     return None
 
@@ -215,7 +218,9 @@ class RecommendService:
         bundle = user.bundle
         excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
         n = max(request.k, depth)
-        return self._retrieve(bundle, vector, request, user.now, excluded, use_prior=True, n=n)
+        return self._retrieve(
+            bundle, vector, request, user.now, excluded, use_prior=True, n=n, history=user.rows
+        )
 
     def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
         """The whole user → items pipeline without batching."""
@@ -314,10 +319,13 @@ class RecommendService:
         use_prior: bool,
         restrict: np.ndarray | None = None,
         n: int = 0,
+        history: np.ndarray | None = None,
     ) -> tuple[list[int], list[float]]:
         eligible, excluded = self._filter(bundle, request, now, excluded, restrict)
         n = max(n, request.k)
-        return self._rank(bundle, vector, n, now, eligible, excluded, use_prior=use_prior)
+        return self._rank(
+            bundle, vector, n, now, eligible, excluded, use_prior=use_prior, history=history
+        )
 
     def _filter(
         self,
@@ -353,8 +361,14 @@ class RecommendService:
         excluded: set[int],
         *,
         use_prior: bool,
+        history: np.ndarray | None = None,
     ) -> tuple[list[int], list[float]]:
-        """Stages ``ann`` and ``rerank``: the ``n`` best eligible rows and their scores."""
+        """Stages ``ann`` and ``rerank``: the ``n`` best eligible rows and their scores.
+
+        With ``history`` (the user's item rows, user→item only), the model's
+        item-item term for that history joins: its best ``fetch`` items become
+        candidates and every candidate it covers gets its value added.
+        """
         start = time.perf_counter()
         fetch = max(n, self.rerank_candidates)
         index = bundle.index
@@ -376,17 +390,34 @@ class RecommendService:
         scale = bundle.model.score_scale
         if use_prior:
             snapshot = bundle.prior_at(now)
+            top, top_prior = snapshot.top, snapshot.top_prior
+            top_sims = snapshot.top_vectors @ vector
+            bonus_rows, bonus = _NO_ROWS, _NO_BONUS
+            item_knn = getattr(bundle.model, "item_knn_scores", None)
+            if item_knn is not None and history is not None and len(history):
+                bonus_rows, bonus = item_knn(history)
+            if len(bonus_rows):
+                extra = bonus_rows
+                if len(extra) > fetch:
+                    extra = extra[np.argpartition(-bonus, fetch - 1)[:fetch]]
+                prior = snapshot.prior
+                top = np.concatenate([top, extra])
+                top_sims = np.concatenate([top_sims, index.vectors[extra] @ vector])
+                extra_prior = prior[extra] if len(prior) else np.zeros(len(extra), np.float32)
+                top_prior = np.concatenate([top_prior, extra_prior])
             picked = best_rows(
                 rows,
                 sims,
                 scale,
                 n,
                 prior=snapshot.prior,
-                top=snapshot.top,
-                top_sims=snapshot.top_vectors @ vector,
-                top_prior=snapshot.top_prior,
+                top=top,
+                top_sims=top_sims,
+                top_prior=top_prior,
                 excluded=skip,
                 eligible=allowed,
+                bonus_rows=bonus_rows,
+                bonus=bonus,
             )
         else:
             picked = best_rows(rows, sims, scale, n, excluded=skip, eligible=allowed)

@@ -7,7 +7,6 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from recops.models.base import Queries, Recommender, top_k, validate_k
 from recops.models.baselines._matrix import (
@@ -16,6 +15,7 @@ from recops.models.baselines._matrix import (
     positions,
 )
 from recops.models.baselines._params import check_float, check_int
+from recops.models.similarity import shrunk_cosine
 
 # Users whose history has no neighbour (or no known item) would get all-zero scores;
 # a popularity term this small only orders those ties and never beats a neighbour.
@@ -60,30 +60,9 @@ class ItemKNN(Recommender):
         self.item_ids_, self._index, matrix, _ = fit_matrix(interactions, type(self).__name__)
         counts = np.asarray(matrix.sum(axis=0)).ravel()
         self.popularity_ = counts / max(counts.max(), 1.0)
-        self.similarity_ = self._similarity(matrix, counts)
+        self.similarity_ = shrunk_cosine(matrix, self.n_neighbors, self.shrink, self.block_size)
         self._remember_training_data(interactions)
         return self
-
-    def _similarity(self, matrix: sp.csr_matrix, counts: np.ndarray) -> sp.csr_matrix:
-        n_items = matrix.shape[1]
-        by_item = matrix.T.tocsr()
-        norms = np.sqrt(counts)
-        k = min(self.n_neighbors, max(n_items - 1, 1))
-        rows, cols, vals = [], [], []
-        for start in range(0, n_items, self.block_size):
-            block = np.arange(start, min(start + self.block_size, n_items))
-            co = np.asarray((by_item[block] @ matrix).todense(), dtype=np.float32)
-            sim = co / (norms[block, None] * norms[None, :] + self.shrink + 1e-12)
-            sim[np.arange(len(block)), block] = 0.0
-            idx, top = top_k(sim, k)
-            keep = top > 0
-            rows.append(np.repeat(block, k).reshape(len(block), k)[keep])
-            cols.append(idx[keep])
-            vals.append(top[keep])
-        return sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_items, n_items),
-        )
 
     def score(self, queries: Queries) -> np.ndarray:
         """Sum of similarities to the query's history items, ``(len(queries), n_items)``."""

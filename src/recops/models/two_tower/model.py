@@ -30,6 +30,7 @@ from recops.models.two_tower.inference import (
     history_table,
     history_weight,
 )
+from recops.models.two_tower.item_knn import ItemKnnTerm
 from recops.models.two_tower.network import TwoTowerNet
 from recops.models.two_tower.preparation import (
     Events,
@@ -175,6 +176,7 @@ class TwoTower(Recommender):
         # The tower weight per history length, looked up instead of computed per request.
         self._weights_by_length = self._history_weight(np.arange(self.config.max_history + 1))
         self._prior = PriorScorer.from_network(net, self._counts)
+        self._item_knn = self._fit_item_knn(events, len(item_ids))
         if item_vectors is None:
             with torch.no_grad():
                 item_vectors = net.encode_items(
@@ -190,6 +192,21 @@ class TwoTower(Recommender):
                 ITEM_ID: item_ids[events.items - 1],
                 TIMESTAMP: events.times,
             }
+        )
+
+    def _fit_item_knn(self, events: Events, n_items: int) -> ItemKnnTerm | None:
+        """The item-item term over every training event, when validation gave it a weight."""
+        weight = self.summary_.item_knn_weight
+        if weight <= 0 or self.config.item_knn_neighbors == 0 or len(events.items) == 0:
+            return None
+        return ItemKnnTerm.fit(
+            events.users,
+            events.items - 1,
+            n_items,
+            neighbors=self.config.item_knn_neighbors,
+            shrink=self.config.item_knn_shrink,
+            weight=weight,
+            max_history=self.config.max_history,
         )
 
     def _set_titles(self, titles: np.ndarray | None) -> None:
@@ -268,6 +285,8 @@ class TwoTower(Recommender):
             np.vstack([self._item_vectors, vectors]), dtype=np.float32
         )
         self._user_encoder = self._user_encoder.with_rows(history)
+        if self._item_knn is not None:
+            self._item_knn = self._item_knn.grown(len(self.item_ids_))
         never = np.iinfo(np.int64).max
         self._first_seen = np.concatenate(
             [self._first_seen, np.where(added.publish_time >= 0, added.publish_time, never)]
@@ -317,9 +336,15 @@ class TwoTower(Recommender):
         known history items (chosen on the validation window; see
         :func:`~recops.models.two_tower.inference.history_weight`).
         """
-        n, width = len(queries), self.config.max_history
-        if n == 1:
+        if len(queries) == 1:
             return self._encode_one(queries)
+        history, ages, users = self._history_arrays(queries)
+        weight = self._history_weight((history > 0).sum(axis=1))
+        return self._user_encoder(history, ages, users) * weight[:, None]
+
+    def _history_arrays(self, queries: Queries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded item indices (oldest first, 0 = padding), their ages in hours, user indices."""
+        n, width = len(queries), self.config.max_history
         history = np.zeros((n, width), dtype=np.int64)
         ages = np.zeros((n, width), dtype=np.float32)
         users = np.zeros(n, dtype=np.int64)
@@ -334,8 +359,7 @@ class TwoTower(Recommender):
                 hours = (int(queries.now[row]) - times) / SECONDS_PER_HOUR
                 ages[row, width - len(idx) :] = np.maximum(hours, 0.0)
             users[row] = self._user_lookup.get(str(queries.user_ids[row]), 0)
-        weight = self._history_weight((history > 0).sum(axis=1))
-        return self._user_encoder(history, ages, users) * weight[:, None]
+        return history, ages, users
 
     def _encode_one(self, queries: Queries) -> np.ndarray:
         index = self.item_index
@@ -401,6 +425,19 @@ class TwoTower(Recommender):
             torch.from_numpy(self.catalog_.tokens[rows - 1]),
         ).numpy()
 
+    def item_knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One user's item-item term from their item rows (oldest first): rows and values.
+
+        The items the user's last ``max_history`` distinct items co-occur with (sorted
+        rows of ``item_ids_``) and their weighted similarity sums, which
+        :meth:`score` adds to those items' scores. Empty when the model has no such
+        term or the history is long enough for its weight to be zero
+        (:mod:`~recops.models.two_tower.item_knn`).
+        """
+        if self._item_knn is None:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return self._item_knn.one(np.asarray(rows, dtype=np.int64))
+
     def item_prior(self, now: int) -> np.ndarray:
         """``(n_items,)`` float32 time-aware additive score at unix time ``now``.
 
@@ -415,10 +452,13 @@ class TwoTower(Recommender):
     def score(self, queries: Queries) -> np.ndarray:
         """``(n, n_items)`` user→item scores: scaled cosine plus ``item_prior(now)``.
 
+        For short histories the item-item term is added too (:meth:`item_knn_scores`).
         Items that do not exist yet at a query's ``now`` (:meth:`known_at`) score
         ``-inf``: an article is not recommended before it is published.
         """
         scores = self.score_scale * (self.encode_users(queries) @ self._item_vectors.T)
+        if self._item_knn is not None:
+            scores += self._item_knn.scores(self._history_arrays(queries)[0])
         now = np.asarray(queries.now, dtype=np.int64)
         for t in np.unique(now):
             rows = now == t

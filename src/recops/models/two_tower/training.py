@@ -59,6 +59,7 @@ from recops.models.two_tower.validation import (
     ValidationWindow,
     split_validation,
     validation_blend,
+    validation_knn_weight,
 )
 
 
@@ -73,6 +74,7 @@ class TrainingSummary:
     tower_weights: tuple[float, float] = (1.0, 1.0)
     prior_horizon: int | None = None
     prior_window: int | None = None
+    item_knn_weight: float = 0.0
     train_loss: list[float] = field(default_factory=list)
     n_events: int = 0
     seconds: float = 0.0
@@ -481,23 +483,26 @@ def _choose_horizon(
     rows: np.ndarray,
     window: ValidationWindow,
     summary: TrainingSummary,
-) -> PriorNet | None:
+) -> tuple[PriorNet | None, PriorNet | None]:
     """Pick the prior that validates best: jointly trained, fitted, or a window's counts.
 
     Candidates: the softmax-trained prior; one fitted to each of
     ``cfg.prior_horizons`` (on the events before the window, refitted on all
     events if it wins); plain recent popularity over each of
     ``cfg.count_windows`` (:func:`~recops.models.two_tower.prior.window_prior`).
-    Each is scored with its best blend weights. Returns ``None`` when the jointly
-    trained prior wins (or there is no prior).
+    Each is scored with its best blend weights. Returns the prior to serve (refitted
+    on every event) and the one that was validated (on the events before the
+    window); ``None`` for both when the jointly trained prior wins (or there is no
+    prior).
     """
     if data.counts is None or window.counts is None:
-        return None
+        return None, None
     seq = data.sequences
     best = max(summary.validation_ndcg, default=-np.inf)
     choice: tuple[str, int] | None = None
     candidates = [("horizon", h) for h in cfg.prior_horizons]
     candidates += [("window", w) for w in cfg.count_windows if w in data.counts.windows]
+    validated: PriorNet | None = None
     for kind, seconds in candidates:
         if kind == "horizon":
             candidate = fit_horizon_prior(
@@ -508,16 +513,35 @@ def _choose_horizon(
         blend = validation_blend(net, data, cfg, window, prior_net=candidate)
         if blend.ndcg > best:
             best, choice, summary.tower_weights = blend.ndcg, (kind, seconds), blend.tower_weights
+            validated = candidate
     summary.validation_ndcg.append(best)
     if choice is None:
-        return None
+        return None, None
     kind, seconds = choice
     if kind == "window":
         summary.prior_window = seconds
-        return window_prior(data.counts, seconds)
+        return window_prior(data.counts, seconds), validated
     summary.prior_horizon = seconds
     end = int(seq.times.max()) + 1
-    return fit_horizon_prior(data.counts, seq.times, data.n_items, seconds, end, cfg.seed)
+    final = fit_horizon_prior(data.counts, seq.times, data.n_items, seconds, end, cfg.seed)
+    return final, validated
+
+
+def _choose_item_knn(
+    net: TwoTowerNet,
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    rows: np.ndarray,
+    window: ValidationWindow,
+    prior: PriorNet | None,
+    summary: TrainingSummary,
+) -> None:
+    """Set ``summary.item_knn_weight`` from the window (see ``validation_knn_weight``)."""
+    if cfg.item_knn_neighbors == 0 or cfg.item_knn_weight is not None:
+        return  # off, or fixed by the configuration (set in train_network)
+    # Data-parallel workers each compute the same (deterministic) choice.
+    choice = validation_knn_weight(net, data, cfg, window, rows, prior, summary.tower_weights)
+    summary.item_knn_weight = choice.weight
 
 
 def train_network(
@@ -539,7 +563,9 @@ def train_network(
         if window is not None:
             summary.validation_start = window.start
             net = _run_epochs(data, cfg, rows, cfg.epochs, window, summary, verbose)
-            horizon_prior = _choose_horizon(net, data, cfg, rows, window, summary)
+            horizon_prior, validated_prior = _choose_horizon(net, data, cfg, rows, window, summary)
+            knn_prior = validated_prior if validated_prior is not None else net.prior
+            _choose_item_knn(net, data, cfg, rows, window, knn_prior, summary)
             if cfg.refit_full:
                 refit = TrainingSummary()
                 net = _run_epochs(data, cfg, all_rows, summary.best_epoch, None, refit, verbose)
@@ -557,6 +583,8 @@ def train_network(
                 net.prior = horizon_prior
         else:
             net = _run_epochs(data, cfg, all_rows, cfg.epochs, None, summary, verbose)
+    if cfg.item_knn_weight is not None and cfg.item_knn_neighbors > 0:
+        summary.item_knn_weight = cfg.item_knn_weight
     net.eval()
     summary.seconds = time.perf_counter() - started
     return net, summary

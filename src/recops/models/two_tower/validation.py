@@ -39,6 +39,7 @@ from recops.models.two_tower.data import TrainingData, age_hours, user_vectors
 from recops.models.two_tower.distributed import data_parallel, gather_strided
 from recops.models.two_tower.features import TimeCounts, build_time_counts
 from recops.models.two_tower.inference import history_weight
+from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID, ItemKnnTerm
 from recops.models.two_tower.network import PriorNet, TwoTowerNet
 
 
@@ -315,25 +316,7 @@ def validation_blend(
     replaces the network's own prior when given.
     """
     prior_net = prior_net if prior_net is not None else net.prior
-    net.eval()
-    all_items = np.arange(1, data.n_items + 1)
-    item_vecs = net.encode_items(
-        torch.from_numpy(all_items),
-        torch.from_numpy(data.catalog.categories),
-        torch.from_numpy(data.catalog.tokens),
-    )
-    ages = age_hours(window.now, window.history, window.history_times)
-    users = torch.from_numpy(window.users) if net.user.users is not None else None
-    u = user_vectors(net, data, window.history, ages, users)
-    tower = (cfg.score_scale * u @ item_vecs.T).numpy()
-    prior = np.zeros_like(tower)
-    if window.counts is not None and prior_net is not None:
-        for t in np.unique(window.now):
-            feats = torch.from_numpy(window.counts.features(all_items, t))
-            prior[window.now == t] = prior_net(feats).numpy()
-    for row, h in enumerate(window.history):
-        prior[row, h[h > 0] - 1] = -np.inf
-    net.train()
+    tower, prior = window_scores(net, data, cfg, window, prior_net)
     targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
     if prior_net is None:
         return Blend.of(tower + prior, targets, k, (1.0, 1.0), metric=cfg.validation_metric)
@@ -359,3 +342,87 @@ def validation_blend(
     tied = [r for r in eligible if r.ndcg >= best.ndcg - cfg.blend_tolerance * best.stderr]
     chosen = max(tied, key=lambda r: (r.coverage, r.ndcg))
     return Blend(best.ndcg, best.stderr, chosen.tower_weights, chosen.coverage)
+
+
+@torch.no_grad()
+def window_scores(
+    net: TwoTowerNet,
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    window: ValidationWindow,
+    prior_net: PriorNet | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window users' ``(n_users, n_items)`` tower scores and prior (seen items ``-inf``)."""
+    was_training = net.training
+    net.eval()
+    all_items = np.arange(1, data.n_items + 1)
+    item_vecs = net.encode_items(
+        torch.from_numpy(all_items),
+        torch.from_numpy(data.catalog.categories),
+        torch.from_numpy(data.catalog.tokens),
+    )
+    ages = age_hours(window.now, window.history, window.history_times)
+    users = torch.from_numpy(window.users) if net.user.users is not None else None
+    u = user_vectors(net, data, window.history, ages, users)
+    tower = (cfg.score_scale * u @ item_vecs.T).numpy()
+    prior = np.zeros_like(tower)
+    if window.counts is not None and prior_net is not None:
+        for t in np.unique(window.now):
+            feats = torch.from_numpy(window.counts.features(all_items, t))
+            prior[window.now == t] = prior_net(feats).numpy()
+    for row, h in enumerate(window.history):
+        prior[row, h[h > 0] - 1] = -np.inf
+    net.train(was_training)
+    return tower, prior
+
+
+@dataclass(frozen=True)
+class KnnChoice:
+    """What :func:`validation_knn_weight` measured: each weight's score, and the one chosen."""
+
+    weight: float
+    scores: dict[float, float]
+
+
+def validation_knn_weight(
+    net: TwoTowerNet,
+    data: TrainingData,
+    cfg: TwoTowerConfig,
+    window: ValidationWindow,
+    rows: np.ndarray,
+    prior_net: PriorNet | None,
+    tower_weights: tuple[float, float],
+    k: int = 20,
+) -> KnnChoice:
+    """The item-item weight :math:`\\kappa_0` that validates best, the rest fixed.
+
+    The term's similarity comes from the events ``rows`` (those before the window,
+    as a model trained up to it would have them); the towers, the prior and their
+    blend are the ones already chosen. Each weight of
+    :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` is scored with
+    ``cfg.validation_metric``; ties keep the smaller weight.
+    """
+    seq = data.sequences
+    term = ItemKnnTerm.fit(
+        seq.start[rows],
+        seq.items[rows] - 1,
+        data.n_items,
+        neighbors=cfg.item_knn_neighbors,
+        shrink=cfg.item_knn_shrink,
+        weight=1.0,
+        max_history=cfg.max_history,
+    )
+    tower, prior = window_scores(net, data, cfg, window, prior_net)
+    n_hist = (window.history > 0).sum(axis=1)
+    base = history_weight(n_hist, tower_weights, cfg.max_history)[:, None] * tower + prior
+    targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
+    active = np.flatnonzero(term.weights(n_hist) > 0)
+    sums = term.sums(window.history[active]) * term.weights(n_hist[active])[:, None]
+    scores: dict[float, float] = {}
+    for weight in KNN_WEIGHT_GRID:
+        blended = base.copy()
+        blended[active] += weight * sums
+        blend = Blend.of(blended, targets, k, tower_weights, metric=cfg.validation_metric)
+        scores[weight] = blend.ndcg
+    best = max(scores, key=lambda w: (scores[w], -w))
+    return KnnChoice(best, scores)

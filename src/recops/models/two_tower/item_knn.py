@@ -1,0 +1,173 @@
+"""The item-item term of the two-tower score, for users with short histories.
+
+A new user's first clicks say little to the user tower, which learned from users
+with long histories; the items other users took together with those clicks say a
+lot (ItemKNN beat the tower on cold users by ~10% NDCG@20 on ML-100K). The term
+adds that neighbourhood to the score, weighted down as the history grows:
+
+.. math::
+
+    s(u, j) = w(n)\\,\\sigma\\,\\mathbf u^\\top \\mathbf v_j + p_j(t)
+        + \\kappa_0 \\big(1 - \\rho(n)\\big)^2 \\sum_{h \\in H_u} \\operatorname{sim}(h, j),
+    \\qquad \\rho(n) = \\min\\Big(\\frac{\\log(1 + n)}{\\log(1 + n_{\\max})}, 1\\Big)
+
+with :math:`H_u` the distinct items among the user's last ``max_history``,
+:math:`n` the number of those events (repeats count, as for the tower weight),
+``sim`` the pruned shrunk cosine of co-occurrence
+(:func:`~recops.models.similarity.shrunk_cosine`) and :math:`\\kappa_0` chosen on
+the validation window (0 switches it off). At :math:`n \\ge n_{\\max}` the term
+is zero: a regular's ranking is the towers' and the prior's alone. The
+similarity is computed from the training events, so a saved model recomputes it
+on load instead of storing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+from recops.models.similarity import shrunk_cosine
+
+#: Candidate values of :math:`\\kappa_0` tried on the validation window.
+KNN_WEIGHT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+def knn_weights(n_items: np.ndarray | int, weight: float, max_history: int) -> np.ndarray:
+    """:math:`\\kappa_0 (1 - \\rho(n))^2` for histories of ``n_items`` known items."""
+    share = np.minimum(np.log1p(n_items) / np.log1p(max_history), 1.0)
+    return np.asarray(weight * (1.0 - share) ** 2, dtype=np.float32)
+
+
+def event_matrix(user_keys: np.ndarray, rows: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """Binary ``(n_users, n_items)`` matrix of events (``user_keys`` any ints, ``rows`` 0-based)."""
+    _, users = np.unique(user_keys, return_inverse=True)
+    ones = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((ones, (users, rows)), shape=(int(users.max(initial=-1)) + 1, n_items))
+    matrix.data[:] = 1.0  # repeated (user, item) pairs count once
+    return matrix
+
+
+@dataclass(frozen=True)
+class ItemKnnTerm:
+    """The fitted term: the similarity of item rows (0-based, as ``item_ids_``) and its weight.
+
+    Parameters
+    ----------
+    similarity:
+        ``(n_items, n_items)`` float32 CSR, row ``i`` item ``i``'s neighbours.
+    weight:
+        :math:`\\kappa_0`.
+    max_history:
+        :math:`n_{\\max}` (the model's ``max_history``).
+    """
+
+    similarity: sp.csr_matrix
+    weight: float
+    max_history: int
+
+    @classmethod
+    def fit(
+        cls,
+        user_keys: np.ndarray,
+        rows: np.ndarray,
+        n_items: int,
+        *,
+        neighbors: int,
+        shrink: float,
+        weight: float,
+        max_history: int,
+    ) -> ItemKnnTerm:
+        """The term of events ``(user_keys[e], rows[e])`` over ``n_items`` item rows."""
+        matrix = event_matrix(user_keys, rows, n_items)
+        similarity = shrunk_cosine(matrix, neighbors, shrink)
+        similarity.sort_indices()
+        return cls(similarity, float(weight), max_history)
+
+    def weights(self, n_items: np.ndarray | int) -> np.ndarray:
+        """The term's weight for histories of ``n_items`` known items."""
+        return knn_weights(n_items, self.weight, self.max_history)
+
+    def sums(self, history: np.ndarray) -> np.ndarray:
+        """``(n, n_items)`` unweighted :math:`\\sum_h \\operatorname{sim}(h, j)` per history row.
+
+        ``history`` is ``(n, width)`` item *indices* (row + 1), 0 for padding, as the
+        user tower reads them; an item repeated in a history counts once.
+        """
+        n, n_items = len(history), self.similarity.shape[0]
+        users, slots = np.nonzero(history > 0)
+        ones = np.ones(len(users), dtype=np.float32)
+        matrix = sp.csr_matrix((ones, (users, history[users, slots] - 1)), shape=(n, n_items))
+        matrix.data[:] = 1.0
+        return np.asarray((matrix @ self.similarity).todense(), dtype=np.float32)
+
+    def scores(self, history: np.ndarray) -> np.ndarray:
+        """``(n, n_items)`` weighted term of each history row (see :meth:`sums`)."""
+        weights = self.weights((history > 0).sum(axis=1))
+        out = np.zeros((len(history), self.similarity.shape[0]), dtype=np.float32)
+        active = np.flatnonzero(weights > 0)
+        if len(active):
+            out[active] = weights[active, None] * self.sums(history[active])
+        return out
+
+    def one(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One user's term from their item rows (oldest first): sorted rows and values.
+
+        Only the last ``max_history`` rows count (their number sets the weight, as
+        in :meth:`scores`; each distinct item adds its neighbours once). Empty
+        arrays when the weight is zero: a full history costs one comparison.
+        """
+        rows = rows[-self.max_history :]
+        if len(rows) == 0 or len(rows) >= self.max_history:
+            return _NO_ROWS, _NO_VALUES
+        weight = float(self.weights(len(rows)))
+        distinct = np.unique(rows[(rows >= 0) & (rows < self.similarity.shape[0])])
+        if weight <= 0.0 or len(distinct) == 0:
+            return _NO_ROWS, _NO_VALUES
+        s = self.similarity
+        return _sum_rows(s.indptr, s.indices, s.data, distinct, np.float32(weight))
+
+    def grown(self, n_items: int) -> ItemKnnTerm:
+        """The same term over ``n_items`` rows; added items have no neighbours yet."""
+        s = self.similarity
+        extra = n_items - s.shape[0]
+        if extra <= 0:
+            return self
+        indptr = np.concatenate([s.indptr, np.full(extra, s.indptr[-1], dtype=s.indptr.dtype)])
+        similarity = sp.csr_matrix((s.data, s.indices, indptr), shape=(n_items, n_items))
+        return ItemKnnTerm(similarity, self.weight, self.max_history)
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0, dtype=np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _sum_rows(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, weight: np.float32
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
+    total = 0
+    for r in rows:
+        total += indptr[r + 1] - indptr[r]
+    cols = np.empty(total, dtype=np.int64)
+    vals = np.empty(total, dtype=np.float32)
+    at = 0
+    for r in rows:
+        for p in range(indptr[r], indptr[r + 1]):
+            cols[at] = indices[p]
+            vals[at] = data[p]
+            at += 1
+    order = np.argsort(cols, kind="mergesort")
+    out_rows = np.empty(total, dtype=np.int64)
+    out_vals = np.empty(total, dtype=np.float32)
+    size = 0
+    for i in order:
+        if size > 0 and out_rows[size - 1] == cols[i]:
+            out_vals[size - 1] += vals[i]
+        else:
+            out_rows[size] = cols[i]
+            out_vals[size] = vals[i]
+            size += 1
+    return out_rows[:size], out_vals[:size] * weight

@@ -1,0 +1,111 @@
+"""The two-tower's item-item term: its weight, its sums, the served one-user path, the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recops.models.base import Queries
+from recops.models.two_tower import TwoTower
+from recops.models.two_tower.item_knn import ItemKnnTerm, knn_weights
+
+from .conftest import SMALL
+
+
+def _term(weight: float = 2.0, max_history: int = 10) -> ItemKnnTerm:
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 30, 400)
+    rows = (users % 3) * 4 + rng.integers(0, 4, 400)  # three groups of four items
+    return ItemKnnTerm.fit(
+        users, rows, 12, neighbors=5, shrink=1.0, weight=weight, max_history=max_history
+    )
+
+
+def test_the_weight_falls_from_kappa_to_zero_at_a_full_history() -> None:
+    w = knn_weights(np.arange(0, 13), 8.0, 10)
+    assert w[0] == pytest.approx(8.0)
+    assert np.all(np.diff(w) <= 0)
+    assert np.all(w[10:] == 0.0)
+    assert 0 < w[3] < w[1]
+
+
+def test_sums_are_the_binary_history_times_the_similarity() -> None:
+    term = _term()
+    history = np.array([[0, 0, 1, 2], [0, 3, 3, 9], [0, 0, 0, 0]])  # indices: row + 1
+    dense = term.similarity.toarray()
+    expected = np.stack([dense[[0, 1]].sum(0), dense[[2, 8]].sum(0), np.zeros(12)])
+    np.testing.assert_allclose(term.sums(history), expected, rtol=1e-6)
+    weights = term.weights(np.array([2, 3, 0]))
+    np.testing.assert_allclose(term.scores(history), weights[:, None] * expected, rtol=1e-6)
+
+
+def test_one_users_path_equals_the_batch_path() -> None:
+    term = _term()
+    rows = np.array([5, 4, 5, 0])  # a repeat adds its neighbours once, counts in n
+    got_rows, got = term.one(rows)
+    history = np.zeros((1, 10), dtype=np.int64)
+    history[0, -4:] = rows + 1
+    full = term.scores(history)[0]
+    assert np.all(np.diff(got_rows) > 0)
+    np.testing.assert_allclose(got, full[got_rows], rtol=1e-6)
+    assert set(got_rows) == set(np.flatnonzero(full))
+
+
+def test_a_long_history_gets_nothing_and_grown_items_no_neighbours() -> None:
+    term = _term(max_history=3)
+    rows, values = term.one(np.array([0, 1, 2, 4, 5]))
+    assert len(rows) == 0 and len(values) == 0
+    grown = term.grown(15)
+    assert grown.similarity.shape == (15, 15)
+    assert grown.similarity[12:].nnz == 0
+    np.testing.assert_array_equal(
+        grown.similarity[:12].toarray()[:, :12], term.similarity.toarray()
+    )
+
+
+@pytest.fixture(scope="module")
+def with_term(clusters) -> tuple[TwoTower, TwoTower]:
+    torch.set_num_threads(1)
+    interactions, items = clusters
+    on = TwoTower(**SMALL, item_knn_weight=4.0).fit(interactions, items)
+    off = TwoTower(**SMALL, item_knn_neighbors=0).fit(interactions, items)
+    return on, off
+
+
+def test_the_score_adds_the_term_for_short_histories_only(with_term) -> None:
+    on, off = with_term
+    assert on.summary_.item_knn_weight == 4.0
+    assert off.summary_.item_knn_weight == 0.0
+    short = Queries(["u0"], [np.array(["a1", "a2"], dtype=object)], [np.array([1, 2])], [10**10])
+    items = np.array([f"a{i % 10}" for i in range(12)], dtype=object)
+    long = Queries(["u0"], [items], [np.arange(12)], [10**10])
+    for q, changed in ((short, True), (long, False)):
+        diff = on.score(q) - off.score(q)
+        finite = np.isfinite(diff)
+        assert np.any(np.abs(diff[finite]) > 1e-4) == changed
+    # The served path's rows and values are the batch path's difference.
+    rows, values = on.item_knn_scores(np.array([on.item_index["a1"], on.item_index["a2"]]))
+    history = np.zeros((1, SMALL["max_history"]), dtype=np.int64)
+    history[0, -2:] = [on.item_index["a1"] + 1, on.item_index["a2"] + 1]
+    np.testing.assert_allclose(values, on._item_knn.scores(history)[0, rows], rtol=1e-6)
+    assert len(rows) > 0
+
+
+def test_the_term_survives_save_load_and_added_items(with_term, tmp_path) -> None:
+    on, _ = with_term
+    on.save(tmp_path / "m")
+    loaded = TwoTower.load(tmp_path / "m")
+    q = Queries(["new"], [np.array(["b1"], dtype=object)], [np.array([1])], [10**10])
+    np.testing.assert_allclose(loaded.score(q), on.score(q), rtol=1e-5, atol=1e-5)
+    grown, added = loaded.with_items(pd.DataFrame({"item_id": ["c_new"], "title": ["gamma"]}))
+    assert grown.score(q).shape == (1, len(on.item_ids_) + 1)
+    rows, _ = grown.item_knn_scores(np.array([grown.item_index["b1"]]))
+    assert added[0] not in rows
+
+
+def test_the_weight_is_chosen_on_validation_from_its_grid(fitted) -> None:
+    from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID
+
+    assert fitted.summary_.item_knn_weight in KNN_WEIGHT_GRID
