@@ -81,7 +81,9 @@ class TwoTower(Recommender):
 
     Notes
     -----
-    A user→item score is ``score_scale * user_vec @ item_vec + item_prior(now)``;
+    A user→item score is ``score_scale * user_vec @ item_vec + item_prior(now)``,
+    plus, for histories shorter than ``max_history``, an item-item term weighted on
+    the validation window (:meth:`item_knn_scores`, :mod:`recops.models.two_tower.item_knn`);
     item→item and category→item scores are ``score_scale * query_vec @ item_vec``.
     Query→item (:meth:`search`) ranks BM25 matches over the titles first and fills
     up with that score's ranking by default (``search_mode``).
