@@ -38,6 +38,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -260,6 +261,9 @@ def run_configuration(
         console.print(f"[dim]{spec.name}: tuning on validation[/dim]")
         reports.append(run_model(spec, split, validation, data.items, quick=quick))
     console.print(comparison_table(title, reports))
+    for r in reports:
+        if (summary := fitted_choices(r.model)) is not None:
+            console.print(f"[dim]{r.spec.name} chose on its validation window: {summary}[/dim]")
     tasks = task_results(reports, split, data.items)
     console.print(tasks_table(f"{title} · other tasks", tasks))
     marks = slice_comparisons(reports)
@@ -274,6 +278,7 @@ def run_configuration(
             r.spec.name: {
                 "best_params": r.best_params,
                 "train_seconds": r.train_seconds,
+                "fitted": fitted_summary(r.model),
                 "tuning": r.tuning.to_dict(orient="records"),
                 **r.result.to_dict(),
                 "comparison": {g: m[r.spec.name] for g, m in marks.items() if r.spec.name in m},
@@ -283,6 +288,21 @@ def run_configuration(
         "targets": target_rows(reports),
         "tasks": [r.to_dict() for r in tasks],
     }
+
+
+def fitted_summary(model: Any) -> dict[str, Any] | None:
+    """A two-tower's ``summary_`` (what ``fit`` chose and measured), None for the rest."""
+    summary = getattr(model, "summary_", None)
+    return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else None
+
+
+def fitted_choices(model: Any) -> str | None:
+    """One line of what the model's own validation chose (epoch, blend, prior, κ0)."""
+    summary = fitted_summary(model)
+    if summary is None:
+        return None
+    keys = ("best_epoch", "tower_weights", "prior_horizon", "prior_window", "item_knn_weight")
+    return ", ".join(f"{key}={summary[key]}" for key in keys)
 
 
 def run_search_holdout(console: Console, data_dir: Path) -> list[dict[str, Any]]:
