@@ -293,7 +293,9 @@ def run_configuration(
 def fitted_summary(model: Any) -> dict[str, Any] | None:
     """A two-tower's ``summary_`` (what ``fit`` chose and measured), None for the rest."""
     summary = getattr(model, "summary_", None)
-    return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else None
+    if not dataclasses.is_dataclass(summary) or isinstance(summary, type):
+        return None
+    return dataclasses.asdict(summary)
 
 
 def fitted_choices(model: Any) -> str | None:
