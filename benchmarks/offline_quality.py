@@ -170,7 +170,7 @@ def target_rows(runs: Sequence[ModelRun]) -> list[dict[str, Any]]:
     baselines = [r for r in runs if r.spec.name != CANDIDATE]
     if model is None or not baselines:
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for group in ("warm", "cold", "new_items"):
         if not model.result.n_users(group):
             continue
