@@ -9,12 +9,30 @@ from recops.serving.rerank import best_rows
 
 
 def _reference(
-    rows, sims, scale, k, prior, top, top_sims, top_prior, excluded, eligible, bonus=None
+    rows,
+    sims,
+    scale,
+    k,
+    prior,
+    top,
+    top_sims,
+    top_prior,
+    excluded,
+    eligible,
+    bonus=None,
+    extra_rows=(),
+    vectors=None,
+    query=None,
 ):
     """Score every candidate, keep each allowed row's best, sort by (-score, row)."""
     f32 = np.float32
     best: dict[int, np.float32] = {}
     extra = bonus or {}
+    # The term's rows: their inner product from the item vectors (exact here: the
+    # test's vectors are multiples of 0.5, so every float32 sum order agrees).
+    rows = np.concatenate([rows, np.asarray(extra_rows, dtype=np.int64)])
+    if len(extra_rows):
+        sims = np.concatenate([sims, (vectors[extra_rows] @ query).astype(np.float32)])
     candidates = [
         (r, f32(s) * f32(scale) + (prior[r] if len(prior) else f32(0)))
         for r, s in zip(rows, sims, strict=True)
@@ -53,6 +71,12 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
     bonus_rows = np.unique(np.concatenate([rows[5:20], top[30:40]]))
     bonus_rows = bonus_rows[bonus_rows >= 0] if seed >= 3 else np.empty(0, np.int64)
     bonus = np.round(rng.normal(size=len(bonus_rows)), 1).astype(np.float32)
+    # The term's best rows as candidates of their own: some new, some proposed by the
+    # index or the prior too, some excluded or ineligible.
+    vectors = (np.round(rng.normal(size=(n_items, 8)) * 2) / 2).astype(np.float32)
+    query = (np.round(rng.normal(size=8) * 2) / 2).astype(np.float32)
+    extra = np.concatenate([rng.choice(n_items, 20, replace=False), rows[:3], top[40:42]])
+    extra = extra[extra >= 0] if seed >= 3 else np.empty(0, np.int64)
     got = best_rows(
         rows,
         sims,
@@ -66,10 +90,26 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
         eligible=eligible,
         bonus_rows=bonus_rows,
         bonus=bonus,
+        extra=extra,
+        vectors=vectors,
+        query=query,
     )
     added = dict(zip(bonus_rows.tolist(), bonus, strict=True))
     want = _reference(
-        rows, sims, 20.0, k, prior, top, top_sims, top_prior, excluded, eligible, added
+        rows,
+        sims,
+        20.0,
+        k,
+        prior,
+        top,
+        top_sims,
+        top_prior,
+        excluded,
+        eligible,
+        added,
+        extra.astype(np.int64),
+        vectors,
+        query,
     )
     assert got[0] == want[0]
     np.testing.assert_allclose(got[1], want[1], rtol=0, atol=0)

@@ -1,7 +1,8 @@
 """The re-rank of one request in one compiled call: score, merge, filter, pick the best.
 
 The index proposes rows by inner product; the prior's best items join them (and,
-for a short history, the items of the model's item-item term); every candidate gets
+for a short history, the best items of the model's item-item term, their inner
+products taken here); every candidate gets
 the full score ``score_scale * sim + prior[row] + bonus[row]``; excluded,
 ineligible and repeated rows are skipped; the ``k`` best remain, ties to the lower
 row. In NumPy that is about a dozen calls and a Python walk (about 17 µs per request
@@ -22,6 +23,7 @@ _SELECT_UP_TO = 32
 NO_PRIOR = np.empty(0, dtype=np.float32)
 NO_ROWS = np.empty(0, dtype=np.int64)
 ALL_ELIGIBLE = np.empty(0, dtype=np.bool_)
+NO_VECTORS = np.empty((0, 0), dtype=np.float32)
 
 
 def warm_up() -> None:
@@ -34,6 +36,9 @@ def warm_up() -> None:
         1,
         bonus_rows=np.zeros(1, dtype=np.int64),
         bonus=np.zeros(1, dtype=np.float32),
+        extra=np.zeros(1, dtype=np.int64),
+        vectors=np.zeros((1, 2), dtype=np.float32),
+        query=np.zeros(2, dtype=np.float32),
     )
 
 
@@ -51,6 +56,9 @@ def best_rows(
     eligible: np.ndarray = ALL_ELIGIBLE,
     bonus_rows: np.ndarray = NO_ROWS,
     bonus: np.ndarray = NO_PRIOR,
+    extra: np.ndarray = NO_ROWS,
+    vectors: np.ndarray = NO_VECTORS,
+    query: np.ndarray = NO_PRIOR,
 ) -> tuple[list[int], list[float]]:
     """The ``k`` best distinct rows by full score, best first, and their scores.
 
@@ -76,6 +84,11 @@ def best_rows(
     bonus_rows, bonus:
         Sorted rows (int64) and a float32 score added to each of them wherever it
         is a candidate (the model's item-item term); other rows get nothing.
+    extra, vectors, query:
+        More candidates (int64 rows: the term's best) scored here, their inner
+        product taken from ``vectors[row] @ query`` (float32 item vectors and the
+        query vector) and their prior from ``prior``: no arrays gathered or joined
+        per request.
 
     Returns
     -------
@@ -95,6 +108,9 @@ def best_rows(
         eligible,
         np.ascontiguousarray(bonus_rows, dtype=np.int64),
         np.ascontiguousarray(bonus, dtype=np.float32),
+        np.ascontiguousarray(extra, dtype=np.int64),
+        np.ascontiguousarray(vectors, dtype=np.float32),
+        np.ascontiguousarray(query, dtype=np.float32),
     )
     return picked.tolist(), scores.tolist()
 
@@ -113,16 +129,19 @@ def _best_rows(
     eligible: np.ndarray,
     bonus_rows: np.ndarray,
     bonus: np.ndarray,
+    extra: np.ndarray,
+    vectors: np.ndarray,
+    query: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
-    n, m = rows.shape[0], top.shape[0]
+    n, m, e = rows.shape[0], top.shape[0], extra.shape[0]
     skip = np.sort(excluded)
-    cand_rows = np.empty(n + m, dtype=np.int64)
-    cand_scores = np.empty(n + m, dtype=np.float32)
+    cand_rows = np.empty(n + m + e, dtype=np.int64)
+    cand_scores = np.empty(n + m + e, dtype=np.float32)
     size = 0
-    for source in range(2):
-        count = n if source == 0 else m
+    for source in range(3):
+        count = n if source == 0 else (m if source == 1 else e)
         for i in range(count):
-            row = rows[i] if source == 0 else top[i]
+            row = rows[i] if source == 0 else (top[i] if source == 1 else extra[i])
             if row < 0:
                 continue  # an index's padding
             if eligible.shape[0] > 0 and not eligible[row]:
@@ -130,12 +149,18 @@ def _best_rows(
             at = np.searchsorted(skip, row)
             if at < skip.shape[0] and skip[at] == row:
                 continue
-            if source == 0:
-                score = sims[i] * scale
+            if source == 1:
+                score = top_sims[i] * scale + top_prior[i]
+            else:
+                if source == 0:
+                    sim = sims[i]
+                else:
+                    sim = np.float32(0.0)
+                    for d in range(query.shape[0]):
+                        sim += vectors[row, d] * query[d]
+                score = sim * scale
                 if prior.shape[0] > 0:
                     score += prior[row]
-            else:
-                score = top_sims[i] * scale + top_prior[i]
             if bonus_rows.shape[0] > 0:
                 at = np.searchsorted(bonus_rows, row)
                 if at < bonus_rows.shape[0] and bonus_rows[at] == row:

@@ -24,7 +24,7 @@ import numpy as np
 from recops.models.base import Queries
 from recops.serving.clock import RequestClock
 from recops.serving.loaded_model import LoadedModel
-from recops.serving.rerank import ALL_ELIGIBLE, best_rows
+from recops.serving.rerank import ALL_ELIGIBLE, NO_VECTORS, best_rows
 from recops.serving.schemas import (
     CategoryRequest,
     Filters,
@@ -396,15 +396,9 @@ class RecommendService:
             item_knn = getattr(bundle.model, "item_knn_scores", None)
             if item_knn is not None and history is not None and len(history):
                 bonus_rows, bonus = item_knn(history)
-            if len(bonus_rows):
-                extra = bonus_rows
-                if len(extra) > fetch:
-                    extra = extra[np.argpartition(-bonus, fetch - 1)[:fetch]]
-                prior = snapshot.prior
-                top = np.concatenate([top, extra])
-                top_sims = np.concatenate([top_sims, index.vectors[extra] @ vector])
-                extra_prior = prior[extra] if len(prior) else np.zeros(len(extra), np.float32)
-                top_prior = np.concatenate([top_prior, extra_prior])
+            extra = bonus_rows
+            if len(extra) > fetch:
+                extra = extra[np.argpartition(-bonus, fetch - 1)[:fetch]]
             picked = best_rows(
                 rows,
                 sims,
@@ -418,6 +412,9 @@ class RecommendService:
                 eligible=allowed,
                 bonus_rows=bonus_rows,
                 bonus=bonus,
+                extra=extra,
+                vectors=index.vectors if len(extra) else NO_VECTORS,
+                query=vector,
             )
         else:
             picked = best_rows(rows, sims, scale, n, excluded=skip, eligible=allowed)

@@ -51,6 +51,9 @@ def test_one_users_path_equals_the_batch_path() -> None:
     assert np.all(np.diff(got_rows) > 0)
     np.testing.assert_allclose(got, full[got_rows], rtol=1e-6)
     assert set(got_rows) == set(np.flatnonzero(full))
+    # A row outside the similarity (an item added since) has no neighbours to add.
+    outside = term.one(np.array([5, 4, 5, 0, term.similarity.shape[0] + 3]))[0]
+    assert outside.tolist() == got_rows.tolist()
 
 
 def test_a_long_history_gets_nothing_and_grown_items_no_neighbours() -> None:

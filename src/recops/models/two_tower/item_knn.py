@@ -23,6 +23,7 @@ on load instead of storing it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,14 +121,17 @@ class ItemKnnTerm:
         arrays when the weight is zero: a full history costs one comparison.
         """
         rows = rows[-self.max_history :]
-        if len(rows) == 0 or len(rows) >= self.max_history:
+        n = len(rows)
+        if n == 0 or n >= self.max_history:
             return _NO_ROWS, _NO_VALUES
-        weight = float(self.weights(len(rows)))
-        distinct = np.unique(rows[(rows >= 0) & (rows < self.similarity.shape[0])])
-        if weight <= 0.0 or len(distinct) == 0:
+        # knn_weights for one history, in scalar math: NumPy's calls on one value
+        # cost more than the rest of this method on the request path.
+        share = min(math.log1p(n) / math.log1p(self.max_history), 1.0)
+        weight = np.float32(self.weight * (1.0 - share) ** 2)
+        if weight <= 0.0:
             return _NO_ROWS, _NO_VALUES
         s = self.similarity
-        return _sum_rows(s.indptr, s.indices, s.data, distinct, np.float32(weight))
+        return _sum_rows(s.indptr, s.indices, s.data, rows, weight)
 
     def grown(self, n_items: int) -> ItemKnnTerm:
         """The same term over ``n_items`` rows; added items have no neighbours yet."""
@@ -148,13 +152,22 @@ _NO_VALUES = np.empty(0, dtype=np.float32)
 def _sum_rows(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, weight: np.float32
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
+    # Each distinct known row once (rows outside the similarity are skipped).
+    n_rows = indptr.shape[0] - 1
+    ordered = np.sort(rows)
+    distinct = np.empty(ordered.shape[0], dtype=np.int64)
+    n_distinct = 0
+    for r in ordered:
+        if 0 <= r < n_rows and (n_distinct == 0 or distinct[n_distinct - 1] != r):
+            distinct[n_distinct] = r
+            n_distinct += 1
     total = 0
-    for r in rows:
+    for r in distinct[:n_distinct]:
         total += indptr[r + 1] - indptr[r]
     cols = np.empty(total, dtype=np.int64)
     vals = np.empty(total, dtype=np.float32)
     at = 0
-    for r in rows:
+    for r in distinct[:n_distinct]:
         for p in range(indptr[r], indptr[r + 1]):
             cols[at] = indices[p]
             vals[at] = data[p]
