@@ -112,3 +112,24 @@ def test_the_weight_is_chosen_on_validation_from_its_grid(fitted) -> None:
     from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID
 
     assert fitted.summary_.item_knn_weight in KNN_WEIGHT_GRID
+
+
+def test_the_window_scores_every_weight_and_keeps_the_best(clusters) -> None:
+    from recops.models.two_tower.config import TwoTowerConfig
+    from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID
+    from recops.models.two_tower.preparation import prepare
+    from recops.models.two_tower.training import TrainingSummary, _run_epochs
+    from recops.models.two_tower.validation import split_validation, validation_knn_weight
+
+    torch.set_num_threads(1)
+    interactions, items = clusters
+    cfg = TwoTowerConfig(**{**SMALL, "epochs": 1})
+    data = prepare(cfg, interactions, items).data
+    rows, window = split_validation(data, cfg.validation_fraction)
+    net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
+    choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
+    assert set(choice.scores) == set(KNN_WEIGHT_GRID)
+    best = max(choice.scores.values())
+    # The best score, ties to the smaller weight (the term only where it helps).
+    assert choice.weight == min(w for w, s in choice.scores.items() if s == best)
+    assert len(set(choice.scores.values())) > 1  # the weight does move the window's score
