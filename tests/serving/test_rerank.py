@@ -9,30 +9,19 @@ from recops.serving.rerank import best_rows
 
 
 def _reference(
-    rows,
-    sims,
-    scale,
-    k,
-    prior,
-    top,
-    top_sims,
-    top_prior,
-    excluded,
-    eligible,
-    bonus=None,
-    extra_rows=(),
-    vectors=None,
-    query=None,
+    rows, sims, scale, k, *, prior, top, top_sims, top_prior, excluded, eligible, **term
 ):
-    """Score every candidate, keep each allowed row's best, sort by (-score, row)."""
+    """``best_rows`` in plain Python (the same arguments): score every candidate, keep
+    each allowed row's best, sort by (-score, row)."""
     f32 = np.float32
     best: dict[int, np.float32] = {}
-    extra = bonus or {}
+    extra = dict(zip(term["bonus_rows"].tolist(), term["bonus"], strict=True))
     # The term's rows: their inner product from the item vectors (exact here: the
     # test's vectors are multiples of 0.5, so every float32 sum order agrees).
-    rows = np.concatenate([rows, np.asarray(extra_rows, dtype=np.int64)])
-    if len(extra_rows):
-        sims = np.concatenate([sims, (vectors[extra_rows] @ query).astype(np.float32)])
+    rows = np.concatenate([rows, term["extra"]])
+    if len(term["extra"]):
+        vectors, query = term["vectors"], term["query"]
+        sims = np.concatenate([sims, (vectors[term["extra"]] @ query).astype(np.float32)])
     candidates = [
         (r, f32(s) * f32(scale) + (prior[r] if len(prior) else f32(0)))
         for r, s in zip(rows, sims, strict=True)
@@ -77,11 +66,7 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
     query = (np.round(rng.normal(size=8) * 2) / 2).astype(np.float32)
     extra = np.concatenate([rng.choice(n_items, 20, replace=False), rows[:3], top[40:42]])
     extra = extra[extra >= 0] if seed >= 3 else np.empty(0, np.int64)
-    got = best_rows(
-        rows,
-        sims,
-        20.0,
-        k,
+    args = dict(
         prior=prior,
         top=top,
         top_sims=top_sims,
@@ -90,27 +75,12 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
         eligible=eligible,
         bonus_rows=bonus_rows,
         bonus=bonus,
-        extra=extra,
+        extra=extra.astype(np.int64),
         vectors=vectors,
         query=query,
     )
-    added = dict(zip(bonus_rows.tolist(), bonus, strict=True))
-    want = _reference(
-        rows,
-        sims,
-        20.0,
-        k,
-        prior,
-        top,
-        top_sims,
-        top_prior,
-        excluded,
-        eligible,
-        added,
-        extra.astype(np.int64),
-        vectors,
-        query,
-    )
+    got = best_rows(rows, sims, 20.0, k, **args)
+    want = _reference(rows, sims, 20.0, k, **args)
     assert got[0] == want[0]
     np.testing.assert_allclose(got[1], want[1], rtol=0, atol=0)
     assert len(set(got[0])) == len(got[0]) == min(k, len(want[0]))

@@ -24,7 +24,7 @@ import numpy as np
 from recops.models.base import Queries
 from recops.serving.clock import RequestClock
 from recops.serving.loaded_model import LoadedModel
-from recops.serving.rerank import ALL_ELIGIBLE, NO_VECTORS, best_rows
+from recops.serving.rerank import ALL_ELIGIBLE, best_rows
 from recops.serving.schemas import (
     CategoryRequest,
     Filters,
@@ -413,7 +413,7 @@ class RecommendService:
                 bonus_rows=bonus_rows,
                 bonus=bonus,
                 extra=extra,
-                vectors=index.vectors if len(extra) else NO_VECTORS,
+                vectors=index.vectors,
                 query=vector,
             )
         else:

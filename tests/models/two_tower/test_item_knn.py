@@ -9,7 +9,7 @@ import torch
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
-from recops.models.two_tower.item_knn import ItemKnnTerm, knn_weights
+from recops.models.two_tower.item_knn import ItemKnnTerm, knn_weight, knn_weights
 
 from .conftest import SMALL
 
@@ -29,6 +29,7 @@ def test_the_weight_falls_from_kappa_to_zero_at_a_full_history() -> None:
     assert np.all(np.diff(w) <= 0)
     assert np.all(w[10:] == 0.0)
     assert 0 < w[3] < w[1]
+    assert [knn_weight(n, 8.0, 10) for n in range(13)] == w.tolist()  # the request path's
 
 
 def test_sums_are_the_binary_history_times_the_similarity() -> None:

@@ -42,6 +42,13 @@ def knn_weights(n_items: np.ndarray | int, weight: float, max_history: int) -> n
     return np.asarray(weight * (1.0 - share) ** 2, dtype=np.float32)
 
 
+def knn_weight(n_items: int, weight: float, max_history: int) -> np.float32:
+    """:func:`knn_weights` of one history, in scalar math: on the request path, NumPy's
+    calls on one value cost more than the rest of :meth:`ItemKnnTerm.one`."""
+    share = min(math.log1p(n_items) / math.log1p(max_history), 1.0)
+    return np.float32(weight * (1.0 - share) ** 2)
+
+
 def event_matrix(user_keys: np.ndarray, rows: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Binary ``(n_users, n_items)`` matrix of events (``user_keys`` any ints, ``rows`` 0-based)."""
     _, users = np.unique(user_keys, return_inverse=True)
@@ -124,10 +131,7 @@ class ItemKnnTerm:
         n = len(rows)
         if n == 0 or n >= self.max_history:
             return _NO_ROWS, _NO_VALUES
-        # knn_weights for one history, in scalar math: NumPy's calls on one value
-        # cost more than the rest of this method on the request path.
-        share = min(math.log1p(n) / math.log1p(self.max_history), 1.0)
-        weight = np.float32(self.weight * (1.0 - share) ** 2)
+        weight = knn_weight(n, self.weight, self.max_history)
         if weight <= 0.0:
             return _NO_ROWS, _NO_VALUES
         s = self.similarity
