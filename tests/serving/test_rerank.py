@@ -16,12 +16,15 @@ def _reference(
     f32 = np.float32
     best: dict[int, np.float32] = {}
     extra = dict(zip(term["bonus_rows"].tolist(), term["bonus"], strict=True))
-    # The term's rows: their inner product from the item vectors (exact here: the
-    # test's vectors are multiples of 0.5, so every float32 sum order agrees).
-    rows = np.concatenate([rows, term["extra"]])
-    if len(term["extra"]):
+    # The term's n_extra best rows (ties to the lower row) join as candidates, their
+    # inner product from the item vectors (exact here: the test's vectors are
+    # multiples of 0.5, so every float32 sum order agrees).
+    by_bonus = sorted(extra, key=lambda r: (-extra[r], r))[: term["n_extra"]]
+    joined = np.array(by_bonus, dtype=np.int64)
+    rows = np.concatenate([rows, joined])
+    if len(joined):
         vectors, query = term["vectors"], term["query"]
-        sims = np.concatenate([sims, (vectors[term["extra"]] @ query).astype(np.float32)])
+        sims = np.concatenate([sims, (vectors[joined] @ query).astype(np.float32)])
     candidates = [
         (r, f32(s) * f32(scale) + (prior[r] if len(prior) else f32(0)))
         for r, s in zip(rows, sims, strict=True)
@@ -40,9 +43,10 @@ def _reference(
     return [r for r, _ in ranked], [float(s) for _, s in ranked]
 
 
+@pytest.mark.parametrize("n_extra", [0, 7, 100])
 @pytest.mark.parametrize("k", [1, 5, 10, 32, 33, 100, 400])
 @pytest.mark.parametrize("seed", range(6))
-def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
+def test_best_rows_equals_the_reference(k: int, seed: int, n_extra: int) -> None:
     rng = np.random.default_rng(seed)
     n_items = 500
     rows = rng.choice(n_items, 120, replace=False).astype(np.int64)
@@ -56,16 +60,16 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
     top_prior = (prior[top] if len(prior) else np.zeros(len(top))).astype(np.float32)
     excluded = rng.choice(n_items, 40, replace=False).astype(np.int64)
     eligible = rng.random(n_items) < 0.7 if seed % 2 else np.empty(0, np.bool_)
-    # An item-item term on some rows (sorted), on the index's and the prior's alike.
-    bonus_rows = np.unique(np.concatenate([rows[5:20], top[30:40]]))
-    bonus_rows = bonus_rows[bonus_rows >= 0] if seed >= 3 else np.empty(0, np.int64)
+    # An item-item term on some rows (sorted): on the index's and the prior's rows and
+    # on rows of its own, some excluded or ineligible; its best rows join as candidates.
+    bonus_rows = np.unique(
+        np.concatenate([rows[5:20], top[30:42], rng.choice(n_items, 20, replace=False)])
+    )
+    bonus_rows = bonus_rows[bonus_rows >= 0] if seed >= 2 else np.empty(0, np.int64)
+    # Coarse values: ties at the cut of the n_extra best go to the lower rows.
     bonus = np.round(rng.normal(size=len(bonus_rows)), 1).astype(np.float32)
-    # The term's best rows as candidates of their own: some new, some proposed by the
-    # index or the prior too, some excluded or ineligible.
     vectors = (np.round(rng.normal(size=(n_items, 8)) * 2) / 2).astype(np.float32)
     query = (np.round(rng.normal(size=8) * 2) / 2).astype(np.float32)
-    extra = np.concatenate([rng.choice(n_items, 20, replace=False), rows[:3], top[40:42]])
-    extra = extra[extra >= 0] if seed >= 3 else np.empty(0, np.int64)
     args = dict(
         prior=prior,
         top=top,
@@ -75,7 +79,7 @@ def test_best_rows_equals_the_reference(k: int, seed: int) -> None:
         eligible=eligible,
         bonus_rows=bonus_rows,
         bonus=bonus,
-        extra=extra.astype(np.int64),
+        n_extra=n_extra,
         vectors=vectors,
         query=query,
     )

@@ -36,7 +36,7 @@ def warm_up() -> None:
         1,
         bonus_rows=np.zeros(1, dtype=np.int64),
         bonus=np.zeros(1, dtype=np.float32),
-        extra=np.zeros(1, dtype=np.int64),
+        n_extra=1,
         vectors=np.zeros((1, 2), dtype=np.float32),
         query=np.zeros(2, dtype=np.float32),
     )
@@ -56,7 +56,7 @@ def best_rows(
     eligible: np.ndarray = ALL_ELIGIBLE,
     bonus_rows: np.ndarray = NO_ROWS,
     bonus: np.ndarray = NO_PRIOR,
-    extra: np.ndarray = NO_ROWS,
+    n_extra: int = 0,
     vectors: np.ndarray = NO_VECTORS,
     query: np.ndarray = NO_PRIOR,
 ) -> tuple[list[int], list[float]]:
@@ -84,11 +84,12 @@ def best_rows(
     bonus_rows, bonus:
         Sorted rows (int64) and a float32 score added to each of them wherever it
         is a candidate (the model's item-item term); other rows get nothing.
-    extra, vectors, query:
-        More candidates (int64 rows: the term's best) scored here, their inner
-        product taken from ``vectors[row] @ query`` (float32 item vectors and the
-        query vector) and their prior from ``prior``: no arrays gathered or joined
-        per request.
+    n_extra, vectors, query:
+        The ``n_extra`` rows of ``bonus_rows`` with the largest ``bonus`` (ties to
+        the lower row) join the candidates, scored here: their inner product taken
+        from ``vectors[row] @ query`` (float32 item vectors and the query vector),
+        their prior from ``prior``. Chosen inside the compiled call: NumPy's
+        ``argpartition`` and the arrays it makes cost more than the choice.
 
     Returns
     -------
@@ -108,7 +109,7 @@ def best_rows(
         eligible,
         np.ascontiguousarray(bonus_rows, dtype=np.int64),
         np.ascontiguousarray(bonus, dtype=np.float32),
-        np.ascontiguousarray(extra, dtype=np.int64),
+        int(n_extra),
         np.ascontiguousarray(vectors, dtype=np.float32),
         np.ascontiguousarray(query, dtype=np.float32),
     )
@@ -129,10 +130,11 @@ def _best_rows(
     eligible: np.ndarray,
     bonus_rows: np.ndarray,
     bonus: np.ndarray,
-    extra: np.ndarray,
+    n_extra: int,
     vectors: np.ndarray,
     query: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
+    extra = _largest(bonus_rows, bonus, n_extra)
     n, m, e = rows.shape[0], top.shape[0], extra.shape[0]
     skip = np.sort(excluded)
     cand_rows = np.empty(n + m + e, dtype=np.int64)
@@ -211,3 +213,27 @@ def _best_rows(
             out_scores[got] = cand_scores[i]
             got += 1
     return out_rows[:got], out_scores[:got]
+
+
+@njit(cache=True, nogil=True)
+def _largest(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
+    """The ``n`` rows of largest value, ties to the earlier (lower, as rows are sorted)."""
+    size = rows.shape[0]
+    if n <= 0:
+        return rows[:0]
+    if size <= n:
+        return rows
+    cut = np.partition(values, size - n)[size - n]  # the n-th largest value
+    out = np.empty(n, dtype=np.int64)
+    got = 0
+    for i in range(size):
+        if values[i] > cut:
+            out[got] = rows[i]
+            got += 1
+    for i in range(size):
+        if got == n:
+            break
+        if values[i] == cut:
+            out[got] = rows[i]
+            got += 1
+    return out

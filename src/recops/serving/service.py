@@ -396,9 +396,6 @@ class RecommendService:
             item_knn = getattr(bundle.model, "item_knn_scores", None)
             if item_knn is not None and history is not None and len(history):
                 bonus_rows, bonus = item_knn(history)
-            extra = bonus_rows
-            if len(extra) > fetch:
-                extra = extra[np.argpartition(-bonus, fetch - 1)[:fetch]]
             picked = best_rows(
                 rows,
                 sims,
@@ -412,7 +409,7 @@ class RecommendService:
                 eligible=allowed,
                 bonus_rows=bonus_rows,
                 bonus=bonus,
-                extra=extra,
+                n_extra=fetch,
                 vectors=index.vectors,
                 query=vector,
             )
