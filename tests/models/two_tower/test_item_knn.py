@@ -129,8 +129,63 @@ def test_the_window_scores_every_weight_and_keeps_the_best(clusters) -> None:
     rows, window = split_validation(data, cfg.validation_fraction)
     net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
     choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
-    assert set(choice.scores) == set(KNN_WEIGHT_GRID)
-    best = max(choice.scores.values())
-    # The best score, ties to the smaller weight (the term only where it helps).
-    assert choice.weight == min(w for w, s in choice.scores.items() if s == best)
-    assert len(set(choice.scores.values())) > 1  # the weight does move the window's score
+    assert window.warm.any() and not window.warm.all()  # both slices are scored
+    for scores, chosen in (
+        (choice.scores, choice.weight),
+        (choice.cold_scores, choice.cold_weight),
+    ):
+        assert set(scores) == set(KNN_WEIGHT_GRID)
+        best = max(scores.values())
+        # The best score, ties to the smaller weight (the term only where it helps).
+        assert chosen == min(w for w, s in scores.items() if s == best)
+    # The weight does move the window's score, and each slice is scored on its own users.
+    assert len(set(choice.scores.values()) | set(choice.cold_scores.values())) > 2
+    assert choice.scores != choice.cold_scores
+
+
+def test_a_leave_last_n_window_has_no_cold_users_and_one_weight(clusters) -> None:
+    from recops.models.two_tower.config import TwoTowerConfig
+    from recops.models.two_tower.preparation import prepare
+    from recops.models.two_tower.training import TrainingSummary, _run_epochs
+    from recops.models.two_tower.validation import split_validation, validation_knn_weight
+
+    torch.set_num_threads(1)
+    interactions, items = clusters
+    cfg = TwoTowerConfig(**{**SMALL, "epochs": 1, "validation_protocol": "leave_last_n_out"})
+    data = prepare(cfg, interactions, items).data
+    rows, window = split_validation(data, cfg.validation_fraction, cfg.validation_protocol)
+    net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
+    choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
+    assert window.warm.all() and choice.cold_scores == {}
+    assert choice.cold_weight == choice.weight  # the only evidence there is
+
+
+def test_known_and_cold_users_are_weighted_apart() -> None:
+    term = ItemKnnTerm(_term().similarity, 8.0, 10, cold_weight=2.0)
+    history = np.array([[0, 0, 1, 2], [0, 0, 1, 2]])
+    both = term.scores(history, np.array([True, False]))
+    np.testing.assert_allclose(both[0], 4.0 * both[1], rtol=1e-6)
+    np.testing.assert_allclose(term.one(np.array([0, 1]), known=False)[1], both[1][both[1] > 0])
+    # A term from before the cold weight existed weighs everyone alike.
+    old = ItemKnnTerm(term.similarity, 8.0, 10)
+    assert old.weight_cold == 8.0
+    np.testing.assert_allclose(old.scores(history, False), old.scores(history, True))
+    assert term.grown(15).cold_weight == 2.0
+
+
+def test_a_model_weighs_users_it_trained_on_and_others_apart(clusters) -> None:
+    torch.set_num_threads(1)
+    interactions, items = clusters
+    model = TwoTower(**SMALL, item_knn_weight=0.0, item_knn_cold_weight=4.0).fit(
+        interactions, items
+    )
+    assert model._item_knn is not None and model._item_knn.weight_cold == 4.0
+    user = str(interactions["user_id"].iloc[0])
+    history = [np.array(["a1", "a2"], dtype=object)] * 2
+    q = Queries([user, "someone new"], history, [np.array([1, 2])] * 2, [10**10] * 2)
+    off = TwoTower(**SMALL, item_knn_neighbors=0).fit(interactions, items)
+    diff = model.score(q) - off.score(q)
+    finite = np.isfinite(diff)
+    # Towers and prior are the same fit (same seed): only the new user gets the term.
+    assert np.allclose(diff[0][finite[0]], 0.0, atol=1e-4)
+    assert np.any(np.abs(diff[1][finite[1]]) > 1e-4)

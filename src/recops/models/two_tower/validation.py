@@ -378,10 +378,14 @@ def window_scores(
 
 @dataclass(frozen=True)
 class KnnChoice:
-    """What :func:`validation_knn_weight` measured: each weight's score, and the one chosen."""
+    """What :func:`validation_knn_weight` measured: each weight's score per slice, and
+    the weight chosen for users with history before the window (``weight``) and for
+    those first seen in it (``cold_weight``)."""
 
     weight: float
+    cold_weight: float
     scores: dict[float, float]
+    cold_scores: dict[float, float]
 
 
 def validation_knn_weight(
@@ -394,13 +398,16 @@ def validation_knn_weight(
     tower_weights: tuple[float, float],
     k: int = 20,
 ) -> KnnChoice:
-    """The item-item weight :math:`\\kappa_0` that validates best, the rest fixed.
+    """The item-item weights :math:`\\kappa_u` that validate best, the rest fixed.
 
     The term's similarity comes from the events ``rows`` (those before the window,
     as a model trained up to it would have them); the towers, the prior and their
     blend are the ones already chosen. Each weight of
     :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` is scored with
-    ``cfg.validation_metric``; ties keep the smaller weight.
+    ``cfg.validation_metric`` on the window's warm users and, apart, on its cold
+    ones (the model serves the two with their own weight); ties keep the smaller
+    weight. A slice without targets (leave-last-n-out has no cold users) takes the
+    other's choice.
     """
     seq = data.sequences
     term = ItemKnnTerm.fit(
@@ -415,14 +422,30 @@ def validation_knn_weight(
     tower, prior = window_scores(net, data, cfg, window, prior_net)
     n_hist = (window.history > 0).sum(axis=1)
     base = history_weight(n_hist, tower_weights, cfg.max_history)[:, None] * tower + prior
-    targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
-    active = np.flatnonzero(term.weights(n_hist) > 0)
-    sums = term.sums(window.history[active]) * term.weights(n_hist[active])[:, None]
-    scores: dict[float, float] = {}
-    for weight in KNN_WEIGHT_GRID:
-        blended = base.copy()
-        blended[active] += weight * sums
-        blend = Blend.of(blended, targets, k, tower_weights, metric=cfg.validation_metric)
-        scores[weight] = blend.ndcg
-    best = max(scores, key=lambda w: (scores[w], -w))
-    return KnnChoice(best, scores)
+
+    def scores_of(users: np.ndarray) -> dict[float, float]:
+        if not any(len(window.targets[u]) for u in users):
+            return {}
+        targets = ValidationTargets.of([window.targets[u] - 1 for u in users], data.n_items)
+        sub = base[users]
+        active = np.flatnonzero(term.weights(n_hist[users]) > 0)
+        sums = term.sums(window.history[users[active]])
+        sums *= term.weights(n_hist[users[active]])[:, None]
+        out = {}
+        for weight in KNN_WEIGHT_GRID:
+            blended = sub.copy()
+            blended[active] += weight * sums
+            out[weight] = Blend.of(
+                blended, targets, k, tower_weights, metric=cfg.validation_metric
+            ).ndcg
+        return out
+
+    warm = scores_of(np.flatnonzero(window.warm))
+    cold = scores_of(np.flatnonzero(~window.warm))
+    best = {
+        name: max(got, key=lambda w: (got[w], -w)) if got else None
+        for name, got in (("warm", warm), ("cold", cold))
+    }
+    weight = best["warm"] if best["warm"] is not None else best["cold"]
+    cold_weight = best["cold"] if best["cold"] is not None else weight
+    return KnnChoice(weight or 0.0, cold_weight or 0.0, warm, cold)
