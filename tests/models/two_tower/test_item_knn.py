@@ -130,17 +130,50 @@ def test_the_window_scores_every_weight_and_keeps_the_best(clusters) -> None:
     net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
     choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
     assert window.warm.any() and not window.warm.all()  # both slices are scored
+    for scores in (choice.scores, choice.warm_scores, choice.cold_scores):
+        assert set(scores) == set(KNN_WEIGHT_GRID)
+    # The best score over all users, ties to the smaller weight (the term only where
+    # it helps); a slice keeps it unless its own best is clearly better there.
+    best = max(choice.scores.values())
+    shared = min(w for w, s in choice.scores.items() if s == best)
     for scores, chosen in (
-        (choice.scores, choice.weight),
+        (choice.warm_scores, choice.weight),
         (choice.cold_scores, choice.cold_weight),
     ):
-        assert set(scores) == set(KNN_WEIGHT_GRID)
-        best = max(scores.values())
-        # The best score, ties to the smaller weight (the term only where it helps).
-        assert chosen == min(w for w, s in scores.items() if s == best)
-    # The weight does move the window's score, and each slice is scored on its own users.
-    assert len(set(choice.scores.values()) | set(choice.cold_scores.values())) > 2
-    assert choice.scores != choice.cold_scores
+        assert chosen == shared or scores[chosen] > scores[shared]
+    assert len(set(choice.scores.values())) > 1  # the weight does move the window's score
+    assert choice.warm_scores != choice.cold_scores  # each slice on its own users
+
+
+def test_a_slice_takes_its_own_weight_only_on_clear_evidence(monkeypatch, clusters) -> None:
+    from recops.models.two_tower import validation
+    from recops.models.two_tower.config import TwoTowerConfig
+    from recops.models.two_tower.preparation import prepare
+    from recops.models.two_tower.training import TrainingSummary, _run_epochs
+
+    torch.set_num_threads(1)
+    interactions, items = clusters
+    cfg = TwoTowerConfig(**{**SMALL, "epochs": 1})
+    data = prepare(cfg, interactions, items).data
+    rows, window = validation.split_validation(data, cfg.validation_fraction)
+    net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
+
+    def choose() -> validation.KnnChoice:
+        return validation.validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
+
+    monkeypatch.setattr(validation, "SLICE_EVIDENCE", 1e9)  # never enough
+    never = choose()
+    best = max(never.scores.values())
+    shared = min(w for w, s in never.scores.items() if s == best)
+    assert never.weight == never.cold_weight == shared
+    monkeypatch.setattr(validation, "SLICE_EVIDENCE", -1e9)  # always enough
+    always = choose()
+    for scores, chosen in (
+        (always.warm_scores, always.weight),
+        (always.cold_scores, always.cold_weight),
+    ):
+        top = max(scores.values())
+        assert chosen == min(w for w, s in scores.items() if s == top)
 
 
 def test_a_leave_last_n_window_has_no_cold_users_and_one_weight(clusters) -> None:
@@ -158,6 +191,7 @@ def test_a_leave_last_n_window_has_no_cold_users_and_one_weight(clusters) -> Non
     choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
     assert window.warm.all() and choice.cold_scores == {}
     assert choice.cold_weight == choice.weight  # the only evidence there is
+    assert choice.scores == choice.warm_scores
 
 
 def test_known_and_cold_users_are_weighted_apart() -> None:
