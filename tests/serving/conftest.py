@@ -43,7 +43,7 @@ def tiny_world(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return interactions, items
 
 
-def _train(out: Path, seed: int, epochs: int, **config: float) -> Path:
+def _train(out: Path, seed: int, epochs: int, item_knn_weight: float | None = None) -> Path:
     import torch
 
     from recops.models.two_tower import TwoTower
@@ -59,7 +59,7 @@ def _train(out: Path, seed: int, epochs: int, **config: float) -> Path:
         text_buckets=256,
         seed=seed,
         epochs=epochs,
-        **config,
+        item_knn_weight=item_knn_weight,
     ).fit(interactions, items)
     model.save(out)
     return out

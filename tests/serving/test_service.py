@@ -15,7 +15,7 @@ from recops.serving.schemas import RecommendRequest, SearchRequest
 from recops.serving.service import RecommendService
 from recops.serving.state import UserStateStore
 from tests.models.two_tower.conftest import in_mode
-from tests.serving.conftest import START, _train, make_repository, tiny_world
+from tests.serving.conftest import START, _train, make_repository
 
 
 @pytest.fixture()
@@ -63,38 +63,25 @@ def test_recommend_is_prepare_encode_rank(bundles: list[LoadedModel]) -> None:
 
 
 def test_the_item_item_term_is_served_as_the_model_scores_it(tmp_path: Path) -> None:
-    """A short history's served top-k and scores are the model's, the term included,
-    weighted for a user the model trained on and for an anonymous one apart."""
-    artifact = _train(
-        tmp_path / "model", seed=0, epochs=2, item_knn_weight=8.0, item_knn_cold_weight=2.0
-    )
+    """A short history's served top-k and scores are the model's, the term included."""
+    artifact = _train(tmp_path / "model", seed=0, epochs=2, item_knn_weight=8.0)
     bundle = ModelManager(ModelRepository(make_repository(tmp_path / "repo", artifact))).switch(
         "news", "1"
     )
     model = bundle.model
-    assert isinstance(model, TwoTower)
-    assert (model.summary_.item_knn_weight, model.summary_.item_knn_cold_weight) == (8.0, 2.0)
+    assert isinstance(model, TwoTower) and model.summary_.item_knn_weight == 8.0
     service = RecommendService(UserStateStore())
     now = START + 3600 * 48
-    train = tiny_world()[0]
-    cases = [(None, h) for h in (["i3"], ["i3", "i6"], ["i1", "i4", "i7", "i10"])]
-    cases.append(("u3", []))  # 15 training events: a short history, weighted as known
-    for user, history in cases:
-        request = RecommendRequest(user_id=user, history=history, k=5, now=now)
-        served = service.recommend(request, bundle)
-        own = train[train["user_id"] == user]
-        items = np.array([*own["item_id"], *history], dtype=object)
-        times = np.array([*own["timestamp"], *[now] * len(history)])
-        ids, scores = model.recommend_queries(Queries([user or ""], [items], [times], [now]), k=5)
+    for history in (["i3"], ["i3", "i6"], ["i1", "i4", "i7", "i10"]):
+        served = service.recommend(RecommendRequest(history=history, k=5, now=now), bundle)
+        queries = Queries(
+            [""], [np.array(history, dtype=object)], [np.full(len(history), now)], [now]
+        )
+        ids, scores = model.recommend_queries(queries, k=5)
         assert served.items == ids[0].tolist()
         np.testing.assert_allclose(served.scores, scores[0], rtol=1e-4, atol=1e-4)
-        rows = np.array([model.item_index[i] for i in items])
-        _, values = model.item_knn_scores(rows, known=user is not None)
-        assert len(values) and values.max() > 0  # the term is there to be served
-    # The two weights differ: the same clicks weigh 8 / 2 as much for a known user.
-    rows = np.array([model.item_index["i3"]])
-    known, cold = model.item_knn_scores(rows, True)[1], model.item_knn_scores(rows, False)[1]
-    np.testing.assert_allclose(known, 4.0 * cold, rtol=1e-6)
+        rows, values = model.item_knn_scores(np.array([model.item_index[i] for i in history]))
+        assert len(rows) and values.max() > 0  # the term is there to be served
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True])

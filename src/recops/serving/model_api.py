@@ -32,10 +32,9 @@ class ServableModel(Protocol):
     ``fuse_search`` over the index's top ``search_depth(k)``; without, by the index.
 
     Optionally too, a model adds a sparse term to the user→item score of some items
-    (the TwoTower's item-item term for short histories): ``item_knn_scores(rows,
-    known)`` gives, for a user's item rows (and whether the model trained on the
-    user), sorted item rows and the value added to each; those items join the
-    candidates.
+    (the TwoTower's item-item term for short histories): ``item_knn_scores(rows)``
+    gives, for a user's item rows, sorted item rows and the value added to each;
+    those items join the candidates.
     """
 
     item_ids_: np.ndarray

@@ -69,9 +69,6 @@ class UserRequest:
         the user), else ``cold_start``.
     now:
         Unix time of the request.
-    known:
-        Whether the model trained on the user (its item-item term weighs the
-        others' few clicks apart).
     """
 
     bundle: LoadedModel
@@ -80,7 +77,6 @@ class UserRequest:
     times: np.ndarray
     strategy: str
     now: int
-    known: bool = False
 
 
 _NO_BONUS = np.empty(0, dtype=np.float32)
@@ -158,7 +154,7 @@ class RecommendService:
         known_user = user_id is not None and user_id in bundle.known_users
         strategy = "personalized" if len(all_rows) or known_user else "cold_start"
         self.observe("state", time.perf_counter() - start)
-        return UserRequest(bundle, user_id, all_rows, all_times, strategy, now, known_user)
+        return UserRequest(bundle, user_id, all_rows, all_times, strategy, now)
 
     @staticmethod
     def _append_known(
@@ -223,15 +219,7 @@ class RecommendService:
         excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
         n = max(request.k, depth)
         return self._retrieve(
-            bundle,
-            vector,
-            request,
-            user.now,
-            excluded,
-            use_prior=True,
-            n=n,
-            history=user.rows,
-            known=user.known,
+            bundle, vector, request, user.now, excluded, use_prior=True, n=n, history=user.rows
         )
 
     def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
@@ -332,20 +320,11 @@ class RecommendService:
         restrict: np.ndarray | None = None,
         n: int = 0,
         history: np.ndarray | None = None,
-        known: bool = True,
     ) -> tuple[list[int], list[float]]:
         eligible, excluded = self._filter(bundle, request, now, excluded, restrict)
         n = max(n, request.k)
         return self._rank(
-            bundle,
-            vector,
-            n,
-            now,
-            eligible,
-            excluded,
-            use_prior=use_prior,
-            history=history,
-            known=known,
+            bundle, vector, n, now, eligible, excluded, use_prior=use_prior, history=history
         )
 
     def _filter(
@@ -383,14 +362,12 @@ class RecommendService:
         *,
         use_prior: bool,
         history: np.ndarray | None = None,
-        known: bool = True,
     ) -> tuple[list[int], list[float]]:
         """Stages ``ann`` and ``rerank``: the ``n`` best eligible rows and their scores.
 
         With ``history`` (the user's item rows, user→item only), the model's
-        item-item term for that history joins (weighted as for a user the model
-        trained on, or not: ``known``): its best ``fetch`` items become candidates
-        and every candidate it covers gets its value added.
+        item-item term for that history joins: its best ``fetch`` items become
+        candidates and every candidate it covers gets its value added.
         """
         start = time.perf_counter()
         fetch = max(n, self.rerank_candidates)
@@ -418,7 +395,7 @@ class RecommendService:
             bonus_rows, bonus = _NO_ROWS, _NO_BONUS
             item_knn = getattr(bundle.model, "item_knn_scores", None)
             if item_knn is not None and history is not None and len(history):
-                bonus_rows, bonus = item_knn(history, known)
+                bonus_rows, bonus = item_knn(history)
             picked = best_rows(
                 rows,
                 sims,

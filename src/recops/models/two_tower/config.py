@@ -174,18 +174,16 @@ class TwoTowerConfig(BaseModel):
         sparse from :data:`SPARSE_FROM_ITEMS` items on; below, dense Adam, which
         validated better on ML-100K leave-last-5-out (NDCG@20 0.174 against 0.159)
         at the same speed.
-    item_knn_neighbors, item_knn_shrink, item_knn_weight, item_knn_cold_weight:
+    item_knn_neighbors, item_knn_shrink, item_knn_weight:
         The item-item term added for users with short histories
         (:mod:`~recops.models.two_tower.item_knn`): neighbours kept per item, the
-        shrinkage of the co-occurrence cosine, and its weight :math:`\\kappa_u` for
-        users the model trains on and for the others (a new visitor sending their
-        first clicks). ``None`` (default) chooses a weight on the validation
-        window, on that slice's users (zero when it does not help, and without a
-        window); a number fixes it. ``item_knn_neighbors=0`` switches the term off.
-        A model whose weights are not both zero holds the similarity in memory,
-        recomputed from the stored events at load: at most ``item_knn_neighbors``
-        float32 values and int32 indices per item (100 neighbours over 1M items:
-        up to 800 MB). Served, it
+        shrinkage of the co-occurrence cosine, and its weight :math:`\\kappa_0`.
+        ``item_knn_weight=None`` (default) chooses the weight on the validation
+        window (zero when it does not help, and without a window); a number fixes
+        it. ``item_knn_neighbors=0`` switches the term off. A model whose weight
+        is not zero holds the similarity in memory, recomputed from the stored
+        events at load: at most ``item_knn_neighbors`` float32 values and int32
+        indices per item (100 neighbours over 1M items: up to 800 MB). Served, it
         costs a short-history request about 20 µs in process (35 µs of re-rank in
         the loaded server) on ``benchmarks/serving.py``'s model; 0 switches it off
         where that matters more than the short histories' quality.
@@ -245,7 +243,6 @@ class TwoTowerConfig(BaseModel):
     item_knn_neighbors: int = Field(100, ge=0, le=10_000)
     item_knn_shrink: float = Field(10.0, ge=0.0, le=1e6)
     item_knn_weight: float | None = Field(None, ge=0.0, le=1e6)
-    item_knn_cold_weight: float | None = Field(None, ge=0.0, le=1e6)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)
     ray_workers: int = Field(0, ge=0, le=1024)

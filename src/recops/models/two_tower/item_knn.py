@@ -8,18 +8,14 @@ adds that neighbourhood to the score, weighted down as the history grows:
 .. math::
 
     s(u, j) = w(n)\\,\\sigma\\,\\mathbf u^\\top \\mathbf v_j + p_j(t)
-        + \\kappa_u \\big(1 - \\rho(n)\\big)^2 \\sum_{h \\in H_u} \\operatorname{sim}(h, j),
+        + \\kappa_0 \\big(1 - \\rho(n)\\big)^2 \\sum_{h \\in H_u} \\operatorname{sim}(h, j),
     \\qquad \\rho(n) = \\min\\Big(\\frac{\\log(1 + n)}{\\log(1 + n_{\\max})}, 1\\Big)
 
 with :math:`H_u` the distinct items among the user's last ``max_history``,
 :math:`n` the number of those events (repeats count, as for the tower weight),
 ``sim`` the pruned shrunk cosine of co-occurrence
-(:func:`~recops.models.similarity.shrunk_cosine`) and :math:`\\kappa_u` chosen on
-the validation window (0 switches it off), one value for users the model trained
-on and one for the others: a new visitor's few clicks are fresh and predict their
-next ones through co-occurrence far better than a regular's few old ones do (on
-ML-100K's validation windows the cold users' best weight was 8-64, the warm users'
-0-1). At :math:`n \\ge n_{\\max}` the term
+(:func:`~recops.models.similarity.shrunk_cosine`) and :math:`\\kappa_0` chosen on
+the validation window (0 switches it off). At :math:`n \\ge n_{\\max}` the term
 is zero: a regular's ranking is the towers' and the prior's alone. The
 similarity is computed from the training events, so a saved model recomputes it
 on load instead of storing it.
@@ -36,15 +32,12 @@ from numba import njit
 
 from recops.models.similarity import shrunk_cosine
 
-#: Candidate values of :math:`\\kappa_u` tried on the validation window (each slice).
-KNN_WEIGHT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+#: Candidate values of :math:`\\kappa_0` tried on the validation window.
+KNN_WEIGHT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
-def knn_weights(
-    n_items: np.ndarray | int, weight: float | np.ndarray, max_history: int
-) -> np.ndarray:
-    """:math:`\\kappa (1 - \\rho(n))^2` for histories of ``n_items`` known items
-    (``weight``: :math:`\\kappa`, one value or one per history)."""
+def knn_weights(n_items: np.ndarray | int, weight: float, max_history: int) -> np.ndarray:
+    """:math:`\\kappa_0 (1 - \\rho(n))^2` for histories of ``n_items`` known items."""
     share = np.minimum(np.log1p(n_items) / np.log1p(max_history), 1.0)
     return np.asarray(weight * (1.0 - share) ** 2, dtype=np.float32)
 
@@ -67,29 +60,21 @@ def event_matrix(user_keys: np.ndarray, rows: np.ndarray, n_items: int) -> sp.cs
 
 @dataclass(frozen=True)
 class ItemKnnTerm:
-    """The fitted term: the similarity of item rows (0-based, as ``item_ids_``) and its weights.
+    """The fitted term: the similarity of item rows (0-based, as ``item_ids_``) and its weight.
 
     Parameters
     ----------
     similarity:
         ``(n_items, n_items)`` float32 CSR, row ``i`` item ``i``'s neighbours.
     weight:
-        :math:`\\kappa_u` of users the model trained on.
+        :math:`\\kappa_0`.
     max_history:
         :math:`n_{\\max}` (the model's ``max_history``).
-    cold_weight:
-        :math:`\\kappa_u` of the others (``None``: ``weight``).
     """
 
     similarity: sp.csr_matrix
     weight: float
     max_history: int
-    cold_weight: float | None = None
-
-    @property
-    def weight_cold(self) -> float:
-        """:math:`\\kappa_u` of users the model did not train on."""
-        return self.weight if self.cold_weight is None else self.cold_weight
 
     @classmethod
     def fit(
@@ -102,20 +87,16 @@ class ItemKnnTerm:
         shrink: float,
         weight: float,
         max_history: int,
-        cold_weight: float | None = None,
     ) -> ItemKnnTerm:
         """The term of events ``(user_keys[e], rows[e])`` over ``n_items`` item rows."""
         matrix = event_matrix(user_keys, rows, n_items)
         similarity = shrunk_cosine(matrix, neighbors, shrink)
         similarity.sort_indices()
-        cold = None if cold_weight is None else float(cold_weight)
-        return cls(similarity, float(weight), max_history, cold)
+        return cls(similarity, float(weight), max_history)
 
-    def weights(self, n_items: np.ndarray | int, known: np.ndarray | bool = True) -> np.ndarray:
-        """The term's weight for histories of ``n_items`` known items, of users the model
-        trained on (``known``, one flag or one per history) or not."""
-        kappa = np.where(known, np.float32(self.weight), np.float32(self.weight_cold))
-        return knn_weights(n_items, kappa, self.max_history)
+    def weights(self, n_items: np.ndarray | int) -> np.ndarray:
+        """The term's weight for histories of ``n_items`` known items."""
+        return knn_weights(n_items, self.weight, self.max_history)
 
     def sums(self, history: np.ndarray) -> np.ndarray:
         """``(n, n_items)`` unweighted :math:`\\sum_h \\operatorname{sim}(h, j)` per history row.
@@ -130,30 +111,27 @@ class ItemKnnTerm:
         matrix.data[:] = 1.0
         return np.asarray((matrix @ self.similarity).todense(), dtype=np.float32)
 
-    def scores(self, history: np.ndarray, known: np.ndarray | bool = True) -> np.ndarray:
-        """``(n, n_items)`` weighted term of each history row (see :meth:`sums`), of users
-        the model trained on (``known``, one flag or one per row) or not."""
-        weights = self.weights((history > 0).sum(axis=1), known)
+    def scores(self, history: np.ndarray) -> np.ndarray:
+        """``(n, n_items)`` weighted term of each history row (see :meth:`sums`)."""
+        weights = self.weights((history > 0).sum(axis=1))
         out = np.zeros((len(history), self.similarity.shape[0]), dtype=np.float32)
         active = np.flatnonzero(weights > 0)
         if len(active):
             out[active] = weights[active, None] * self.sums(history[active])
         return out
 
-    def one(self, rows: np.ndarray, known: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def one(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One user's term from their item rows (oldest first): sorted rows and values.
 
         Only the last ``max_history`` rows count (their number sets the weight, as
-        in :meth:`scores`; each distinct item adds its neighbours once); ``known``:
-        whether the model trained on the user. Empty arrays when the weight is
-        zero: a full history costs one comparison.
+        in :meth:`scores`; each distinct item adds its neighbours once). Empty
+        arrays when the weight is zero: a full history costs one comparison.
         """
         rows = rows[-self.max_history :]
         n = len(rows)
         if n == 0 or n >= self.max_history:
             return _NO_ROWS, _NO_VALUES
-        kappa = self.weight if known else self.weight_cold
-        weight = knn_weight(n, kappa, self.max_history)
+        weight = knn_weight(n, self.weight, self.max_history)
         if weight <= 0.0:
             return _NO_ROWS, _NO_VALUES
         s = self.similarity
@@ -167,7 +145,7 @@ class ItemKnnTerm:
             return self
         indptr = np.concatenate([s.indptr, np.full(extra, s.indptr[-1], dtype=s.indptr.dtype)])
         similarity = sp.csr_matrix((s.data, s.indices, indptr), shape=(n_items, n_items))
-        return ItemKnnTerm(similarity, self.weight, self.max_history, self.cold_weight)
+        return ItemKnnTerm(similarity, self.weight, self.max_history)
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)

@@ -198,10 +198,8 @@ class TwoTower(Recommender):
 
     def _fit_item_knn(self, events: Events, n_items: int) -> ItemKnnTerm | None:
         """The item-item term over every training event, when validation gave it a weight."""
-        weight, cold = self.summary_.item_knn_weight, self.summary_.item_knn_cold_weight
-        if max(weight, weight if cold is None else cold) <= 0:
-            return None
-        if self.config.item_knn_neighbors == 0 or len(events.items) == 0:
+        weight = self.summary_.item_knn_weight
+        if weight <= 0 or self.config.item_knn_neighbors == 0 or len(events.items) == 0:
             return None
         return ItemKnnTerm.fit(
             events.users,
@@ -211,7 +209,6 @@ class TwoTower(Recommender):
             shrink=self.config.item_knn_shrink,
             weight=weight,
             max_history=self.config.max_history,
-            cold_weight=cold,
         )
 
     def _set_titles(self, titles: np.ndarray | None) -> None:
@@ -430,21 +427,18 @@ class TwoTower(Recommender):
             torch.from_numpy(self.catalog_.tokens[rows - 1]),
         ).numpy()
 
-    def item_knn_scores(
-        self, rows: np.ndarray, known: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def item_knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One user's item-item term from their item rows (oldest first): rows and values.
 
         The items the user's last ``max_history`` distinct items co-occur with (sorted
         rows of ``item_ids_``) and their weighted similarity sums, which
-        :meth:`score` adds to those items' scores; ``known``: whether the model
-        trained on the user (the two are weighted apart). Empty when the model has
-        no such term or the history is long enough for its weight to be zero
+        :meth:`score` adds to those items' scores. Empty when the model has no such
+        term or the history is long enough for its weight to be zero
         (:mod:`~recops.models.two_tower.item_knn`).
         """
         if self._item_knn is None:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        return self._item_knn.one(np.asarray(rows, dtype=np.int64), known)
+        return self._item_knn.one(np.asarray(rows, dtype=np.int64))
 
     def item_prior(self, now: int) -> np.ndarray:
         """``(n_items,)`` float32 time-aware additive score at unix time ``now``.
@@ -466,8 +460,7 @@ class TwoTower(Recommender):
         """
         scores = self.score_scale * (self.encode_users(queries) @ self._item_vectors.T)
         if self._item_knn is not None:
-            history, _, users = self._history_arrays(queries)
-            scores += self._item_knn.scores(history, users > 0)
+            scores += self._item_knn.scores(self._history_arrays(queries)[0])
         now = np.asarray(queries.now, dtype=np.int64)
         for t in np.unique(now):
             rows = now == t

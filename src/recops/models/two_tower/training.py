@@ -75,8 +75,6 @@ class TrainingSummary:
     prior_horizon: int | None = None
     prior_window: int | None = None
     item_knn_weight: float = 0.0
-    # None: the same as item_knn_weight (summaries written before the cold weight).
-    item_knn_cold_weight: float | None = None
     train_loss: list[float] = field(default_factory=list)
     n_events: int = 0
     seconds: float = 0.0
@@ -538,16 +536,12 @@ def _choose_item_knn(
     prior: PriorNet | None,
     summary: TrainingSummary,
 ) -> None:
-    """Set the summary's item-item weights from the window (see ``validation_knn_weight``);
-    a weight the configuration fixes is kept (set in train_network)."""
-    if cfg.item_knn_neighbors == 0 or (
-        cfg.item_knn_weight is not None and cfg.item_knn_cold_weight is not None
-    ):
-        return
+    """Set ``summary.item_knn_weight`` from the window (see ``validation_knn_weight``)."""
+    if cfg.item_knn_neighbors == 0 or cfg.item_knn_weight is not None:
+        return  # off, or fixed by the configuration (set in train_network)
     # Data-parallel workers each compute the same (deterministic) choice.
     choice = validation_knn_weight(net, data, cfg, window, rows, prior, summary.tower_weights)
     summary.item_knn_weight = choice.weight
-    summary.item_knn_cold_weight = choice.cold_weight
 
 
 def train_network(
@@ -589,13 +583,8 @@ def train_network(
                 net.prior = horizon_prior
         else:
             net = _run_epochs(data, cfg, all_rows, cfg.epochs, None, summary, verbose)
-    if cfg.item_knn_neighbors > 0:
-        if cfg.item_knn_weight is not None:
-            summary.item_knn_weight = cfg.item_knn_weight
-        if cfg.item_knn_cold_weight is not None:
-            summary.item_knn_cold_weight = cfg.item_knn_cold_weight
-        elif summary.item_knn_cold_weight is None:
-            summary.item_knn_cold_weight = 0.0  # no window to choose it on
+    if cfg.item_knn_weight is not None and cfg.item_knn_neighbors > 0:
+        summary.item_knn_weight = cfg.item_knn_weight
     net.eval()
     summary.seconds = time.perf_counter() - started
     return net, summary

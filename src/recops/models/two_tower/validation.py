@@ -269,18 +269,13 @@ class Blend:
         """
         # One top-k serves both the score and coverage: it is the blend search's main cost.
         top = _top_k(scores, k)
-        per_user = _per_user(top, targets, k, metric)
+        scored = targets.sizes > 0
+        hits, sizes = targets.hits(top)[scored], targets.sizes[scored]
+        per_user = np.sum([f(hits, sizes, k) for f in VALIDATION_METRICS[metric]], axis=0)
         mean = float(per_user.mean()) if len(per_user) else 0.0
         stderr = float(per_user.std() / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
         warm_cov = len(np.unique(top[warm])) if warm is not None else 0
         return cls(mean, stderr, pair, len(np.unique(top)), warm_cov)
-
-
-def _per_user(top: np.ndarray, targets: ValidationTargets, k: int, metric: str) -> np.ndarray:
-    """``metric`` of each user with targets, from each row's ``top`` items."""
-    scored = targets.sizes > 0
-    hits, sizes = targets.hits(top)[scored], targets.sizes[scored]
-    return np.asarray(np.sum([f(hits, sizes, k) for f in VALIDATION_METRICS[metric]], axis=0))
 
 
 def _gather_blends(mine: list[Blend], n: int, world: int) -> list[Blend]:
@@ -381,29 +376,12 @@ def window_scores(
     return tower, prior
 
 
-#: Standard errors of the paired difference by which a slice's own best weight must
-#: beat the weight best for all users before that slice gets its own: the window's
-#: slices are small (ML-100K: about a hundred users each), and a free choice per
-#: slice followed their noise (the offline benchmark's ratings >= 4 warm recall fell
-#: from 0.229 to 0.212 when warm users took their own weight unguarded).
-SLICE_EVIDENCE = 1.0
-
-
 @dataclass(frozen=True)
 class KnnChoice:
-    """What :func:`validation_knn_weight` measured and chose.
-
-    ``scores``: each weight's mean score over all window users (``warm_scores``,
-    ``cold_scores``: over the users with history before the window and over those
-    first seen in it); ``weight`` and ``cold_weight``: the weights chosen for the
-    two.
-    """
+    """What :func:`validation_knn_weight` measured: each weight's score, and the one chosen."""
 
     weight: float
-    cold_weight: float
     scores: dict[float, float]
-    warm_scores: dict[float, float]
-    cold_scores: dict[float, float]
 
 
 def validation_knn_weight(
@@ -416,17 +394,13 @@ def validation_knn_weight(
     tower_weights: tuple[float, float],
     k: int = 20,
 ) -> KnnChoice:
-    """The item-item weights :math:`\\kappa_u` that validate best, the rest fixed.
+    """The item-item weight :math:`\\kappa_0` that validates best, the rest fixed.
 
     The term's similarity comes from the events ``rows`` (those before the window,
     as a model trained up to it would have them); the towers, the prior and their
     blend are the ones already chosen. Each weight of
     :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` is scored with
-    ``cfg.validation_metric``, ties to the smaller weight. The weight best for all
-    window users serves both slices unless a slice's own best beats it on that
-    slice's users by :data:`SLICE_EVIDENCE` standard errors of their paired
-    difference (a slice without targets, as under leave-last-n-out for cold users,
-    has none).
+    ``cfg.validation_metric``; ties keep the smaller weight.
     """
     seq = data.sequences
     term = ItemKnnTerm.fit(
@@ -444,31 +418,11 @@ def validation_knn_weight(
     targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
     active = np.flatnonzero(term.weights(n_hist) > 0)
     sums = term.sums(window.history[active]) * term.weights(n_hist[active])[:, None]
-    per_user: dict[float, np.ndarray] = {}
+    scores: dict[float, float] = {}
     for weight in KNN_WEIGHT_GRID:
         blended = base.copy()
         blended[active] += weight * sums
-        per_user[weight] = _per_user(_top_k(blended, k), targets, k, cfg.validation_metric)
-    warm = window.warm[targets.sizes > 0]
-
-    def means(users: np.ndarray) -> dict[float, float]:
-        return {w: float(v[users].mean()) for w, v in per_user.items()} if users.any() else {}
-
-    def best_of(scores: dict[float, float]) -> float:
-        return max(scores, key=lambda w: (scores[w], -w))
-
-    scores = means(np.ones(len(warm), dtype=bool))
-    shared = best_of(scores)
-
-    def own(users: np.ndarray, slice_scores: dict[float, float]) -> float:
-        if not slice_scores:
-            return shared
-        best = best_of(slice_scores)
-        gain = per_user[best][users] - per_user[shared][users]
-        stderr = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
-        return best if gain.mean() > SLICE_EVIDENCE * stderr else shared
-
-    warm_scores, cold_scores = means(warm), means(~warm)
-    return KnnChoice(
-        own(warm, warm_scores), own(~warm, cold_scores), scores, warm_scores, cold_scores
-    )
+        blend = Blend.of(blended, targets, k, tower_weights, metric=cfg.validation_metric)
+        scores[weight] = blend.ndcg
+    best = max(scores, key=lambda w: (scores[w], -w))
+    return KnnChoice(best, scores)
