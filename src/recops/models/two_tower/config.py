@@ -184,9 +184,10 @@ class TwoTowerConfig(BaseModel):
         is not zero holds the similarity in memory, recomputed from the stored
         events at load: at most ``item_knn_neighbors`` float32 values and int32
         indices per item (100 neighbours over 1M items: up to 800 MB). Served, it
-        costs a short-history request about 20 µs in process (35 µs of re-rank in
-        the loaded server) on ``benchmarks/serving.py``'s model; 0 switches it off
-        where that matters more than the short histories' quality.
+        costs the recommend route about a tenth of its throughput on
+        ``benchmarks/serving.py``'s model (59% of the framework's ceiling without
+        it, ~50% with it); 0 switches it off where that matters more than the
+        short histories' quality.
     seed:
         Seeds parameter initialisation, shuffling and negative sampling.
     num_threads:
