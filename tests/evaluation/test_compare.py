@@ -10,6 +10,7 @@ from recops.evaluation.compare import (
     comparison,
     comparison_table,
     run_model,
+    slice_verdicts,
     split_table,
     task_results,
     tasks_table,
@@ -60,6 +61,17 @@ def test_table_marks_exactly_one_best_and_compact_drops_columns(
     assert "best params" in full and "ΔNDCG@20" in full and "warm R@20" in full
     assert "best params" not in compact and "warm R@20" not in compact
     assert full.count(" * │") == len(groups)
+    narrow = Console(width=80, record=True)
+    narrow.print(comparison_table("t", runs, compact=True))
+    assert max(map(len, narrow.export_text().splitlines())) <= 80
+    assert "[" not in compact.split("┃")[-1], "compact cells carry no intervals"
+    verdicts = slice_verdicts(runs)
+    assert len(verdicts) == len(groups)
+    for group, line in zip(groups, verdicts, strict=True):
+        best = next(n for n, m in comparison(runs, group=group).items() if m["is_best"])
+        iv = next(r for r in runs if r.spec.name == best).result.summary(group)["ndcg@20"]
+        assert line.startswith(f"{group} (") and f"{best} NDCG@20 {iv.mean:.3f} [" in line
+        assert "over " in line and "(paired bootstrap)" in line
 
 
 def test_split_table_names_every_fact(interactions: pd.DataFrame) -> None:

@@ -46,5 +46,10 @@ def test_terminal_table_shows_each_comparison_and_the_srm_line() -> None:
     console = Console(width=200, record=True)
     console.print(analysis_table(result))
     text = console.export_text()
-    assert "clicks/impressions · b" in text and "latency_ms · b (guardrail)" in text
+    assert "clicks/impressions" in text and "· b (guardrail)" in text and "latency_ms" in text
+    narrow = Console(width=80, record=True)
+    narrow.print(analysis_table(result))
+    lines = narrow.export_text().splitlines()
+    assert max(map(len, lines)) <= 80
+    assert any(line.startswith("│ clicks/impressions") for line in lines), "not folded"
     assert "SRM ok" in text and "KEEP RUNNING" in text

@@ -79,7 +79,12 @@ def _train_and_evaluate(
     console: Console, clicks: pd.DataFrame, items: pd.DataFrame, quick: bool
 ) -> tuple[list[ModelRun], Split]:
     from recops.evaluation import temporal_split, validation_split
-    from recops.evaluation.compare import comparison_table, run_model, split_table
+    from recops.evaluation.compare import (
+        comparison_table,
+        run_model,
+        slice_verdicts,
+        split_table,
+    )
 
     console.rule("2 · train and evaluate (global temporal split, 80/20 by time)")
     # Users are asked after their first click of the test period, with it as history
@@ -95,6 +100,8 @@ def _train_and_evaluate(
     console.print(
         comparison_table("recops demo · clicks on the built-in world", runs, compact=True)
     )
+    for line in slice_verdicts(runs):
+        console.print(f"  {line}", highlight=False)
     return runs, split
 
 

@@ -182,16 +182,21 @@ def comparison_table(
     ``≈`` an interval overlapping the best's) and the paired-bootstrap difference
     of ``metric`` to the best other model. Then coverage@20 over all lists (one
     denominator: the split's candidates), training time and the tuned parameters.
-    ``compact`` keeps ``metric`` per slice, coverage and time (80 columns).
+    ``compact`` keeps ``metric`` per slice (means and marks), coverage and time, to
+    fit 80 columns; :func:`slice_verdicts` then gives each slice's intervals in words.
     """
     marks = slice_comparisons(runs, metric)
     groups = [g for g in SLICES if g in marks]
     sizes = ", ".join(f"{SLICE_LABELS[g]} {runs[0].result.n_users(g)} users" for g in groups)
+    legend = (
+        ""
+        if compact
+        else f"R@20: Recall@20; Δ: paired bootstrap of {metric} against the best other "
+        "model of the slice (the runner-up for the best); "
+    )
     caption = (
         f"{sizes}; * best {metric} of the slice, ≈ 95% interval overlaps the best's; "
-        f"R@20: Recall@20; Δ: paired bootstrap of {metric} against the best other model "
-        "of the slice (the runner-up for the best); "
-        f"coverage over {runs[0].result.n_candidates} shared candidates"
+        f"{legend}coverage over {runs[0].result.n_candidates} shared candidates"
         if runs
         else ""
     )
@@ -201,7 +206,8 @@ def comparison_table(
     for g in groups:
         label = SLICE_LABELS[g]
         columns[f"{label} {name}"] = lambda run, g=g: (
-            _cell(run.result, metric, g) + _flag(marks[g].get(run.spec.name, {}))
+            (f"{run.result.mean(metric, g):.3f}" if compact else _cell(run.result, metric, g))
+            + _flag(marks[g].get(run.spec.name, {}))
         )
         if not compact:
             columns[f"{label} R@20"] = lambda run, g=g: f"{run.result.mean('recall@20', g):.3f}"
@@ -217,6 +223,30 @@ def comparison_table(
     for run in runs:
         table.add_row(*(cell(run) for cell in columns.values()))
     return table
+
+
+def slice_verdicts(runs: Sequence[ModelRun], metric: str = SELECTION_METRIC) -> list[str]:
+    """One sentence per slice: its best model with the 95% interval, and the paired
+    bootstrap of its lead over the runner-up (what the compact table leaves out)."""
+    lines = []
+    for group, marks in slice_comparisons(runs, metric).items():
+        if group == "all":
+            continue
+        best = next(r for r in runs if marks.get(r.spec.name, {}).get("is_best"))
+        iv = best.result.summary(group)[metric]
+        line = (
+            f"{SLICE_LABELS[group]} ({best.result.n_users(group):,} users): {best.spec.name} "
+            f"{metric_label(metric)} {iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+        )
+        mark = marks[best.spec.name]
+        if "paired_difference_vs_best_other" in mark:
+            d = mark["paired_difference_vs_best_other"]
+            line += (
+                f", {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over "
+                f"{mark['best_other']} (paired bootstrap)"
+            )
+        lines.append(line)
+    return lines
 
 
 def split_table(split: Split, title: str = "split") -> Table:

@@ -112,20 +112,20 @@ def analysis_table(result: AnalysisResult) -> Table:
     rec = result.recommendation
     title = f"{DECISION_LABEL[rec.decision]}{' ' + rec.variant if rec.variant else ''}"
     level = f"{1 - result.alpha:.0%}"
-    table = Table(title=f"Experiment analysis: {title}", caption=_srm_line(result))
-    for i, column in enumerate(
-        (
-            "metric · variant",
-            f"{result.control} → variant",
-            f"rel. lift [{level} CI]",
-            "p",
-            f"[{level} conf. seq.]",
-            "p seq.",
-            f"Holm ({result.decision_test})",
-            "CUPED",
-        )
-    ):
-        table.add_column(column, justify="left" if i < 2 else "right")
+    table = Table(
+        title=f"Experiment analysis: {title}",
+        caption=f"Holm p: of the {result.decision_test} test. {_srm_line(result)}",
+    )
+    # Cells of two or three lines (interval under the estimate, p under the
+    # interval): the table reads at 80 columns, where one line per cell folded
+    # every number into fragments.
+    names = [c.metric.name for c in result.comparisons]
+    table.add_column("metric\n· variant", min_width=min(24, max(map(len, names), default=6)))
+    table.add_column(f"{result.control}\n→ variant")
+    table.add_column(f"rel. lift\n[{level} CI]\np", justify="right")
+    table.add_column(f"conf. seq.\n[{level}]\np", justify="right")
+    table.add_column("Holm\np", justify="right")
+    table.add_column("CUPED\nvar.", justify="right")
     for c in result.comparisons:
         use_cuped = c.adjusted.uses_cuped if c.adjusted is not None else c.cuped is not None
         fixed, seq = c.read("fixed", use_cuped), c.read("sequential", use_cuped)
@@ -137,14 +137,14 @@ def analysis_table(result: AnalysisResult) -> Table:
                 ".3g",
             )
         table.add_row(
-            f"{c.metric.name} · {c.variant}" + (" (guardrail)" if c.role == "guardrail" else ""),
-            f"{_num(c.control.mean, '.4g')} → {_num(c.treatment.mean, '.4g')}",
-            _pct(fixed.relative),
-            _num(fixed.absolute.p_value, ".3g"),
-            _pct(seq.relative).split(" ", 1)[-1],
-            _num(seq.absolute.p_value, ".3g"),
+            f"{c.metric.name}\n· {c.variant}" + (" (guardrail)" if c.role == "guardrail" else ""),
+            f"{_num(c.control.mean, '.4g')}\n→ {_num(c.treatment.mean, '.4g')}",
+            _pct(fixed.relative).replace(" [", "\n[", 1).replace(", ", ",\n ")
+            + f"\np {_num(fixed.absolute.p_value, '.2g')}",
+            _pct(seq.relative).split(" ", 1)[-1].replace(", ", ",\n ")
+            + f"\np {_num(seq.absolute.p_value, '.2g')}",
             holm,
-            "—" if c.cuped is None else f"−{c.cuped.variance_reduction:.0%} var",
+            "—" if c.cuped is None else f"−{c.cuped.variance_reduction:.0%}",
         )
     return table
 

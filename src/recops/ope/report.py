@@ -115,6 +115,9 @@ class OPEReport:
         """
         from rich.table import Table
 
+        # Four significant digits: an interval's width is rarely below 1%, and six
+        # made the table wrap at 80 columns.
+
         level = f"{1 - self.estimates[0].alpha:.0%}" if self.estimates else ""
         table = Table(title=self.title)
         columns = ["estimator", "value", f"{level} interval", "ESS", "max weight"]
@@ -126,8 +129,8 @@ class OPEReport:
             mark = " *" if e.estimator == self.recommendation.estimator else ""
             row = [
                 e.estimator + mark,
-                f"{e.value:.6g}",
-                f"[{e.ci_low:.6g}, {e.ci_high:.6g}]",
+                f"{e.value:.4g}",
+                f"[{e.ci_low:.4g}, {e.ci_high:.4g}]",
                 f"{e.ess:.1f}",
                 f"{e.max_weight:.3g}",
             ]
@@ -307,8 +310,8 @@ def _html_page(report: OPEReport) -> str:
             f"<td>{html.escape(str(c))}</td>"
             for c in (
                 e.estimator,
-                f"{e.value:.6g}",
-                f"[{e.ci_low:.6g}, {e.ci_high:.6g}]",
+                f"{e.value:.4g}",
+                f"[{e.ci_low:.4g}, {e.ci_high:.4g}]",
                 f"{e.ess:.1f}",
                 f"{e.max_weight:.3g}",
             )

@@ -9,6 +9,7 @@ table, for checking an A/B analysis against the world.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -223,37 +224,37 @@ class TrafficResult:
         }
 
     def table(self) -> Table:
-        """A rich table: one row per arm, the world's truth beside the observation."""
-        table = Table(title=f"simulated traffic against {self.config.url}: truth vs observed")
-        columns = (
-            "experiment",
-            "variant",
-            "version",
-            "units",
-            "requests",
-            "impressions",
-            "true clicks",
-            "clicks",
-            "true CTR",
-            "observed CTR",
-            "true clicks/req",
-        )
-        for column in columns:
-            table.add_column(column, justify="left" if column in columns[:3] else "right")
+        """A rich table: one column per arm, the world's truth beside the observation.
+
+        Arms are columns and quantities rows, so that two or three arms fit in 80
+        columns (a row per arm needed eleven columns).
+        """
+        experiments = {a.experiment for a in self.arms}
+        title = f"simulated traffic against {self.config.url}: truth vs observed"
+        if len(experiments) == 1 and None not in experiments:
+            title += f" (experiment {next(iter(experiments))})"
+        table = Table(title=title)
+        table.add_column("")
         for a in self.arms:
-            table.add_row(
-                a.experiment or "-",
-                a.variant or "-",
-                ", ".join(a.versions) or "-",
-                f"{a.units:,}",
-                f"{a.requests:,}",
-                f"{a.impressions:,}",
-                f"{a.expected_clicks:,.1f}",
-                f"{a.clicks:,}",
-                f"{a.true_ctr:.4f}",
-                f"{a.observed_ctr:.4f}",
-                f"{a.true_clicks_per_request:.3f}",
+            label = a.variant or "-"
+            if len(experiments) > 1:
+                label = f"{a.experiment or '-'} · {label}"
+            versions = ", ".join(a.versions)
+            table.add_column(
+                f"{label}\n(version {versions})" if versions else label, justify="right"
             )
+        rows: tuple[tuple[str, Callable[[ArmTruth], str]], ...] = (
+            ("units", lambda a: f"{a.units:,}"),
+            ("requests", lambda a: f"{a.requests:,}"),
+            ("impressions", lambda a: f"{a.impressions:,}"),
+            ("clicks observed", lambda a: f"{a.clicks:,}"),
+            ("clicks expected (world)", lambda a: f"{a.expected_clicks:,.1f}"),
+            ("CTR observed", lambda a: f"{a.observed_ctr:.4f}"),
+            ("CTR true (world)", lambda a: f"{a.true_ctr:.4f}"),
+            ("true clicks per request", lambda a: f"{a.true_clicks_per_request:.3f}"),
+        )
+        for name, cell in rows:
+            table.add_row(name, *(cell(a) for a in self.arms))
         errors = sum(self.errors.values())
         table.caption = (
             f"{self.served.n_requests:,} of {self.planned:,} requests served in "
