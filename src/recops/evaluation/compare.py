@@ -205,7 +205,8 @@ def comparison_table(
     columns: dict[str, Any] = {"model": lambda run: run.spec.name}
     for g in groups:
         label = SLICE_LABELS[g]
-        columns[f"{label} {name}"] = lambda run, g=g: (
+        # Compact: the slice above the metric, so a model's name keeps its line.
+        columns[f"{label}\n{name}" if compact else f"{label} {name}"] = lambda run, g=g: (
             (f"{run.result.mean(metric, g):.3f}" if compact else _cell(run.result, metric, g))
             + _flag(marks[g].get(run.spec.name, {}))
         )
@@ -219,7 +220,7 @@ def comparison_table(
     if not compact:
         columns["best params"] = lambda run: _params(run.best_params)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "model")
     for run in runs:
         table.add_row(*(cell(run) for cell in columns.values()))
     return table
