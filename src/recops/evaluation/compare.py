@@ -234,18 +234,13 @@ def slice_verdicts(runs: Sequence[ModelRun], metric: str = SELECTION_METRIC) -> 
         if group == "all":
             continue
         best = next(r for r in runs if marks.get(r.spec.name, {}).get("is_best"))
-        iv = best.result.summary(group)[metric]
         line = (
             f"{SLICE_LABELS[group]} ({best.result.n_users(group):,} users): {best.spec.name} "
-            f"{metric_label(metric)} {iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+            f"{metric_label(metric)} {_cell(best.result, metric, group)}"
         )
         mark = marks[best.spec.name]
         if "paired_difference_vs_best_other" in mark:
-            d = mark["paired_difference_vs_best_other"]
-            line += (
-                f", {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over "
-                f"{mark['best_other']} (paired bootstrap)"
-            )
+            line += f", {_delta_cell(mark)} over {mark['best_other']} (paired bootstrap)"
         lines.append(line)
     return lines
 

@@ -94,11 +94,25 @@ def _srm_line(result: AnalysisResult) -> str:
 
 def _pct(lift: Lift) -> str:
     """``+10.1% [+0.5, +19.8]``: a relative lift and its interval in percent."""
-    if not np.isfinite(lift.estimate):
-        return "n/a"
+    interval = _pct_interval(lift) if np.isfinite(lift.estimate) else ""
+    return _pct_estimate(lift) + (f" {interval}" if interval else "")
+
+
+def _pct_estimate(lift: Lift) -> str:
+    """``+10.1%``, or ``n/a`` when the lift is not finite."""
+    return f"{lift.estimate:+.1%}" if np.isfinite(lift.estimate) else "n/a"
+
+
+def _lines(lift: Lift) -> str:
+    """:func:`_pct_interval` over two lines, for the terminal table's narrow cells."""
+    return _pct_interval(lift, ",\n ")
+
+
+def _pct_interval(lift: Lift, between: str = ", ") -> str:
+    """``[+0.5, +19.8]``, the interval of :func:`_pct`; empty when it is not finite."""
     if not np.isfinite([lift.ci_low, lift.ci_high]).all():
-        return f"{lift.estimate:+.1%}"
-    return f"{lift.estimate:+.1%} [{100 * lift.ci_low:+.1f}, {100 * lift.ci_high:+.1f}]"
+        return ""
+    return f"[{100 * lift.ci_low:+.1f}{between}{100 * lift.ci_high:+.1f}]"
 
 
 def analysis_table(result: AnalysisResult) -> Table:
@@ -139,9 +153,9 @@ def analysis_table(result: AnalysisResult) -> Table:
         table.add_row(
             f"{c.metric.name}\n· {c.variant}" + (" (guardrail)" if c.role == "guardrail" else ""),
             f"{_num(c.control.mean, '.4g')}\n→ {_num(c.treatment.mean, '.4g')}",
-            _pct(fixed.relative).replace(" [", "\n[", 1).replace(", ", ",\n ")
+            "\n".join(filter(None, (_pct(fixed.relative).split(" ", 1)[0], _lines(fixed.relative))))
             + f"\np {_num(fixed.absolute.p_value, '.2g')}",
-            _pct(seq.relative).split(" ", 1)[-1].replace(", ", ",\n ")
+            (_lines(seq.relative) or _pct(seq.relative))
             + f"\np {_num(seq.absolute.p_value, '.2g')}",
             holm,
             "—" if c.cuped is None else f"−{c.cuped.variance_reduction:.0%}",
