@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import IO
 
 from recops.data.errors import DatasetNotFoundError
+from recops.progress_bar import transient_bar
 
 logger = logging.getLogger(__name__)
 
@@ -258,12 +259,11 @@ def download_file(
         with (
             opener(url) as stream,
             partial.open("wb") as out,
-            Progress(
+            transient_bar(
                 *Progress.get_default_columns(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
-                disable=not progress,
-                transient=True,
+                enabled=progress,
             ) as bar,
         ):
             task = bar.add_task(f"downloading {destination.name}", total=_content_length(stream))

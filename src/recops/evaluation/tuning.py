@@ -20,6 +20,7 @@ from recops.evaluation.metrics import RANKING_METRICS
 from recops.evaluation.protocol import evaluate
 from recops.evaluation.splits import Split, catalog_at, validation_split
 from recops.models.base import Recommender
+from recops.progress_bar import transient_bar
 
 Grid = Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]
 
@@ -129,9 +130,7 @@ def tune(
         return dict(combos[0]), pd.DataFrame([{**combos[0], metric: np.nan, "fit_seconds": 0.0}])
     val = validation if validation is not None else validation_split(split)
     rows = []
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=not progress) as bar:
+    with transient_bar(enabled=progress) as bar:
         task = bar.add_task(f"tuning {getattr(make_model, '__name__', 'model')}", total=len(combos))
         for params in combos:
             model = make_model(**params)

@@ -58,6 +58,7 @@ from rich.progress import Progress, TaskID
 
 from recops.data.world.simulate import MAX_CLICK_DELAY_SECONDS
 from recops.data.world.truth import World
+from recops.progress_bar import transient_bar
 from recops.sim.loadtest import HttpConnection, check_loopback
 from recops.sim.traffic_truth import ServedSlates, TrafficResult, arms_of
 
@@ -396,7 +397,7 @@ async def run_traffic_async(
     run = _Run(world, config, plan_traffic(world, config))
     n_workers = min(config.concurrency, run.plan.n_requests)
     start = time.perf_counter()
-    with Progress(transient=True, disable=not progress) as bar:
+    with transient_bar(enabled=progress) as bar:
         task = bar.add_task("simulated users", total=run.plan.n_requests)
         workers = [
             asyncio.ensure_future(run.worker(host, port, bar, task)) for _ in range(n_workers)

@@ -61,6 +61,7 @@ from recops.models.two_tower.validation import (
     validation_blend,
     validation_knn_weight,
 )
+from recops.progress_bar import transient_bar
 
 
 @dataclass
@@ -348,14 +349,13 @@ def trained_items(data: TrainingData, rows: np.ndarray) -> np.ndarray:
 
 
 def _progress(verbose: bool) -> Progress:
-    return Progress(
+    return transient_bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
-        disable=not verbose,
-        transient=True,
+        enabled=verbose,
     )
 
 
