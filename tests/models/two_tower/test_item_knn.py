@@ -115,12 +115,16 @@ def test_the_weight_is_chosen_on_validation_from_its_grid(fitted) -> None:
     assert fitted.summary_.item_knn_weight in KNN_WEIGHT_GRID
 
 
-def test_the_window_scores_every_weight_and_keeps_the_best(clusters) -> None:
+def test_the_window_scores_every_weight_and_similarity_and_keeps_the_best(clusters) -> None:
     from recops.models.two_tower.config import TwoTowerConfig
-    from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID
+    from recops.models.two_tower.item_knn import (
+        KNN_NEIGHBOR_GRID,
+        KNN_SHRINK_GRID,
+        KNN_WEIGHT_GRID,
+    )
     from recops.models.two_tower.preparation import prepare
     from recops.models.two_tower.training import TrainingSummary, _run_epochs
-    from recops.models.two_tower.validation import split_validation, validation_knn_weight
+    from recops.models.two_tower.validation import split_validation, validation_item_knn
 
     torch.set_num_threads(1)
     interactions, items = clusters
@@ -128,9 +132,91 @@ def test_the_window_scores_every_weight_and_keeps_the_best(clusters) -> None:
     data = prepare(cfg, interactions, items).data
     rows, window = split_validation(data, cfg.validation_fraction)
     net = _run_epochs(data, cfg, rows, 1, None, TrainingSummary(), False)
-    choice = validation_knn_weight(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
-    assert set(choice.scores) == set(KNN_WEIGHT_GRID)
+    choice = validation_item_knn(net, data, cfg, window, rows, net.prior, (1.0, 1.0))
+    grid = [(n, s, w) for n in KNN_NEIGHBOR_GRID for s in KNN_SHRINK_GRID for w in KNN_WEIGHT_GRID]
+    assert list(choice.scores) == grid
     best = max(choice.scores.values())
-    # The best score, ties to the smaller weight (the term only where it helps).
-    assert choice.weight == min(w for w, s in choice.scores.items() if s == best)
+    # The best score, ties to the smaller weight (the term only where it helps), then
+    # to the earlier similarity (fewer neighbours, less shrinkage).
+    tied = [key for key, score in choice.scores.items() if score == best]
+    weight = min(key[2] for key in tied)
+    first = next(key for key in tied if key[2] == weight)
+    assert (choice.neighbors, choice.shrink, choice.weight) == first
     assert len(set(choice.scores.values())) > 1  # the weight does move the window's score
+    # Fixed by the configuration: only that similarity and weight are scored.
+    fixed = cfg.model_copy(update={"item_knn_neighbors": 7, "item_knn_shrink": 0.0})
+    fixed = fixed.model_copy(update={"item_knn_weight": 2.0})
+    choice = validation_item_knn(net, data, fixed, window, rows, net.prior, (1.0, 1.0))
+    assert list(choice.scores) == [(7, 0.0, 2.0)]
+
+
+def test_the_similarity_grid_follows_the_configuration_and_the_memory_bound() -> None:
+    from recops.models.two_tower.item_knn import KNN_MAX_ENTRIES, similarity_grid
+
+    assert similarity_grid(1_000, None, None) == [
+        (100, 10.0),
+        (100, 50.0),
+        (300, 10.0),
+        (300, 50.0),
+    ]
+    assert similarity_grid(1_000, 20, None) == [(20, 10.0), (20, 50.0)]
+    assert similarity_grid(1_000, None, 0.0) == [(100, 0.0), (300, 0.0)]
+    # 300 neighbours over this catalog could exceed the bound: only 100 is tried.
+    big = KNN_MAX_ENTRIES // 300 + 1
+    assert similarity_grid(big, None, 5.0) == [(100, 5.0)]
+    assert similarity_grid(10 * KNN_MAX_ENTRIES, None, 5.0) == [(100, 5.0)]
+
+
+def test_only_the_last_events_of_a_history_are_summed() -> None:
+    from recops.models.two_tower.item_knn import SUMMED_HISTORY
+
+    rng = np.random.default_rng(2)
+    users = rng.integers(0, 50, 3000)
+    term = ItemKnnTerm.fit(
+        users, rng.integers(0, 40, 3000), 40, neighbors=8, shrink=1.0, weight=1.0, max_history=50
+    )
+    rows = rng.permutation(40)[:30]  # 30 distinct items, oldest first
+    history = np.zeros((1, 50), dtype=np.int64)
+    history[0, -30:] = rows + 1
+    recent = np.zeros((1, 50), dtype=np.int64)
+    recent[0, -SUMMED_HISTORY:] = rows[-SUMMED_HISTORY:] + 1
+    np.testing.assert_allclose(term.sums(history), term.sums(recent), rtol=1e-6)
+    # The weight is still that of all 30 events; the served path agrees with the batch.
+    got_rows, got = term.one(rows)
+    full = term.scores(history)[0]
+    np.testing.assert_allclose(got, full[got_rows], rtol=1e-6)
+    assert set(got_rows) == set(np.flatnonzero(full))
+    assert got.max() < term.one(rows[-SUMMED_HISTORY:])[1].max()  # 30 events fade it more
+
+
+def test_the_chosen_similarity_is_the_served_one_after_save_and_load(with_term, tmp_path) -> None:
+    from recops.models.two_tower.item_knn import KNN_NEIGHBOR_GRID, KNN_SHRINK_GRID
+
+    fitted = with_term[0]  # its weight fixed, its similarity chosen on the window
+    summary = fitted.summary_
+    assert summary.item_knn_neighbors in KNN_NEIGHBOR_GRID
+    assert summary.item_knn_shrink in KNN_SHRINK_GRID
+    fitted.save(tmp_path / "m")
+    loaded = TwoTower.load(tmp_path / "m")
+    assert (loaded.summary_.item_knn_neighbors, loaded.summary_.item_knn_shrink) == (
+        summary.item_knn_neighbors,
+        summary.item_knn_shrink,
+    )
+    a, b = loaded._item_knn.similarity, fitted._item_knn.similarity
+    assert (a != b).nnz == 0
+
+
+def test_an_artifact_from_before_the_choice_keeps_its_configured_similarity() -> None:
+    from recops.models.two_tower.config import TwoTowerConfig
+    from recops.models.two_tower.training import TrainingSummary, item_knn_similarity
+
+    old = TrainingSummary(item_knn_weight=4.0)  # stored without the chosen similarity
+    assert item_knn_similarity(
+        TwoTowerConfig(item_knn_neighbors=100, item_knn_shrink=10.0), old
+    ) == (
+        100,
+        10.0,
+    )
+    assert item_knn_similarity(TwoTowerConfig(), old) == (100, 10.0)  # no window: the first
+    chosen = TrainingSummary(item_knn_neighbors=300, item_knn_shrink=50.0)
+    assert item_knn_similarity(TwoTowerConfig(), chosen) == (300, 50.0)

@@ -178,12 +178,17 @@ class TwoTowerConfig(BaseModel):
         The item-item term added for users with short histories
         (:mod:`~recops.models.two_tower.item_knn`): neighbours kept per item, the
         shrinkage of the co-occurrence cosine, and its weight :math:`\\kappa_0`.
-        ``item_knn_weight=None`` (default) chooses the weight on the validation
-        window (zero when it does not help, and without a window); a number fixes
-        it. ``item_knn_neighbors=0`` switches the term off. A model whose weight
+        ``None`` (the default for each) chooses it on the validation window,
+        together with the others: the weight from
+        :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` (zero when it does
+        not help, and without a window), the neighbours from (100, 300) and the
+        shrinkage from (10, 50) (without a window, 100 and 10); a number fixes it.
+        ``item_knn_neighbors=0`` switches the term off. A model whose weight
         is not zero holds the similarity in memory, recomputed from the stored
-        events at load: at most ``item_knn_neighbors`` float32 values and int32
-        indices per item (100 neighbours over 1M items: up to 800 MB). Served, it
+        events at load: at most that many float32 values and int32 indices per
+        item (100 neighbours over 1M items: up to 800 MB; 300 are only tried
+        where they fit in as much, see
+        :data:`~recops.models.two_tower.item_knn.KNN_MAX_ENTRIES`). Served, it
         costs the recommend route about a tenth of its throughput on
         ``benchmarks/serving.py``'s model (59% of the framework's ceiling without
         it, ~50% with it); 0 switches it off where that matters more than the
@@ -241,8 +246,8 @@ class TwoTowerConfig(BaseModel):
     refit_full: bool = False
     finetune_epochs: int = Field(1, ge=0, le=100)
     sparse_embeddings: bool | None = None
-    item_knn_neighbors: int = Field(100, ge=0, le=10_000)
-    item_knn_shrink: float = Field(10.0, ge=0.0, le=1e6)
+    item_knn_neighbors: int | None = Field(None, ge=0, le=10_000)
+    item_knn_shrink: float | None = Field(None, ge=0.0, le=1e6)
     item_knn_weight: float | None = Field(None, ge=0.0, le=1e6)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     num_threads: int = Field(1, ge=1, le=256)

@@ -39,7 +39,12 @@ from recops.models.two_tower.preparation import (
     prepare,
     time_counts,
 )
-from recops.models.two_tower.training import TrainingSummary, build_network, train_network
+from recops.models.two_tower.training import (
+    TrainingSummary,
+    build_network,
+    item_knn_similarity,
+    train_network,
+)
 
 SECONDS_PER_HOUR = 3600.0
 #: Depth of each ranking that hybrid search fuses (the tower's and the lexical one):
@@ -201,12 +206,13 @@ class TwoTower(Recommender):
         weight = self.summary_.item_knn_weight
         if weight <= 0 or self.config.item_knn_neighbors == 0 or len(events.items) == 0:
             return None
+        neighbors, shrink = item_knn_similarity(self.config, self.summary_)
         return ItemKnnTerm.fit(
             events.users,
             events.items - 1,
             n_items,
-            neighbors=self.config.item_knn_neighbors,
-            shrink=self.config.item_knn_shrink,
+            neighbors=neighbors,
+            shrink=shrink,
             weight=weight,
             max_history=self.config.max_history,
         )

@@ -52,6 +52,7 @@ from recops.models.two_tower.distributed import (
     mean_over_workers,
 )
 from recops.models.two_tower.features import TimeCounts
+from recops.models.two_tower.item_knn import KNN_NEIGHBOR_GRID, KNN_SHRINK_GRID
 from recops.models.two_tower.loss import CandidateLogQ, accidental_hits, sampled_softmax_loss
 from recops.models.two_tower.network import PriorNet, TwoTowerNet, sparse_parameters
 from recops.models.two_tower.prior import fit_horizon_prior, window_prior
@@ -59,7 +60,7 @@ from recops.models.two_tower.validation import (
     ValidationWindow,
     split_validation,
     validation_blend,
-    validation_knn_weight,
+    validation_item_knn,
 )
 from recops.progress_bar import transient_bar
 
@@ -76,9 +77,28 @@ class TrainingSummary:
     prior_horizon: int | None = None
     prior_window: int | None = None
     item_knn_weight: float = 0.0
+    #: The term's similarity chosen on the window (``None``: the configuration's).
+    item_knn_neighbors: int | None = None
+    item_knn_shrink: float | None = None
     train_loss: list[float] = field(default_factory=list)
     n_events: int = 0
     seconds: float = 0.0
+
+
+def item_knn_similarity(cfg: TwoTowerConfig, summary: TrainingSummary) -> tuple[int, float]:
+    """The item-item term's neighbours and shrinkage: chosen on the window, configured,
+    or (neither: no window, or an artifact older than the choice) the grids' first."""
+    neighbors = next(
+        n
+        for n in (summary.item_knn_neighbors, cfg.item_knn_neighbors, KNN_NEIGHBOR_GRID[0])
+        if n is not None
+    )
+    shrink = next(
+        s
+        for s in (summary.item_knn_shrink, cfg.item_knn_shrink, KNN_SHRINK_GRID[0])
+        if s is not None
+    )
+    return neighbors, shrink
 
 
 @contextlib.contextmanager
@@ -536,12 +556,19 @@ def _choose_item_knn(
     prior: PriorNet | None,
     summary: TrainingSummary,
 ) -> None:
-    """Set ``summary.item_knn_weight`` from the window (see ``validation_knn_weight``)."""
-    if cfg.item_knn_neighbors == 0 or cfg.item_knn_weight is not None:
+    """Set the summary's item-item weight and similarity from the window.
+
+    See :func:`~recops.models.two_tower.validation.validation_item_knn`; nothing to
+    choose when the term is off or the configuration fixes all three.
+    """
+    fixed = (cfg.item_knn_weight, cfg.item_knn_neighbors, cfg.item_knn_shrink)
+    if cfg.item_knn_neighbors == 0 or None not in fixed:
         return  # off, or fixed by the configuration (set in train_network)
     # Data-parallel workers each compute the same (deterministic) choice.
-    choice = validation_knn_weight(net, data, cfg, window, rows, prior, summary.tower_weights)
+    choice = validation_item_knn(net, data, cfg, window, rows, prior, summary.tower_weights)
     summary.item_knn_weight = choice.weight
+    summary.item_knn_neighbors = choice.neighbors
+    summary.item_knn_shrink = choice.shrink
 
 
 def train_network(
@@ -583,7 +610,7 @@ def train_network(
                 net.prior = horizon_prior
         else:
             net = _run_epochs(data, cfg, all_rows, cfg.epochs, None, summary, verbose)
-    if cfg.item_knn_weight is not None and cfg.item_knn_neighbors > 0:
+    if cfg.item_knn_weight is not None and cfg.item_knn_neighbors != 0:
         summary.item_knn_weight = cfg.item_knn_weight
     net.eval()
     summary.seconds = time.perf_counter() - started

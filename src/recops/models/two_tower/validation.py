@@ -39,7 +39,7 @@ from recops.models.two_tower.data import TrainingData, age_hours, user_vectors
 from recops.models.two_tower.distributed import data_parallel, gather_strided
 from recops.models.two_tower.features import TimeCounts, build_time_counts
 from recops.models.two_tower.inference import history_weight
-from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID, ItemKnnTerm
+from recops.models.two_tower.item_knn import KNN_WEIGHT_GRID, ItemKnnTerm, similarity_grid
 from recops.models.two_tower.network import PriorNet, TwoTowerNet
 
 
@@ -378,13 +378,18 @@ def window_scores(
 
 @dataclass(frozen=True)
 class KnnChoice:
-    """What :func:`validation_knn_weight` measured: each weight's score, and the one chosen."""
+    """What :func:`validation_item_knn` measured and chose.
+
+    ``scores`` maps each ``(neighbours, shrinkage, weight)`` tried to its score.
+    """
 
     weight: float
-    scores: dict[float, float]
+    neighbors: int
+    shrink: float
+    scores: dict[tuple[int, float, float], float]
 
 
-def validation_knn_weight(
+def validation_item_knn(
     net: TwoTowerNet,
     data: TrainingData,
     cfg: TwoTowerConfig,
@@ -394,35 +399,42 @@ def validation_knn_weight(
     tower_weights: tuple[float, float],
     k: int = 20,
 ) -> KnnChoice:
-    """The item-item weight :math:`\\kappa_0` that validates best, the rest fixed.
+    """The item-item term that validates best: :math:`\\kappa_0` and its similarity.
 
-    The term's similarity comes from the events ``rows`` (those before the window,
-    as a model trained up to it would have them); the towers, the prior and their
-    blend are the ones already chosen. Each weight of
-    :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` is scored with
-    ``cfg.validation_metric``; ties keep the smaller weight.
+    The similarity comes from the events ``rows`` (those before the window, as a
+    model trained up to it would have them), one per pair of
+    :func:`~recops.models.two_tower.item_knn.similarity_grid` (the configured
+    neighbours and shrinkage, or their grids); the towers, the prior and their
+    blend are the ones already chosen. Each weight of ``cfg.item_knn_weight`` (when
+    set) or :data:`~recops.models.two_tower.item_knn.KNN_WEIGHT_GRID` is scored with
+    ``cfg.validation_metric``; ties keep the smaller weight, then the earlier pair
+    (fewer neighbours, less shrinkage).
     """
     seq = data.sequences
-    term = ItemKnnTerm.fit(
-        seq.start[rows],
-        seq.items[rows] - 1,
-        data.n_items,
-        neighbors=cfg.item_knn_neighbors,
-        shrink=cfg.item_knn_shrink,
-        weight=1.0,
-        max_history=cfg.max_history,
-    )
     tower, prior = window_scores(net, data, cfg, window, prior_net)
     n_hist = (window.history > 0).sum(axis=1)
     base = history_weight(n_hist, tower_weights, cfg.max_history)[:, None] * tower + prior
     targets = ValidationTargets.of([t - 1 for t in window.targets], data.n_items)
-    active = np.flatnonzero(term.weights(n_hist) > 0)
-    sums = term.sums(window.history[active]) * term.weights(n_hist[active])[:, None]
-    scores: dict[float, float] = {}
-    for weight in KNN_WEIGHT_GRID:
-        blended = base.copy()
-        blended[active] += weight * sums
-        blend = Blend.of(blended, targets, k, tower_weights, metric=cfg.validation_metric)
-        scores[weight] = blend.ndcg
-    best = max(scores, key=lambda w: (scores[w], -w))
-    return KnnChoice(best, scores)
+    weights = KNN_WEIGHT_GRID if cfg.item_knn_weight is None else (cfg.item_knn_weight,)
+    scores: dict[tuple[int, float, float], float] = {}
+    grid = similarity_grid(data.n_items, cfg.item_knn_neighbors, cfg.item_knn_shrink)
+    for neighbors, shrink in grid:
+        term = ItemKnnTerm.fit(
+            seq.start[rows],
+            seq.items[rows] - 1,
+            data.n_items,
+            neighbors=neighbors,
+            shrink=shrink,
+            weight=1.0,
+            max_history=cfg.max_history,
+        )
+        active = np.flatnonzero(term.weights(n_hist) > 0)
+        sums = term.sums(window.history[active]) * term.weights(n_hist[active])[:, None]
+        for weight in weights:
+            blended = base.copy()
+            blended[active] += weight * sums
+            blend = Blend.of(blended, targets, k, tower_weights, metric=cfg.validation_metric)
+            scores[(neighbors, shrink, weight)] = blend.ndcg
+    order = {key: i for i, key in enumerate(scores)}
+    best = max(scores, key=lambda key: (scores[key], -key[2], -order[key]))
+    return KnnChoice(best[2], best[0], best[1], scores)
