@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,8 +307,6 @@ def ct_demo(
     from recops.serving.process import ServerProcess
     from recops.sim.traffic import TrafficConfig, run_traffic
 
-    # MLflow announces creating its tables at INFO: noise between the demo's lines.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     started = time.time()
     result = DemoResult()
     if out.exists():
