@@ -299,20 +299,9 @@ def fitted_summary(model: Any) -> dict[str, Any] | None:
 
 
 def fitted_choices(model: Any) -> str | None:
-    """One line of what the model's own validation chose (epoch, blend, prior, κ0, similarity)."""
-    summary = fitted_summary(model)
-    if summary is None:
-        return None
-    keys = (
-        "best_epoch",
-        "tower_weights",
-        "prior_horizon",
-        "prior_window",
-        "item_knn_weight",
-        "item_knn_neighbors",
-        "item_knn_shrink",
-    )
-    return ", ".join(f"{key}={summary[key]}" for key in keys)
+    """One line of what the model's own validation chose (``TrainingSummary.choices``)."""
+    choices = getattr(getattr(model, "summary_", None), "choices", None)
+    return choices() if callable(choices) else None
 
 
 def run_search_holdout(console: Console, data_dir: Path) -> list[dict[str, Any]]:

@@ -53,6 +53,9 @@ def test_train_then_recommend_excludes_seen_items(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     saved = json.loads((model_dir / "config.json").read_text())
     assert saved["model"]["epochs"] == 2 and saved["model"]["seed"] == 5
+    # What the window chose is said, not only stored.
+    assert "chosen on the validation window: epoch " in result.output
+    assert f"epoch {saved['training']['best_epoch']};" in result.output
 
     users = tmp_path / "users.txt"
     users.write_text("u0\nu1\nnobody\n")

@@ -109,6 +109,7 @@ def train(
         f"{summary.epochs_run} epochs (best {summary.best_epoch}) in {summary.seconds:.1f}s",
         highlight=False,
     )
+    console.print(f"chosen on the validation window: {summary.choices()}", highlight=False)
 
 
 def read_users(path: Path) -> list[str]:

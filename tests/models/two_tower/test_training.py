@@ -71,3 +71,27 @@ def test_items_first_seen_in_the_validation_window_are_trained() -> None:
     assert bool(model.net_.has_id[row]), "the window's item has a trained id row"
     frozen = TwoTower(**{**SMALL, "finetune_epochs": 0}).fit(events, items)
     assert not bool(frozen.net_.has_id[row]), "without fine-tuning it stays content-only"
+
+
+def test_the_summary_says_what_the_window_chose() -> None:
+    from recops.models.two_tower.training import TrainingSummary
+
+    chosen = TrainingSummary(
+        validation_start=1,
+        best_epoch=5,
+        tower_weights=(0.4, 0.15),
+        prior_window=30 * 86_400,
+        item_knn_weight=8.0,
+        item_knn_neighbors=300,
+        item_knn_shrink=10.0,
+    )
+    assert chosen.choices() == (
+        "epoch 5; prior: recent popularity over 30 days; tower weight 0.4 for an empty "
+        "history, 0.15 for a full one; item-item term for short histories: weight 8, "
+        "300 neighbours, shrinkage 10"
+    )
+    fitted = TrainingSummary(validation_start=1, best_epoch=2, prior_horizon=86_400)
+    assert "popularity fitted to a horizon of 1 day;" in fitted.choices()
+    assert fitted.choices().endswith("short histories: off")
+    assert "the jointly trained one" in TrainingSummary(validation_start=1).choices()
+    assert TrainingSummary().choices().startswith("no validation window")

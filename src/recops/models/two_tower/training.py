@@ -84,6 +84,33 @@ class TrainingSummary:
     n_events: int = 0
     seconds: float = 0.0
 
+    def choices(self) -> str:
+        """What the validation window chose, in one line for people (``recops train``)."""
+        if self.validation_start is None:
+            return "no validation window: nothing chosen, every epoch kept"
+        if self.prior_window is not None:
+            prior = f"recent popularity over {_days(self.prior_window)}"
+        elif self.prior_horizon is not None:
+            prior = f"popularity fitted to a horizon of {_days(self.prior_horizon)}"
+        else:
+            prior = "the jointly trained one"
+        empty, full = self.tower_weights
+        term = "off"
+        if self.item_knn_weight > 0:
+            term = f"weight {self.item_knn_weight:g}"
+            n, shrink = self.item_knn_neighbors, self.item_knn_shrink
+            if n is not None and shrink is not None:
+                term += f", {n} neighbours, shrinkage {shrink:g}"
+        return (
+            f"epoch {self.best_epoch}; prior: {prior}; tower weight {empty:g} for an empty "
+            f"history, {full:g} for a full one; item-item term for short histories: {term}"
+        )
+
+
+def _days(seconds: int) -> str:
+    days = seconds / 86_400
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
 
 def item_knn_similarity(cfg: TwoTowerConfig, summary: TrainingSummary) -> tuple[int, float]:
     """The item-item term's neighbours and shrinkage: chosen on the window, configured,
