@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recops.models.two_tower.config import TwoTowerConfig
+from recops.models.two_tower.config import DAY, TwoTowerConfig
 from recops.models.two_tower.data import TrainingData, age_hours, user_vectors
 from recops.models.two_tower.distributed import (
     agreed,
@@ -108,7 +108,7 @@ class TrainingSummary:
 
 
 def _days(seconds: int) -> str:
-    days = seconds / 86_400
+    days = seconds / DAY
     return f"{days:g} day" + ("" if days == 1 else "s")
 
 
