@@ -6,6 +6,9 @@ A typical run::
     best, table = tune(EASE, {"l2": [100, 500]}, split)
     result = evaluate(EASE(**best).fit(split.train), split)
     result.summary("warm")["ndcg@20"]
+
+Impression logs (what each user was shown and clicked, as in MIND) are ranked
+impression by impression instead: ``evaluate_impressions(model, impression_split(events))``.
 """
 
 from recops.evaluation.bootstrap import (
@@ -14,6 +17,13 @@ from recops.evaluation.bootstrap import (
     bootstrap_ci,
     intervals_overlap,
     paired_bootstrap,
+)
+from recops.evaluation.impressions import (
+    ImpressionResult,
+    ImpressionSplit,
+    evaluate_impressions,
+    impression_metrics,
+    impression_split,
 )
 from recops.evaluation.metrics import (
     catalog_coverage,
@@ -37,6 +47,8 @@ from recops.evaluation.tuning import expand_grid, tune
 
 __all__ = [
     "EvaluationResult",
+    "ImpressionResult",
+    "ImpressionSplit",
     "Interval",
     "PairedDifference",
     "Split",
@@ -44,12 +56,15 @@ __all__ = [
     "catalog_coverage",
     "evaluate",
     "evaluate_by_category",
+    "evaluate_impressions",
     "evaluate_search",
     "evaluate_similar",
     "expand_grid",
     "hit_matrix",
     "hit_rate_at_k",
     "implicit_only",
+    "impression_metrics",
+    "impression_split",
     "intervals_overlap",
     "leave_last_n_out",
     "mrr_at_k",

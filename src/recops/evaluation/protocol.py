@@ -26,7 +26,7 @@ from recops.data.schema import ITEM_ID, USER_ID
 from recops.evaluation.bootstrap import Interval, bootstrap_ci
 from recops.evaluation.metrics import catalog_coverage, hit_matrix, per_user_metrics
 from recops.evaluation.splits import Split
-from recops.models.base import Queries, Recommender, top_k, validate_k
+from recops.models.base import Recommender, top_k, validate_k
 from recops.models.baselines._params import check_int
 
 GROUPS = ("all", "warm", "cold", "new_items")
@@ -130,15 +130,6 @@ class EvaluationResult:
         return out
 
 
-def _slice(queries: Queries, start: int, stop: int) -> Queries:
-    return Queries(
-        user_ids=queries.user_ids[start:stop],
-        histories=queries.histories[start:stop],
-        history_times=queries.history_times[start:stop],
-        now=queries.now[start:stop],
-    )
-
-
 def _shared_columns(item_ids: np.ndarray, split: Split) -> np.ndarray:
     """Column of each of a model's items among the split's candidates (-1: not one)."""
     index = pd.Index(split.candidates.astype(str))
@@ -166,7 +157,7 @@ def recommend_split(
     out = np.empty((len(split), min(k, len(item_ids))), dtype=object)
     for start in range(0, len(split), batch_size):
         stop = min(start + batch_size, len(split))
-        queries = _slice(split.queries, start, stop)
+        queries = split.queries.rows(start, stop)
         scores = np.array(model.score(queries), dtype=np.float64)
         now = np.asarray(queries.now, dtype=np.int64)
         scores[known_since[None, :] >= now[:, None]] = -np.inf

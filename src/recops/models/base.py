@@ -62,6 +62,15 @@ class Queries:
     def __len__(self) -> int:
         return len(self.user_ids)
 
+    def rows(self, start: int, stop: int) -> Queries:
+        """The queries ``start`` to ``stop`` (a batch of the same requests)."""
+        return Queries(
+            user_ids=self.user_ids[start:stop],
+            histories=self.histories[start:stop],
+            history_times=self.history_times[start:stop],
+            now=self.now[start:stop],
+        )
+
     @classmethod
     def from_interactions(
         cls,
