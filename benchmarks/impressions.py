@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "impressions.json"
 #: RecentPopular windows tried on the validation split (news goes stale in days).
 WINDOWS = (1, 3, 7)
-console = Console()
+console = Console(width=max(Console().width, 120))
 
 
 def tuned_recent_popular(split: ImpressionSplit) -> tuple[RecentPopular, dict[int, float]]:
@@ -82,25 +82,25 @@ def fit(model: Recommender, split: ImpressionSplit, items: Any) -> float:
 def table(title: str, results: list[ImpressionResult], baselines: int) -> Table:
     """One row per model; Δ AUC against the best of the first ``baselines`` rows."""
     out = Table(title=title)
-    for col in ("model", "known", *METRICS, "Δ AUC vs best baseline [95%]"):
-        out.add_column(col, justify="left" if col == "model" else "right")
+    for col in ("model", "known", "AUC [95%]", "MRR", "nDCG@5", "nDCG@10", "Δ AUC [95%]"):
+        out.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     best = max(results[:baselines], key=lambda r: r.summary()["auc"])
     for r in results:
-        cells = [_cell(r.interval(m)) for m in METRICS]
         if r is best:
             delta = "best baseline"
         else:
             a, b = r.per_impression["auc"], best.per_impression["auc"]
             both = ~(np.isnan(a) | np.isnan(b))
-            d = paired_bootstrap(a[both], b[both]).difference
-            delta = f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"
-        out.add_row(r.model, f"{r.known_share:.0%}", *cells, delta)
+            delta = _cell(paired_bootstrap(a[both], b[both]).difference, signed=True)
+        means = [f"{r.interval(m).mean:.4f}" for m in METRICS[1:]]
+        out.add_row(r.model, f"{r.known_share:.0%}", _cell(r.interval("auc")), *means, delta)
     return out
 
 
-def _cell(interval: Interval) -> str:
-    """The mean ± half the 95% interval's width."""
-    return f"{interval.mean:.4f} ± {(interval.high - interval.low) / 2:.4f}"
+def _cell(interval: Interval, signed: bool = False) -> str:
+    """The mean and its 95% interval."""
+    f = "+.4f" if signed else ".4f"
+    return f"{interval.mean:{f}} [{interval.low:{f}}, {interval.high:{f}}]"
 
 
 def run(data_dir: Path, etas: list[float]) -> dict[str, Any]:
