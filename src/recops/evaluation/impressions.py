@@ -146,7 +146,8 @@ class ImpressionResult:
 
     ``per_impression`` maps each of :data:`METRICS` to one value per ranked
     impression (``impression_ids`` order; AUC NaN where undefined);
-    ``known_share`` is the share of candidates the model could score.
+    ``known_share`` is the share of candidates the model could score (known to it
+    and out at the impression's time).
     """
 
     model: str
@@ -216,7 +217,7 @@ def evaluate_impressions(
             cols = np.array([column.get(i, -1) for i in group[ITEM_ID]], dtype=np.int64)
             own = np.where(cols >= 0, row[np.maximum(cols, 0)], -np.inf)
             own[~np.isfinite(own)] = -np.inf  # unknown, or not out yet: below every known
-            known += int((cols >= 0).sum())
+            known += int(np.isfinite(own).sum())
             shown += len(cols)
             # A random order under a stable sort breaks ties at random.
             order = rng.permutation(len(own))
