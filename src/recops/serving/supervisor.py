@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -162,10 +163,12 @@ def run_workers(settings: ServerSettings) -> int:
         signal.signal(sig, on_signal)
     slots = [_Slot(i) for i in range(settings.workers)]
     ever_ready = False
+    reaped: set[int] = set()  # dead workers whose reports are still to be dropped
     try:
         for slot in slots:
             start(slot)
         while not stop.wait(CHECK_S):
+            _forget(group, reaped)
             for slot in slots:
                 process = slot.process
                 if process is None:
@@ -178,7 +181,8 @@ def run_workers(settings: ServerSettings) -> int:
                     continue
                 # Reaped: it must not be listed as serving any more.
                 pid = process.pid or 0
-                group.forget(pid)
+                reaped.add(pid)
+                _forget(group, reaped)
                 heartbeat_path(run_dir, pid).unlink(missing_ok=True)
                 failed_start = process.exitcode == STARTUP_FAILURE
                 slot.failed_start = failed_start
@@ -204,6 +208,24 @@ def run_workers(settings: ServerSettings) -> int:
         group.close()
         reserve.close()
     return status
+
+
+def _forget(group: WorkerGroup, reaped: set[int]) -> None:
+    """Drop the reports of the reaped workers; what cannot be dropped now is tried again.
+
+    A worker killed while it wrote to the run folder's database can leave it locked
+    for a moment (seen: a stopped worker killed mid-report, under a loaded machine).
+    The supervisor must outlive that: a report it could not drop goes stale by
+    itself within :data:`~recops.serving.workers.LIVE_S`, and is dropped at the
+    next check.
+    """
+    for pid in sorted(reaped):
+        try:
+            group.forget(pid)
+        except sqlite3.Error as exc:
+            log.warning("could not drop dead worker %s's report yet (%s): will retry", pid, exc)
+            return
+        reaped.discard(pid)
 
 
 def _check_health(slot: _Slot, settings: ServerSettings) -> None:
