@@ -213,9 +213,9 @@ def run_workers(settings: ServerSettings) -> int:
 def _forget(group: WorkerGroup, reaped: set[int]) -> None:
     """Drop the reports of the reaped workers; what cannot be dropped now is tried again.
 
-    A worker killed while it wrote to the run folder's database can leave it locked
-    for a moment (seen: a stopped worker killed mid-report, under a loaded machine).
-    The supervisor must outlive that: a report it could not drop goes stale by
+    The run folder's database can be locked beyond SQLite's busy timeout (seen once,
+    on a loaded machine, right after a stopped worker was killed; the cause is not
+    known). The supervisor must outlive that: a report it could not drop goes stale by
     itself within :data:`~recops.serving.workers.LIVE_S`, and is dropped at the
     next check.
     """
