@@ -28,8 +28,9 @@ def test_the_policy_validates_its_waits() -> None:
 
 
 def test_a_report_that_cannot_be_dropped_yet_is_dropped_at_a_later_check(tmp_path: Path) -> None:
-    # Seen in CI: a worker killed mid-write left control.sqlite3 locked, and the
-    # supervisor died on `database is locked`, leaving the server without one.
+    # Seen once in CI, right after a stopped worker was killed: control.sqlite3 stayed
+    # locked, and the supervisor died on `database is locked`, leaving the server
+    # without one.
     group = WorkerGroup(tmp_path, pid=1)
     for pid in (101, 102):
         WorkerGroup(tmp_path, pid=pid).report(0, "news/1", None)

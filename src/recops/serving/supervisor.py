@@ -168,7 +168,6 @@ def run_workers(settings: ServerSettings) -> int:
         for slot in slots:
             start(slot)
         while not stop.wait(CHECK_S):
-            _forget(group, reaped)
             for slot in slots:
                 process = slot.process
                 if process is None:
@@ -182,7 +181,6 @@ def run_workers(settings: ServerSettings) -> int:
                 # Reaped: it must not be listed as serving any more.
                 pid = process.pid or 0
                 reaped.add(pid)
-                _forget(group, reaped)
                 heartbeat_path(run_dir, pid).unlink(missing_ok=True)
                 failed_start = process.exitcode == STARTUP_FAILURE
                 slot.failed_start = failed_start
@@ -196,6 +194,7 @@ def run_workers(settings: ServerSettings) -> int:
                 log.warning("worker %s %s: starting another in %.1f s", pid, what, wait)
                 slot.process = None
                 slot.start_after = time.monotonic() + wait
+            _forget(group, reaped)  # this round's dead, and any a locked folder kept
     finally:
         processes = [s.process for s in slots if s.process is not None]
         for process in processes:
