@@ -11,7 +11,7 @@ finds the items not out yet at its ``now`` with one binary search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,11 @@ class Releases:
     rows: np.ndarray
     times: np.ndarray
     n_items: int
+    #: The latest first-seen time: from it on every item is out (the usual request).
+    last: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "last", int(self.times[-1]) if len(self.times) else -_NEVER)
 
     @classmethod
     def empty(cls, n_items: int = 0) -> Releases:
@@ -84,6 +89,8 @@ class Releases:
         A few such items join the exclusions (the arguments are not changed); many
         turn into an ``eligible`` mask, which costs one pass over the catalog.
         """
+        if now >= self.last:  # every item is out: no NumPy call on the request path
+            return eligible, excluded
         later = self.unreleased(now)
         if len(later) == 0:
             return eligible, excluded
