@@ -91,9 +91,7 @@ class Releases:
         """
         if now >= self.last:  # every item is out: no NumPy call on the request path
             return eligible, excluded
-        later = self.unreleased(now)
-        if len(later) == 0:
-            return eligible, excluded
+        later = self.unreleased(now)  # not empty: some item comes out after `now`
         if len(later) <= MAX_EXCLUDED:
             return eligible, excluded | set(later.tolist())
         out = np.ones(self.n_items, dtype=np.bool_) if eligible is None else eligible.copy()

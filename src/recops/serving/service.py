@@ -339,13 +339,11 @@ class RecommendService:
         start = time.perf_counter()
         # An age window is [now - max_age, now]: an item published after `now` (a
         # replay of the past, or an embargo) is not fresh, it is not out yet.
-        eligible: np.ndarray | None = None
-        if request.categories or request.max_age_s is not None:
-            window = (None, None) if request.max_age_s is None else (now - request.max_age_s, now)
-            try:
-                eligible = bundle.catalog.eligible(request.categories, *window)
-            except KeyError as exc:
-                raise NotFoundError("category", str(exc.args[0])) from exc
+        window = (None, None) if request.max_age_s is None else (now - request.max_age_s, now)
+        try:
+            eligible = bundle.catalog.eligible(request.categories, *window)
+        except KeyError as exc:
+            raise NotFoundError("category", str(exc.args[0])) from exc
         if restrict is not None:
             eligible = restrict if eligible is None else eligible & restrict
         # Items not out yet at `now` (an embargoed article, a replay's future) never are.
