@@ -46,6 +46,72 @@ def test_delay_is_bounded_for_a_lone_request() -> None:
     assert 0.015 <= elapsed < 0.5
 
 
+def test_without_a_delay_a_batch_is_what_arrived_in_one_loop_turn() -> None:
+    sizes: list[int] = []
+
+    async def main() -> tuple[list[int], int]:
+        batcher = DynamicBatcher(
+            lambda xs: xs, max_batch_size=64, observer=lambda n, _: sizes.append(n)
+        )
+        together = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
+        start = time.perf_counter()
+        await batcher.submit(9)
+        alone = time.perf_counter() - start
+        await batcher.close()
+        return together, alone
+
+    together, alone = asyncio.run(main())
+    assert together == list(range(5))
+    assert sizes == [5, 1]
+    assert alone < 0.01  # a lone item waits for nothing but the end of the turn
+
+
+def test_an_item_returned_as_an_exception_fails_alone() -> None:
+    def halve(items: list[int]) -> list[int | Exception]:
+        return [ValueError(f"{i} is odd") if i % 2 else i // 2 for i in items]
+
+    async def main() -> list[object]:
+        batcher = DynamicBatcher(halve)
+        try:
+            return await asyncio.gather(
+                *(batcher.submit(i) for i in range(4)), return_exceptions=True
+            )
+        finally:
+            await batcher.close()
+
+    out = asyncio.run(main())
+    assert out[0] == 0 and out[2] == 1
+    assert isinstance(out[1], ValueError) and str(out[1]) == "1 is odd"
+    assert isinstance(out[3], ValueError)
+
+
+def test_a_cancelled_caller_is_skipped_and_close_fails_the_pending() -> None:
+    seen: list[list[int]] = []
+
+    def record(items: list[int]) -> list[int]:
+        seen.append(list(items))
+        return items
+
+    async def main() -> tuple[object, object]:
+        batcher = DynamicBatcher(record, max_delay_s=0.05)
+        cancelled = asyncio.ensure_future(batcher.submit(1))
+        kept = asyncio.ensure_future(batcher.submit(2))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        first = await kept
+        waiting = asyncio.ensure_future(batcher.submit(3))
+        await asyncio.sleep(0)
+        await batcher.close()
+        closed = await asyncio.gather(waiting, return_exceptions=True)
+        late = await asyncio.gather(batcher.submit(4), return_exceptions=True)
+        return first, (closed[0], late[0])
+
+    first, (closed, late) = asyncio.run(main())
+    assert first == 2 and seen == [[2]]
+    assert isinstance(closed, RuntimeError) and "closed" in str(closed)
+    assert isinstance(late, RuntimeError) and "closed" in str(late)
+
+
 def test_errors_reach_every_caller_and_batcher_survives() -> None:
     calls = []
 

@@ -12,7 +12,7 @@ from recops.models.two_tower import TwoTower
 from recops.serving.loaded_model import LoadedModel
 from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.schemas import RecommendRequest, SearchRequest
-from recops.serving.service import RecommendService
+from recops.serving.service import NotFoundError, RecommendService
 from recops.serving.state import UserStateStore
 from tests.models.two_tower.conftest import in_mode
 from tests.serving.conftest import START, _train, make_repository
@@ -35,17 +35,36 @@ def _requests() -> list[RecommendRequest]:
     ]
 
 
-def test_a_batch_encodes_like_single_requests(bundles: list[LoadedModel]) -> None:
+def test_a_batch_ranks_like_single_requests(bundles: list[LoadedModel]) -> None:
     state = UserStateStore()
     state.record_many([("live", "i1", START + 3600 * 47), ("live", "i4", START + 3600 * 47)])
-    service = RecommendService(state)
-    # Requests of two model versions mixed in one batch (a switch while batching).
-    users = [service.prepare(b, r) for r in _requests() for b in bundles]
-    together = service.encode(users)
-    assert len(together) == len(users)
-    for user, vector in zip(users, together, strict=True):
-        np.testing.assert_allclose(vector, service.encode([user])[0], atol=1e-6)
-    assert [u.strategy for u in users[::2]] == [
+    service = RecommendService(state, rerank_candidates=8)
+    now = START + 3600 * 48
+    filtered = [
+        RecommendRequest(user_id="u1", k=3, now=now, categories=["tech"]),  # a mask: searched alone
+        RecommendRequest(user_id="u1", k=3, now=now, exclude_items=["i2", "i5"]),
+        RecommendRequest(user_id="u1", k=3, now=now, categories=["no-such-category"]),
+    ]
+    # Requests of two model versions mixed in one batch (a switch while batching),
+    # different depths (an exploring policy's pool) and fetches (seen items).
+    items = [
+        (service.prepare(b, r), r, depth)
+        for r in _requests() + filtered
+        for b in bundles
+        for depth in (0, 12)
+    ]
+    together = service.rank_many([(u, service.encode(u), r, d) for u, r, d in items])
+    assert len(together) == len(items)
+    for (user, request, depth), ranked in zip(items, together, strict=True):
+        if request.categories == ["no-such-category"]:
+            assert isinstance(ranked, NotFoundError) and ranked.value == "no-such-category"
+            continue
+        assert not isinstance(ranked, Exception)
+        alone = service.rank_candidates(user, service.encode(user), request, depth)
+        assert ranked[0] == alone[0]
+        np.testing.assert_allclose(ranked[1], alone[1], rtol=1e-6)
+        assert 0 < len(ranked[0]) <= max(request.k, depth)
+    assert [u.strategy for u, _, _ in items[:16:4]] == [
         "personalized",
         "personalized",
         "personalized",
@@ -53,11 +72,23 @@ def test_a_batch_encodes_like_single_requests(bundles: list[LoadedModel]) -> Non
     ]
 
 
+def test_nearest_many_rows_are_each_querys_own_search(bundles: list[LoadedModel]) -> None:
+    index = bundles[0].index
+    rng = np.random.default_rng(0)
+    queries = rng.normal(size=(5, index.dim)).astype(np.float32)
+    ids, sims = index.nearest_many(queries, 7)
+    assert ids.shape == sims.shape == (5, 7)
+    for row, query in enumerate(queries):
+        alone_ids, alone_sims = index.nearest(query, 7)
+        np.testing.assert_array_equal(ids[row], alone_ids)
+        np.testing.assert_allclose(sims[row], alone_sims, rtol=1e-6)
+
+
 def test_recommend_is_prepare_encode_rank(bundles: list[LoadedModel]) -> None:
     service = RecommendService(UserStateStore())
     for request in _requests():
         user = service.prepare(bundles[0], request)
-        staged = service.rank_user(user, service.encode([user])[0], request)
+        staged = service.rank_user(user, service.encode(user), request)
         assert service.recommend(request, bundles[0]) == staged
         assert not set(staged.items) & set(bundles[0].model.item_ids_[user.rows])
 

@@ -43,7 +43,7 @@ def serve(
         bool | None,
         typer.Option(
             "--batching/--no-batching",
-            help="Dynamic batching of user-tower calls (default: off).",
+            help="Dynamic batching of concurrent recommend requests (default: on).",
         ),
     ] = None,
     threads: Annotated[

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -48,8 +48,9 @@ from recops.serving.prefetch import prefetch_forever
 from recops.serving.registry_follower import follow_alias
 from recops.serving.repository import ModelManager, ModelRepository
 from recops.serving.routes import install_routes
+from recops.serving.routes.recommend import ArmItem, ArmSlate, arm_slates
 from recops.serving.routing import install_openapi
-from recops.serving.service import RecommendService, UserRequest
+from recops.serving.service import RecommendService
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
 from recops.serving.startup import serve_at_start
@@ -181,10 +182,11 @@ async def _start(
         observer=_stage_observer(metrics),
         clock=RequestClock(None if settings.replay else settings.max_clock_skew_s),
     )
-    batcher: DynamicBatcher[UserRequest, Any] | None = None
+    slates = SlateChooser()
+    batcher: DynamicBatcher[ArmItem, ArmSlate] | None = None
     if settings.batching:
         batcher = DynamicBatcher(
-            service.encode,
+            functools.partial(arm_slates, service, slates),
             max_batch_size=settings.batch_max_size,
             max_delay_s=settings.batch_max_delay_ms / 1000.0,
             observer=metrics.observe_batch,
@@ -205,7 +207,7 @@ async def _start(
         follower,
         ExperimentRuntime(store, manager),
         exposures,
-        SlateChooser(),
+        slates,
         group,
         items=items,
     )

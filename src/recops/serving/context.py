@@ -7,7 +7,7 @@ stores it on ``app.state``; handlers reach it with :func:`context`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -21,7 +21,7 @@ from recops.serving.items import ItemUpdates
 from recops.serving.loaded_model import LoadedModel
 from recops.serving.metrics import ServerMetrics
 from recops.serving.repository import ModelManager
-from recops.serving.service import RecommendService, UserRequest
+from recops.serving.service import RecommendService
 from recops.serving.settings import ServerSettings
 from recops.serving.slates import SlateChooser
 from recops.serving.state import UserStateStore
@@ -29,6 +29,7 @@ from recops.serving.workers import WorkerGroup
 
 if TYPE_CHECKING:
     from recops.serving.registry_follower import AliasFollower
+    from recops.serving.routes.recommend import ArmItem, ArmSlate
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ServerContext:
     event_log: EventLog
     metrics: ServerMetrics
     service: RecommendService
-    batcher: DynamicBatcher[UserRequest, Any] | None
+    batcher: DynamicBatcher[ArmItem, ArmSlate] | None
     follower: LogFollower
     experiments: ExperimentRuntime
     exposures: ExposureLogger | None

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recops.models.base import Queries
 from recops.serving.clock import RequestClock
 from recops.serving.loaded_model import LoadedModel
 from recops.serving.rerank import ALL_ELIGIBLE, best_rows
@@ -80,6 +79,28 @@ class UserRequest:
 
 
 _NO_BONUS = np.empty(0, dtype=np.float32)
+
+#: A ranking: rows of the model's ``item_ids_`` and their scores, best first.
+Ranked = tuple[list[int], list[float]]
+
+
+@dataclass(frozen=True)
+class _Retrieval:
+    """One request's retrieval, filtered and ready for the index and the re-rank."""
+
+    bundle: LoadedModel
+    vector: np.ndarray
+    #: Rows wanted.
+    n: int
+    #: Candidates asked of the index (besides the excluded rows it may return).
+    fetch: int
+    now: int
+    #: ``(n_items,)`` bool mask of the eligible rows; ``None``: every row.
+    eligible: np.ndarray | None
+    #: Rows never returned (int64, any order).
+    skip: np.ndarray
+    use_prior: bool
+    history: np.ndarray | None
 
 
 def _no_observer(stage: str, seconds: float) -> None:
@@ -171,36 +192,12 @@ class RecommendService:
             rows.append(np.array([r for r, _ in pairs], dtype=np.int64))
             times.append(np.array([t for _, t in pairs], dtype=np.int64))
 
-    def encode(self, requests: Sequence[UserRequest]) -> list[np.ndarray]:
-        """Stage 2: user vectors; one model call per model version in the batch.
-
-        A single request takes the model's one-user path (``encode_history``); a
-        batch (dynamic batching) one ``encode_users`` call per model version.
-        """
+    def encode(self, user: UserRequest) -> np.ndarray:
+        """Stage 2: the user vector, from the model's one-user path (``encode_history``)."""
         start = time.perf_counter()
-        if len(requests) == 1:
-            r = requests[0]
-            vector = r.bundle.model.encode_history(r.rows, r.times, r.now, r.user_id)
-            self.observe("user_tower", time.perf_counter() - start)
-            return [np.asarray(vector, dtype=np.float32)]
-        out: list[np.ndarray | None] = [None] * len(requests)
-        by_bundle: dict[int, list[int]] = {}
-        for i, r in enumerate(requests):
-            by_bundle.setdefault(id(r.bundle), []).append(i)
-        for positions in by_bundle.values():
-            bundle = requests[positions[0]].bundle
-            batch = [requests[i] for i in positions]
-            merged = Queries(
-                user_ids=[r.user_id or "" for r in batch],
-                histories=[bundle.model.item_ids_[r.rows] for r in batch],
-                history_times=[r.times for r in batch],
-                now=np.array([r.now for r in batch], dtype=np.int64),
-            )
-            vectors = np.asarray(bundle.model.encode_users(merged), dtype=np.float32)
-            for row, i in enumerate(positions):
-                out[i] = vectors[row]
+        vector = user.bundle.model.encode_history(user.rows, user.times, user.now, user.user_id)
         self.observe("user_tower", time.perf_counter() - start)
-        return [v for v in out if v is not None]
+        return np.asarray(vector, dtype=np.float32)
 
     def rank_user(
         self, user: UserRequest, vector: np.ndarray, request: RecommendRequest
@@ -210,22 +207,59 @@ class RecommendService:
 
     def rank_candidates(
         self, user: UserRequest, vector: np.ndarray, request: RecommendRequest, depth: int = 0
-    ) -> tuple[list[int], list[float]]:
+    ) -> Ranked:
         """Stages 3-4: the best ``max(k, depth)`` rows and their scores, best first.
 
         A ranking policy that explores takes its slate from these ``depth`` rows.
         """
-        bundle = user.bundle
-        excluded = self._excluded(bundle, request, user.rows if request.exclude_seen else None)
-        n = max(request.k, depth)
-        return self._retrieve(
-            bundle, vector, request, user.now, excluded, use_prior=True, n=n, history=user.rows
-        )
+        (ranked,) = self.rank_many([(user, vector, request, depth)])
+        if isinstance(ranked, Exception):
+            raise ranked
+        return ranked
+
+    def rank_many(
+        self, items: Sequence[tuple[UserRequest, np.ndarray, RecommendRequest, int]]
+    ) -> list[Ranked | Exception]:
+        """:meth:`rank_candidates` for several requests, with one ANN call per index.
+
+        The requests without a filter mask that share an index are searched in one
+        FAISS call for the largest fetch among them; each keeps the prefix of its
+        row it asked for, the same rows as its own search on the exact and IVF
+        indexes (the cells scanned do not depend on the fetch; HNSW searches with
+        the widest beam of the batch). A request whose filters fail (an unknown
+        category) gets its exception in its place; the others are served.
+        """
+        plans: list[_Retrieval | Exception] = []
+        for user, vector, request, depth in items:
+            excluded = self._excluded(
+                user.bundle, request, user.rows if request.exclude_seen else None
+            )
+            try:
+                plans.append(
+                    self._plan(
+                        user.bundle,
+                        vector,
+                        request,
+                        user.now,
+                        excluded,
+                        use_prior=True,
+                        n=max(request.k, depth),
+                        history=user.rows,
+                    )
+                )
+            except NotFoundError as exc:
+                plans.append(exc)
+        live = [plan for plan in plans if not isinstance(plan, Exception)]
+        found = iter(self._ann(live))
+        return [
+            plan if isinstance(plan, Exception) else self._rerank(plan, *next(found))
+            for plan in plans
+        ]
 
     def recommend(self, request: RecommendRequest, bundle: LoadedModel) -> Recommendations:
         """The whole user → items pipeline without batching."""
         user = self.prepare(bundle, request)
-        return self.rank_user(user, self.encode([user])[0], request)
+        return self.rank_user(user, self.encode(user), request)
 
     # -- item / text / category → items ------------------------------------------
 
@@ -258,18 +292,17 @@ class RecommendService:
         if fuse is None or depth_of is None:
             ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
             return self.reply(bundle, ranked, "search")
-        eligible, excluded = self._filter(bundle, request, now, excluded)
-        depth = int(depth_of(request.k))
-        rows, scores = self._rank(bundle, vector, depth, now, eligible, excluded, use_prior=False)
+        plan = self._plan(bundle, vector, request, now, excluded, False, n=int(depth_of(request.k)))
+        (found,) = self._ann([plan])
+        rows, scores = self._rerank(plan, *found)
         start = time.perf_counter()
-        drop = np.fromiter(sorted(excluded), dtype=np.int64, count=len(excluded))
         fused_rows, fused_scores = fuse(
             request.query,
             np.asarray(rows, dtype=np.int64),
             np.asarray(scores, dtype=np.float64),
             request.k,
-            eligible=eligible,
-            exclude=drop,
+            eligible=plan.eligible,
+            exclude=np.sort(plan.skip),
         )
         self.observe("lexical", time.perf_counter() - start)
         return self.reply(bundle, (fused_rows.tolist(), fused_scores.tolist()), "search")
@@ -318,13 +351,37 @@ class RecommendService:
         *,
         use_prior: bool,
         restrict: np.ndarray | None = None,
+    ) -> Ranked:
+        plan = self._plan(bundle, vector, request, now, excluded, use_prior, restrict=restrict)
+        (found,) = self._ann([plan])
+        return self._rerank(plan, *found)
+
+    def _plan(
+        self,
+        bundle: LoadedModel,
+        vector: np.ndarray,
+        request: Filters,
+        now: int,
+        excluded: set[int],
+        use_prior: bool,
+        *,
+        restrict: np.ndarray | None = None,
         n: int = 0,
         history: np.ndarray | None = None,
-    ) -> tuple[list[int], list[float]]:
+    ) -> _Retrieval:
         eligible, excluded = self._filter(bundle, request, now, excluded, restrict)
         n = max(n, request.k)
-        return self._rank(
-            bundle, vector, n, now, eligible, excluded, use_prior=use_prior, history=history
+        skip = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
+        return _Retrieval(
+            bundle,
+            vector,
+            n,
+            max(n, self.rerank_candidates),
+            now,
+            eligible,
+            skip,
+            use_prior,
+            history,
         )
 
     def _filter(
@@ -351,56 +408,73 @@ class RecommendService:
         self.observe("filter", time.perf_counter() - start)
         return eligible, excluded
 
-    def _rank(
-        self,
-        bundle: LoadedModel,
-        vector: np.ndarray,
-        n: int,
-        now: int,
-        eligible: np.ndarray | None,
-        excluded: set[int],
-        *,
-        use_prior: bool,
-        history: np.ndarray | None = None,
-    ) -> tuple[list[int], list[float]]:
-        """Stages ``ann`` and ``rerank``: the ``n`` best eligible rows and their scores.
+    def _ann(self, plans: Sequence[_Retrieval]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stage ``ann``: each plan's candidate rows and their inner products.
 
-        With ``history`` (the user's item rows, user→item only), the model's
-        item-item term for that history joins: its best ``fetch`` items become
-        candidates and every candidate it covers gets its value added.
+        Plans without a mask that share an index take one FAISS call; each is
+        observed with its share of the call's time.
+        """
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(plans)
+        shared: dict[int, list[int]] = {}
+        for i, plan in enumerate(plans):
+            if plan.eligible is None:
+                shared.setdefault(id(plan.bundle.index), []).append(i)
+                continue
+            start = time.perf_counter()
+            index = plan.bundle.index
+            rows = index.candidates(
+                plan.vector, plan.fetch, eligible=plan.eligible, exclude=np.sort(plan.skip)
+            )
+            self.observe("ann", time.perf_counter() - start)
+            found[i] = (rows, index.vectors[rows] @ plan.vector)
+        for positions in shared.values():
+            start = time.perf_counter()
+            # Without a mask the exclusions (seen items: tens) are dropped in the
+            # re-rank: fetching that many more is cheaper than filtering here. The
+            # index's inner products are exact (flat vectors): no need to gather the
+            # candidates' rows from the item matrix again.
+            wants = [plans[i].fetch + len(plans[i].skip) for i in positions]
+            index = plans[positions[0]].bundle.index
+            if len(positions) == 1:
+                found[positions[0]] = index.nearest(plans[positions[0]].vector, wants[0])
+            else:
+                queries = np.stack([plans[i].vector for i in positions])
+                ids, sims = index.nearest_many(queries, max(wants))
+                for row, (i, want) in enumerate(zip(positions, wants, strict=True)):
+                    mine, mine_sims = ids[row, :want], sims[row, :want]
+                    if len(mine) and mine[-1] < 0:  # padding comes last
+                        keep = mine >= 0
+                        mine, mine_sims = mine[keep], mine_sims[keep]
+                    found[i] = (mine, mine_sims)
+            share = (time.perf_counter() - start) / len(positions)
+            for _ in positions:
+                self.observe("ann", share)
+        return [f for f in found if f is not None]
+
+    def _rerank(self, plan: _Retrieval, rows: np.ndarray, sims: np.ndarray) -> Ranked:
+        """Stage ``rerank``: the ``plan.n`` best eligible rows and their full scores.
+
+        With a history (the user's item rows, user→item only), the model's item-item
+        term for that history joins: its best ``fetch`` items become candidates and
+        every candidate it covers gets its value added.
         """
         start = time.perf_counter()
-        fetch = max(n, self.rerank_candidates)
-        index = bundle.index
-        skip = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
-        if eligible is None:
-            # Without a mask the exclusions (seen items: tens) are dropped in the
-            # re-rank below: fetching that many more is cheaper than filtering here.
-            # The index's inner products are exact (flat vectors): no need to gather
-            # the candidates' rows from the item matrix again.
-            rows, sims = index.nearest(vector, fetch + len(excluded))
-            self.observe("ann", time.perf_counter() - start)
-            start = time.perf_counter()
-        else:
-            rows = index.candidates(vector, fetch, eligible=eligible, exclude=np.sort(skip))
-            self.observe("ann", time.perf_counter() - start)
-            start = time.perf_counter()
-            sims = index.vectors[rows] @ vector
-        allowed = ALL_ELIGIBLE if eligible is None else eligible
+        bundle, vector, skip = plan.bundle, plan.vector, plan.skip
+        allowed = ALL_ELIGIBLE if plan.eligible is None else plan.eligible
         scale = bundle.model.score_scale
-        if use_prior:
-            snapshot = bundle.prior_at(now)
+        if plan.use_prior:
+            snapshot = bundle.prior_at(plan.now)
             top, top_prior = snapshot.top, snapshot.top_prior
             top_sims = snapshot.top_vectors @ vector
             bonus_rows, bonus = _NO_ROWS, _NO_BONUS
             item_knn = getattr(bundle.model, "item_knn_scores", None)
-            if item_knn is not None and history is not None and len(history):
-                bonus_rows, bonus = item_knn(history)
+            if item_knn is not None and plan.history is not None and len(plan.history):
+                bonus_rows, bonus = item_knn(plan.history)
             picked = best_rows(
                 rows,
                 sims,
                 scale,
-                n,
+                plan.n,
                 prior=snapshot.prior,
                 top=top,
                 top_sims=top_sims,
@@ -409,18 +483,16 @@ class RecommendService:
                 eligible=allowed,
                 bonus_rows=bonus_rows,
                 bonus=bonus,
-                n_extra=fetch,
-                vectors=index.vectors,
+                n_extra=plan.fetch,
+                vectors=bundle.index.vectors,
                 query=vector,
             )
         else:
-            picked = best_rows(rows, sims, scale, n, excluded=skip, eligible=allowed)
+            picked = best_rows(rows, sims, scale, plan.n, excluded=skip, eligible=allowed)
         self.observe("rerank", time.perf_counter() - start)
         return picked
 
-    def reply(
-        self, bundle: LoadedModel, ranked: tuple[list[int], list[float]], strategy: str
-    ) -> Recommendations:
+    def reply(self, bundle: LoadedModel, ranked: Ranked, strategy: str) -> Recommendations:
         """Stage 5: the reply naming the items of ``ranked`` (rows and scores)."""
         rows, scores = ranked
         names = bundle.item_names

@@ -19,8 +19,7 @@ import numpy as np
 
 from recops.experiments.interleaving import team_draft, team_draft_propensities
 from recops.serving.experiments import Arm
-
-Ranked = tuple[list[int], list[float]]
+from recops.serving.service import Ranked
 
 #: The policy an interleaving exposure logs.
 TEAM_DRAFT = "team_draft"

@@ -19,13 +19,19 @@ __all__ = ["STATE_HEADER", "StateLabel", "mark_unavailable"]
 #: The reply header of a recommendation served without the live history.
 STATE_HEADER = "X-Recops-Online-State"
 
-# Per request: each request runs in its own context (set and reset by StateLabel).
-_MISSED: contextvars.ContextVar[bool] = contextvars.ContextVar("recops_state_missed", default=False)
+# Per request (set and reset by StateLabel): a box, not a flag, so that a mark made
+# in a copy of the request's context (the dynamic batcher computes each request's
+# state read in one, see recops.serving.routes.recommend) reaches its reply.
+_MISSED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "recops_state_missed", default=None
+)
 
 
 def mark_unavailable() -> None:
     """Label the current request's reply: its live history could not be read."""
-    _MISSED.set(True)
+    box = _MISSED.get()
+    if box is not None:
+        box[0] = True
 
 
 class StateLabel:
@@ -42,10 +48,11 @@ class StateLabel:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _MISSED.set(False)
+        box = [False]
+        token = _MISSED.set(box)
 
         async def label(message: Message) -> None:
-            if message["type"] == "http.response.start" and _MISSED.get():
+            if message["type"] == "http.response.start" and box[0]:
                 headers = [*message.get("headers", []), (b"x-recops-online-state", b"unavailable")]
                 message = {**message, "headers": headers}
             await send(message)

@@ -6,10 +6,12 @@ pool costs more than the millisecond of numpy work it would move.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -28,8 +30,8 @@ from recops.serving.schemas import (
     SimilarRequest,
     recommendations_json,
 )
-from recops.serving.service import RecommendService
-from recops.serving.slates import ServedSlate
+from recops.serving.service import RecommendService, UserRequest
+from recops.serving.slates import ServedSlate, SlateChooser
 
 _MISSING: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown item or category (the reply names it)."},
@@ -49,20 +51,56 @@ def reply_response(ctx: ServerContext, recommendations: Recommendations) -> Resp
     return Response(content=body, media_type=JSON)
 
 
-async def _arm_slate(
-    ctx: ServerContext, arm: Arm, body: RecommendRequest
-) -> tuple[ServedSlate, str, int]:
-    """One arm's slate for the request: state, user tower, ANN, re-rank, policy."""
-    user = ctx.service.prepare(arm.bundle, body)
+#: One arm's slate for one request: what it shows, the strategy, the request's time.
+ArmSlate = tuple[ServedSlate, str, int]
+
+
+#: One arm of one request, with the request's context (see :func:`arm_slates`).
+ArmItem = tuple[Arm, RecommendRequest, contextvars.Context]
+
+
+def arm_slates(
+    service: RecommendService, chooser: SlateChooser, items: list[ArmItem]
+) -> list[ArmSlate | Exception]:
+    """Each item's slate, stage by stage over the items: state, tower, ANN, re-rank, policy.
+
+    One request is a batch of one; the dynamic batcher hands over the requests that
+    arrived together (:mod:`recops.serving.batching`). An item that fails (a time
+    out of bounds, an unknown category) gets its exception in its place. The state
+    is read in each request's own context, where a backend marks a reply served
+    without it (:mod:`recops.serving.state_label`).
+    """
+    out: list[ArmSlate | Exception | None] = [None] * len(items)
+    staged: list[tuple[int, UserRequest, np.ndarray]] = []
+    for i, (arm, body, own_context) in enumerate(items):
+        try:
+            user = own_context.run(service.prepare, arm.bundle, body)
+            staged.append((i, user, service.encode(user)))
+        except Exception as exc:
+            out[i] = exc
+    ranked = service.rank_many(
+        [(user, vector, items[i][1], items[i][0].depth) for i, user, vector in staged]
+    )
+    for (i, user, _), found in zip(staged, ranked, strict=True):
+        if isinstance(found, Exception):
+            out[i] = found
+            continue
+        arm, body, _ = items[i]
+        start = time.perf_counter()
+        out[i] = (chooser.choose(arm, found, body.k), user.strategy, user.now)
+        service.observe("policy", time.perf_counter() - start)
+    return [slate for slate in out if slate is not None]
+
+
+async def _arm_slate(ctx: ServerContext, arm: Arm, body: RecommendRequest) -> ArmSlate:
+    """One arm's slate for the request, through the batcher when there is one."""
+    item = (arm, body, contextvars.copy_context())
     if ctx.batcher is not None:
-        vector = await ctx.batcher.submit(user)
-    else:
-        vector = ctx.service.encode([user])[0]
-    ranked = ctx.service.rank_candidates(user, vector, body, arm.depth)
-    start = time.perf_counter()
-    served = ctx.slates.choose(arm, ranked, body.k)
-    ctx.observe("policy", time.perf_counter() - start)
-    return served, user.strategy, user.now
+        return await ctx.batcher.submit(item)
+    (slate,) = arm_slates(ctx.service, ctx.slates, [item])
+    if isinstance(slate, Exception):
+        raise slate
+    return slate
 
 
 async def recommend(request: Request, body: RecommendRequest) -> Response:
