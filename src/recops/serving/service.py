@@ -271,7 +271,7 @@ class RecommendService:
         own = np.array([bundle.model.item_index[request.item_id]], dtype=np.int64)
         excluded = self._excluded(bundle, request, own)
         now = self.clock(request.now)
-        ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+        ranked = self._rank(self._plan(bundle, vector, request, now, excluded, False))
         return self.reply(bundle, ranked, "similar")
 
     def search(self, request: SearchRequest, bundle: LoadedModel) -> Recommendations:
@@ -290,11 +290,10 @@ class RecommendService:
         fuse = getattr(bundle.model, "fuse_search", None)
         depth_of = getattr(bundle.model, "search_depth", None)
         if fuse is None or depth_of is None:
-            ranked = self._retrieve(bundle, vector, request, now, excluded, use_prior=False)
+            ranked = self._rank(self._plan(bundle, vector, request, now, excluded, False))
             return self.reply(bundle, ranked, "search")
         plan = self._plan(bundle, vector, request, now, excluded, False, n=int(depth_of(request.k)))
-        (found,) = self._ann([plan])
-        rows, scores = self._rerank(plan, *found)
+        rows, scores = self._rank(plan)
         start = time.perf_counter()
         fused_rows, fused_scores = fuse(
             request.query,
@@ -317,9 +316,8 @@ class RecommendService:
         # When the catalog knows the category's items, only they are eligible.
         own = bundle.catalog.category_masks[request.category]
         restrict = own if own.any() else None
-        ranked = self._retrieve(
-            bundle, vector, request, now, excluded, use_prior=False, restrict=restrict
-        )
+        plan = self._plan(bundle, vector, request, now, excluded, False, restrict=restrict)
+        ranked = self._rank(plan)
         return self.reply(bundle, ranked, "category")
 
     # -- shared stages -----------------------------------------------------------
@@ -341,18 +339,8 @@ class RecommendService:
             excluded.update(extra.tolist())
         return excluded
 
-    def _retrieve(
-        self,
-        bundle: LoadedModel,
-        vector: np.ndarray,
-        request: Filters,
-        now: int,
-        excluded: set[int],
-        *,
-        use_prior: bool,
-        restrict: np.ndarray | None = None,
-    ) -> Ranked:
-        plan = self._plan(bundle, vector, request, now, excluded, use_prior, restrict=restrict)
+    def _rank(self, plan: _Retrieval) -> Ranked:
+        """Stages ``ann`` and ``rerank`` of one request."""
         (found,) = self._ann([plan])
         return self._rerank(plan, *found)
 
