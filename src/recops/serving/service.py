@@ -84,7 +84,8 @@ _NO_BONUS = np.empty(0, dtype=np.float32)
 Ranked = tuple[list[int], list[float]]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs about 1 µs more, per request.
+@dataclass(slots=True)
 class _Retrieval:
     """One request's retrieval, filtered and ready for the index and the re-rank."""
 
@@ -426,7 +427,9 @@ class RecommendService:
             if len(positions) == 1:
                 found[positions[0]] = index.nearest(plans[positions[0]].vector, wants[0])
             else:
-                queries = np.stack([plans[i].vector for i in positions])
+                queries = np.empty((len(positions), index.dim), dtype=np.float32)
+                for row, i in enumerate(positions):  # cheaper than np.stack's checks
+                    queries[row] = plans[i].vector
                 ids, sims = index.nearest_many(queries, max(wants))
                 for row, (i, want) in enumerate(zip(positions, wants, strict=True)):
                     mine, mine_sims = ids[row, :want], sims[row, :want]
