@@ -358,7 +358,7 @@ def served_recall(repo: Path, clicks: pd.DataFrame, n_users: int = 300) -> float
     for user in users:
         request = RecommendRequest(user_id=str(user), k=K, now=now)
         prepared = service.prepare(bundle, request)
-        scores = bundle.model.score_scale * (vectors @ service.encode([prepared])[0]) + prior
+        scores = bundle.model.score_scale * (vectors @ service.encode(prepared)) + prior
         scores[prepared.rows] = -np.inf  # seen items are excluded by default
         want = set(bundle.model.item_ids_[np.argsort(-scores, kind="stable")[:K]])
         overlap.append(len(want & set(service.recommend(request, bundle).items)) / K)
