@@ -262,9 +262,13 @@ def _resource_metrics(state: UserStateStore, app: FastAPI) -> Iterator[Metric]:
 
 def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:
     stage = metrics.stage
+    children: dict[str, list[float]] = {}  # a dict lookup, not child()'s tuple and checks
 
     def observe(name: str, seconds: float) -> None:
-        stage.observe_into(stage.child(name), seconds)
+        counts = children.get(name)
+        if counts is None:
+            counts = children[name] = stage.child(name)
+        stage.observe_into(counts, seconds)
 
     return observe
 

@@ -230,17 +230,21 @@ class ServerMetrics:
             _STAGE_BUCKETS,
             self.registry,
         )
-        self.queue_time = Histogram(
+        # Hot: the batcher observes them on every request (prometheus_client's
+        # histograms take a lock per observation).
+        self.queue_time = HotHistogram(
             "recops_batch_queue_seconds",
             "Time a request waited in the dynamic batcher's queue.",
-            buckets=_STAGE_BUCKETS,
-            registry=self.registry,
+            [],
+            _STAGE_BUCKETS,
+            self.registry,
         )
-        self.batch_size = Histogram(
+        self.batch_size = HotHistogram(
             "recops_batch_size",
             "Requests per user-tower batch.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=self.registry,
+            [],
+            (1, 2, 4, 8, 16, 32, 64, 128),
+            self.registry,
         )
         self.events = Counter(
             "recops_events_ingested",
@@ -305,9 +309,10 @@ class ServerMetrics:
 
     def observe_batch(self, size: int, queue_seconds: Sequence[float]) -> None:
         """Record one dynamic batch (the batcher's observer)."""
-        self.batch_size.observe(size)
+        self.batch_size.observe_into(self.batch_size.child(), size)
+        queued = self.queue_time.child()
         for seconds in queue_seconds:
-            self.queue_time.observe(seconds)
+            self.queue_time.observe_into(queued, seconds)
 
     def observe_load(self, name: str, version: str, seconds: float, ok: bool) -> None:
         """Record one model load (the model manager's observer)."""
