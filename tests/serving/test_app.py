@@ -309,8 +309,14 @@ def test_an_ivf_version_is_tuned_on_its_known_users_and_says_so(settings: Server
         assert listed["ivf_nprobe"] == bundle.index.nprobe == tuning.nprobe
         assert listed["index_recall"] == round(tuning.recall, 4)
     fixed = settings.model_copy(
-        update={"exact_index_max_items": 10, "ivf_target_recall": None, "ivf_nprobe": 3}
+        update={
+            "exact_index_max_items": 10,
+            "ivf_target_recall": None,
+            "ivf_nlist": 8,  # the default gives a catalog this small one cell
+            "ivf_nprobe": 3,
+        }
     )
     with TestClient(create_app(fixed)) as client:
         bundle = client.app.state.ctx.manager.current()
         assert bundle.index.tuning is None and bundle.index.nprobe == 3
+        assert bundle.index._index.nlist == 8

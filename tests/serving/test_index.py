@@ -11,6 +11,7 @@ from recops.serving.index import (
     VectorIndex,
     choose_index_kind,
     contains,
+    default_nlist,
 )
 
 
@@ -45,6 +46,22 @@ def test_choose_kind_by_size() -> None:
     assert choose_index_kind(100, params) == "exact"
     assert choose_index_kind(101, params) == "hnsw"
     assert choose_index_kind(10, IndexParams(kind="ivf")) == "ivf"
+
+
+@pytest.mark.parametrize(
+    ("n_items", "nlist"),
+    [(1, 1), (1_000, 25), (10_000, 256), (65_536, 1680), (100_000, 2048), (1_000_000, 2048)],
+)
+def test_default_nlist_is_eight_square_roots_capped_and_never_starves_a_cell(
+    n_items: int, nlist: int
+) -> None:
+    assert default_nlist(n_items) == nlist
+    assert nlist == 1 or n_items // nlist >= 39  # FAISS warns below 39 training points per cell
+
+
+def test_default_nlist_is_what_an_ivf_index_builds(vectors: np.ndarray) -> None:
+    index = VectorIndex(vectors, IndexParams(kind="ivf"))
+    assert index._index.nlist == default_nlist(len(vectors))
 
 
 def test_exact_matches_numpy(vectors: np.ndarray) -> None:

@@ -108,6 +108,7 @@ def index_params(settings: ServerSettings) -> IndexParams:
         hnsw_m=settings.hnsw_m,
         hnsw_ef_construction=settings.hnsw_ef_construction,
         hnsw_ef_search=settings.hnsw_ef_search,
+        ivf_nlist=settings.ivf_nlist,
         ivf_nprobe=settings.ivf_nprobe,
         ivf_target_recall=settings.ivf_target_recall,
         ivf_tune_fetch=settings.rerank_candidates,

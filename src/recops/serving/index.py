@@ -46,9 +46,7 @@ class IndexParams:
     hnsw_m, hnsw_ef_construction, hnsw_ef_search:
         HNSW graph degree and beam widths.
     ivf_nlist:
-        IVF cells; ``None`` uses ``4 * sqrt(n_items)`` (the low end of FAISS' advice),
-        at most 2048: k-means on 40 points per cell then builds a million items in
-        about 25 s on one core.
+        IVF cells; ``None``: :func:`default_nlist`.
     ivf_nprobe:
         Cells scanned per query until :meth:`VectorIndex.tune_nprobe` picks the
         number (and always when ``ivf_target_recall`` is ``None``).
@@ -70,6 +68,19 @@ class IndexParams:
     ivf_nprobe: int = 48
     ivf_target_recall: float | None = 0.995
     ivf_tune_fetch: int = 50
+
+
+def default_nlist(n_items: int) -> int:
+    """IVF cells for ``n_items``: ``8 * sqrt(n)``, at most 2048, at least 39 items per cell.
+
+    FAISS advises 4 to 16 times the square root. More cells mean fewer vectors
+    scanned for the same recall: on the 100k-item serving benchmark the tuned scan
+    went from 24 of 1264 cells (``4 * sqrt``) to 12 of 2048, each request's search
+    from about 36 to 29-32 µs in the loaded server. The cap keeps k-means (on 40
+    points per cell) to about 25 s on one core at a million items; the floor of 39
+    points per cell is where FAISS starts to warn that centroids are unstable.
+    """
+    return max(1, min(2048, int(8 * math.sqrt(n_items)), n_items // 39))
 
 
 #: ``nprobe`` values :meth:`VectorIndex.tune_nprobe` tries, smallest first.
@@ -163,7 +174,7 @@ class VectorIndex:
             index.hnsw.efConstruction = self.params.hnsw_ef_construction
             index.hnsw.efSearch = self.params.hnsw_ef_search
         else:
-            nlist = self.params.ivf_nlist or max(1, min(2048, int(4 * math.sqrt(self.n_items))))
+            nlist = self.params.ivf_nlist or default_nlist(self.n_items)
             nlist = min(nlist, self.n_items)
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)

@@ -137,8 +137,11 @@ class ServerSettings(BaseModel):
         recall@100 0.86 and 10 s to build.
     ann_kind:
         ``"ivf"`` (builds in about 4 s per 100k items) or ``"hnsw"`` (about 10 s).
+    ivf_nlist:
+        IVF cells (k-means centroids). ``None``: ``8 * sqrt(n_items)``, at most 2048
+        (:func:`recops.serving.index.default_nlist` says why).
     ivf_nprobe:
-        IVF cells scanned per query (of ``4 * sqrt(n_items)``, at most 2048) when
+        IVF cells scanned per query (of ``ivf_nlist``) when
         ``ivf_target_recall`` is off or a version has no known users to tune on;
         the scan grows linearly with nprobe. On the 1M-item ANN catalog, recall@100
         was 0.93 at 48 (0.28 ms per query) and 0.97 at 64 (0.33 ms).
@@ -280,6 +283,7 @@ class ServerSettings(BaseModel):
     batch_max_size: int = Field(default=32, ge=1, le=4096)
     exact_index_max_items: int = Field(default=20_000, ge=0)
     ann_kind: Literal["ivf", "hnsw"] = "ivf"
+    ivf_nlist: int | None = Field(default=None, ge=1, le=1_000_000)
     ivf_nprobe: int = Field(default=48, ge=1, le=65_536)
     ivf_target_recall: float | None = Field(default=0.995, gt=0.0, le=1.0)
     hnsw_m: int = Field(default=32, ge=4, le=256)
