@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from recops.models.base import Queries
 from recops.models.two_tower import TwoTower
-from recops.models.two_tower.item_knn import ItemKnnTerm, knn_weight, knn_weights
+from recops.models.two_tower.item_knn import ItemKnnTerm, knn_weights
 
 from .conftest import SMALL
 
@@ -29,7 +30,10 @@ def test_the_weight_falls_from_kappa_to_zero_at_a_full_history() -> None:
     assert np.all(np.diff(w) <= 0)
     assert np.all(w[10:] == 0.0)
     assert 0 < w[3] < w[1]
-    assert [knn_weight(n, 8.0, 10) for n in range(13)] == w.tolist()  # the request path's
+    # The request path computes it in its kernel: the same float32 for every length.
+    one_neighbour = ItemKnnTerm(sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2)), 8.0, 10)
+    served = [one_neighbour.one(np.zeros(n, dtype=np.int64))[1] for n in range(1, 13)]
+    assert [v[0] if len(v) else 0.0 for v in served] == w[1:].tolist()
 
 
 def test_sums_are_the_binary_history_times_the_similarity() -> None:

@@ -76,13 +76,6 @@ def knn_weights(n_items: np.ndarray | int, weight: float, max_history: int) -> n
     return np.asarray(weight * (1.0 - share) ** 2, dtype=np.float32)
 
 
-def knn_weight(n_items: int, weight: float, max_history: int) -> np.float32:
-    """:func:`knn_weights` of one history, in scalar math: on the request path, NumPy's
-    calls on one value cost more than the rest of :meth:`ItemKnnTerm.one`."""
-    share = min(math.log1p(n_items) / math.log1p(max_history), 1.0)
-    return np.float32(weight * (1.0 - share) ** 2)
-
-
 def event_matrix(user_keys: np.ndarray, rows: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Binary ``(n_users, n_items)`` matrix of events (``user_keys`` any ints, ``rows`` 0-based)."""
     _, users = np.unique(user_keys, return_inverse=True)
@@ -164,15 +157,12 @@ class ItemKnnTerm:
         adds its neighbours once. Empty arrays when the weight is zero: a full
         history costs one comparison.
         """
-        rows = rows[-self.max_history :]
-        n = len(rows)
-        if n == 0 or n >= self.max_history:
-            return _NO_ROWS, _NO_VALUES
-        weight = knn_weight(n, self.weight, self.max_history)
-        if weight <= 0.0:
+        if len(rows) == 0 or len(rows) >= self.max_history:
             return _NO_ROWS, _NO_VALUES
         s = self.similarity
-        return _sum_rows(s.indptr, s.indices, s.data, rows[-SUMMED_HISTORY:], weight)
+        # The weight and the slice are computed in the kernel: a NumPy scalar and two
+        # slices cost more here than the rest of the call.
+        return _sum_rows(s.indptr, s.indices, s.data, rows, self.weight, self.max_history)
 
     def grown(self, n_items: int) -> ItemKnnTerm:
         """The same term over ``n_items`` rows; added items have no neighbours yet."""
@@ -191,11 +181,23 @@ _NO_VALUES = np.empty(0, dtype=np.float32)
 
 @njit(cache=True, nogil=True)
 def _sum_rows(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray, weight: np.float32
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    rows: np.ndarray,
+    kappa: float,
+    max_history: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; the Python body is not what runs
-    # Each distinct known row once (rows outside the similarity are skipped).
+    # knn_weights of the history's length (fewer than max_history rows), in float64
+    # and then float32 as there.
+    share = min(math.log1p(rows.shape[0]) / math.log1p(max_history), 1.0)
+    weight = np.float32(kappa * (1.0 - share) ** 2)
+    if weight <= 0.0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    # Each distinct known row among the last SUMMED_HISTORY once (rows outside the
+    # similarity are skipped).
     n_rows = indptr.shape[0] - 1
-    ordered = np.sort(rows)
+    ordered = np.sort(rows[max(rows.shape[0] - SUMMED_HISTORY, 0) :])
     distinct = np.empty(ordered.shape[0], dtype=np.int64)
     n_distinct = 0
     for r in ordered:
