@@ -204,26 +204,33 @@ def _sum_rows(
         if 0 <= r < n_rows and (n_distinct == 0 or distinct[n_distinct - 1] != r):
             distinct[n_distinct] = r
             n_distinct += 1
+    # Merge the rows' neighbour lists, each sorted by column (the similarity's
+    # indices are sorted), by taking the smallest head column at each step: a
+    # column's values are summed in row order, as a stable sort of all of them would
+    # (the same float32 sums), for (neighbours x rows) comparisons; sorting all of
+    # them took twice the time on the 100k-item benchmark's histories.
+    at = np.empty(n_distinct, dtype=np.int64)
+    end = np.empty(n_distinct, dtype=np.int64)
     total = 0
-    for r in distinct[:n_distinct]:
-        total += indptr[r + 1] - indptr[r]
-    cols = np.empty(total, dtype=np.int64)
-    vals = np.empty(total, dtype=np.float32)
-    at = 0
-    for r in distinct[:n_distinct]:
-        for p in range(indptr[r], indptr[r + 1]):
-            cols[at] = indices[p]
-            vals[at] = data[p]
-            at += 1
-    order = np.argsort(cols, kind="mergesort")
+    for j in range(n_distinct):
+        at[j], end[j] = indptr[distinct[j]], indptr[distinct[j] + 1]
+        total += end[j] - at[j]
     out_rows = np.empty(total, dtype=np.int64)
     out_vals = np.empty(total, dtype=np.float32)
     size = 0
-    for i in order:
-        if size > 0 and out_rows[size - 1] == cols[i]:
-            out_vals[size - 1] += vals[i]
-        else:
-            out_rows[size] = cols[i]
-            out_vals[size] = vals[i]
-            size += 1
+    while True:
+        first = -1
+        for j in range(n_distinct):
+            if at[j] < end[j] and (first < 0 or indices[at[j]] < indices[at[first]]):
+                first = j
+        if first < 0:
+            break
+        col = indices[at[first]]
+        out_rows[size] = col
+        out_vals[size] = 0.0
+        for j in range(first, n_distinct):  # every row whose head is col, in row order
+            if at[j] < end[j] and indices[at[j]] == col:
+                out_vals[size] += data[at[j]]
+                at[j] += 1
+        size += 1
     return out_rows[:size], out_vals[:size] * weight
