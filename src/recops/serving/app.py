@@ -262,13 +262,9 @@ def _resource_metrics(state: UserStateStore, app: FastAPI) -> Iterator[Metric]:
 
 def _stage_observer(metrics: ServerMetrics) -> Callable[[str, float], None]:
     stage = metrics.stage
-    children: dict[str, list[float]] = {}  # a dict lookup, not child()'s tuple and checks
 
     def observe(name: str, seconds: float) -> None:
-        counts = children.get(name)
-        if counts is None:
-            counts = children[name] = stage.child(name)
-        stage.observe_into(counts, seconds)
+        stage.observe_into(stage.child(name), seconds)
 
     return observe
 

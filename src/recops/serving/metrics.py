@@ -309,8 +309,8 @@ class ServerMetrics:
 
     def observe_batch(self, size: int, queue_seconds: Sequence[float]) -> None:
         """Record one dynamic batch (the batcher's observer)."""
-        self.batch_size.observe_into(self.batch_size.child(), size)
-        queued = self.queue_time.child()
+        self.batch_size.observe(size)
+        queued = self.queue_time.child()  # looked up once for the batch
         for seconds in queue_seconds:
             self.queue_time.observe_into(queued, seconds)
 
